@@ -1,0 +1,29 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import { EventStoreModule } from '@threadline/event-store';
+import { JetStreamPublisher, MessagingModule } from '@threadline/messaging';
+import type { SessionServiceConfig } from './config';
+import { SessionModule } from './session/session.module';
+
+/** The session-service: Session aggregate (`session:<tenant>:<id>` streams) and the `sessions` read model. */
+@Module({})
+export class AppModule {
+  static forRoot(config: SessionServiceConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        LoggerModule.forRoot({ pinoHttp: { name: 'session-service', level: config.LOG_LEVEL } }),
+        MessagingModule.forRoot({ settings: config, name: 'session-service' }),
+        EventStoreModule.forRoot({
+          url: config.DATABASE_URL,
+          poolSize: config.DATABASE_POOL_SIZE,
+          applicationName: 'session-service',
+          migrations: SessionModule.migrations,
+          migrateOnStart: config.MIGRATE_ON_START,
+          ...(config.RELAY_ENABLED ? { relay: { publisher: JetStreamPublisher } } : {}),
+        }),
+        SessionModule,
+      ],
+    };
+  }
+}

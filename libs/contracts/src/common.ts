@@ -1,0 +1,66 @@
+import { z } from 'zod';
+
+/** Identifiers: 1-128 characters of letters, digits and `_-.:@`, so they are safe in URLs and logs. */
+export const Identifier = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9_\-.:@]+$/, 'only letters, digits and _ - . : @');
+
+export const TenantId = Identifier.describe('Tenant the data belongs to');
+export const SessionId = Identifier.describe('Session id (the seed APIs call it thread_id)');
+export const UserId = Identifier.describe('Id of the end user of the calling application');
+export const IdempotencyKey = z.string().min(1).max(200);
+
+/** ISO-8601 timestamp with offset, as produced by `Date.prototype.toISOString`. */
+export const IsoDate = z.iso.datetime({ offset: true });
+
+/** JSON value with bounded depth; metadata and state are JSON objects of at most 16 KiB (see Metadata). */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+export const JsonValue: z.ZodType<Json> = z.lazy(() =>
+  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(JsonValue), z.record(z.string(), JsonValue)]),
+);
+
+const MAX_METADATA_BYTES = 16 * 1024;
+const MAX_METADATA_DEPTH = 8;
+
+function depth(value: Json): number {
+  if (value === null || typeof value !== 'object') return 0;
+  const children = Array.isArray(value) ? value : Object.values(value);
+  return 1 + children.reduce<number>((max, child) => Math.max(max, depth(child)), 0);
+}
+
+/** Free-form metadata of a session: a JSON object, at most 16 KiB serialized and 8 levels deep. */
+export const Metadata = z
+  .record(z.string().max(128), JsonValue)
+  .refine((m) => JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as JSON`)
+  .refine((m) => depth(m) <= MAX_METADATA_DEPTH, `at most ${MAX_METADATA_DEPTH} levels deep`);
+export type Metadata = z.infer<typeof Metadata>;
+
+/**
+ * A metadata merge patch (RFC 7396, top level): keys with a value are set, keys with `null` are removed.
+ */
+export const MetadataPatch = Metadata;
+
+/** Who and why, attached to every command and stored in each event's metadata. */
+export const CommandContext = z.object({
+  tenantId: TenantId,
+  idempotencyKey: IdempotencyKey.optional(),
+  correlationId: z.string().max(128).optional(),
+  causationId: z.string().max(128).optional(),
+});
+export type CommandContext = z.infer<typeof CommandContext>;
+
+/** Typed error reply of a command or query; `code` is a DomainError code (see platform/errors). */
+export const ErrorReply = z.object({
+  code: z.string(),
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()).optional(),
+});
+export type ErrorReply = z.infer<typeof ErrorReply>;
+
+/** Cursor pagination: an opaque cursor and a page size of 1-200 (default 50). */
+export const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().max(512).optional(),
+});

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { IsoDate, Metadata, MetadataPatch, SessionId, UserId } from '../common';
+import { defineEvent, type EventOf } from '../define-message';
+
+/** Stream type of the Session aggregate; its streams are `session:<tenantId>:<sessionId>`. */
+export const SESSION_CATEGORY = 'session';
+
+export const SessionCreatedV1 = defineEvent(
+  SESSION_CATEGORY,
+  'SessionCreated',
+  1,
+  z.object({
+    sessionId: SessionId,
+    userId: UserId.nullable(),
+    title: z.string().max(255),
+    metadata: Metadata,
+    createdFrom: z.string().max(64).nullable(),
+    startedAt: IsoDate,
+  }),
+);
+export type SessionCreatedV1 = EventOf<typeof SessionCreatedV1>;
+
+export const SessionTitleChangedV1 = defineEvent(
+  SESSION_CATEGORY,
+  'SessionTitleChanged',
+  1,
+  z.object({ sessionId: SessionId, title: z.string().max(255), changedAt: IsoDate }),
+);
+export type SessionTitleChangedV1 = EventOf<typeof SessionTitleChangedV1>;
+
+/** `patch` is an RFC 7396 merge patch of the top-level metadata keys: `null` removes a key. */
+export const SessionMetadataUpdatedV1 = defineEvent(
+  SESSION_CATEGORY,
+  'SessionMetadataUpdated',
+  1,
+  z.object({ sessionId: SessionId, patch: MetadataPatch, updatedAt: IsoDate }),
+);
+export type SessionMetadataUpdatedV1 = EventOf<typeof SessionMetadataUpdatedV1>;
+
+export const SessionEndReason = z.enum(['user', 'replaced', 'admin']);
+export type SessionEndReason = z.infer<typeof SessionEndReason>;
+
+export const SessionEndedV1 = defineEvent(
+  SESSION_CATEGORY,
+  'SessionEnded',
+  1,
+  z.object({ sessionId: SessionId, reason: SessionEndReason, endedAt: IsoDate }),
+);
+export type SessionEndedV1 = EventOf<typeof SessionEndedV1>;
+
+export const SessionDeletedV1 = defineEvent(
+  SESSION_CATEGORY,
+  'SessionDeleted',
+  1,
+  z.object({ sessionId: SessionId, deletedAt: IsoDate }),
+);
+export type SessionDeletedV1 = EventOf<typeof SessionDeletedV1>;
+
+/** Every event of the Session aggregate, latest versions (readers only ever see these). */
+export const SessionEvents = [
+  SessionCreatedV1,
+  SessionTitleChangedV1,
+  SessionMetadataUpdatedV1,
+  SessionEndedV1,
+  SessionDeletedV1,
+] as const;
+
+export type SessionEvent =
+  | SessionCreatedV1
+  | SessionTitleChangedV1
+  | SessionMetadataUpdatedV1
+  | SessionEndedV1
+  | SessionDeletedV1;
+
+/** The stream id of a session: tenant-qualified so two tenants may use the same session id. */
+export const sessionStreamId = (tenantId: string, sessionId: string): string =>
+  `${SESSION_CATEGORY}:${tenantId}:${sessionId}`;

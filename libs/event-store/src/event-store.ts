@@ -1,0 +1,322 @@
+import { createHash } from 'node:crypto';
+import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { z } from 'zod';
+import { EventEnvelope, type EventMetadata } from '@threadline/contracts';
+import { DomainError, StreamVersionConflictError } from '@threadline/platform';
+import type { Db, Sql } from './db';
+
+/**
+ * What `append` checks before writing (ARCHITECTURE rule 4):
+ * a number is the exact current version (0 = the stream has no events yet),
+ * `no_stream` the stream must not exist, `stream_exists` it must exist, `any` no check.
+ */
+export type ExpectedVersion = number | 'no_stream' | 'stream_exists' | 'any';
+
+/** An event to append: its versioned type name (`SessionCreated.v1`) and its data. */
+export interface NewEvent {
+  type: string;
+  data: unknown;
+}
+
+export interface AppendOptions {
+  /** Stored in each event's metadata; `tenantId` is also a column. */
+  metadata: EventMetadata;
+  /**
+   * Called inside the append's transaction with the stored events, to update the caller's inline
+   * read model atomically with the append.
+   */
+  inline?: (tx: Sql, events: EventEnvelope[]) => Promise<void>;
+}
+
+export interface AppendResult {
+  /** The stream's version after the append (= stream position of its last event). */
+  nextExpectedVersion: number;
+  /** Global position of the last appended event. */
+  lastGlobalPosition: number;
+  events: EventEnvelope[];
+}
+
+/** Position in commit order, the checkpoint of every tail of the event store (relay, rebuilds). */
+export interface CommitPosition {
+  transactionId: string;
+  globalPosition: number;
+}
+export const START: CommitPosition = { transactionId: '0', globalPosition: 0 };
+
+/** The same idempotency key came with a different request (Stripe's rule): HTTP 422. */
+export class IdempotencyKeyReusedError extends DomainError {
+  constructor(key: string) {
+    super('REQUEST.INVALID', `Idempotency key ${key} was already used for a different request`, {
+      idempotencyKey: key,
+    });
+  }
+}
+
+const EventRow = z.object({
+  global_position: z.coerce.number().int(),
+  transaction_id: z.string(),
+  stream_id: z.string(),
+  stream_type: z.string(),
+  stream_position: z.coerce.number().int(),
+  event_id: z.string(),
+  event_type: z.string(),
+  schema_version: z.number().int(),
+  data: z.unknown(),
+  metadata: z.unknown(),
+  created_at: z.date(),
+});
+
+const EVENT_COLUMNS = `global_position, transaction_id::text AS transaction_id, stream_id, stream_type,
+  stream_position, event_id, event_type, schema_version, data, metadata, created_at`;
+
+/** Rows read back from the store are parsed, never cast (STYLE.md, "Validation at every boundary"). */
+export function toEnvelope(row: unknown): EventEnvelope {
+  const r = EventRow.parse(row);
+  return EventEnvelope.parse({
+    eventId: r.event_id,
+    eventType: r.event_type,
+    schemaVersion: r.schema_version,
+    streamId: r.stream_id,
+    streamType: r.stream_type,
+    streamPosition: r.stream_position,
+    globalPosition: r.global_position,
+    transactionId: r.transaction_id,
+    data: r.data,
+    metadata: r.metadata,
+    createdAt: r.created_at.toISOString(),
+  });
+}
+
+const VERSION_SUFFIX = /\.v(\d+)$/;
+function schemaVersionOf(type: string): number {
+  const match = VERSION_SUFFIX.exec(type);
+  if (!match?.[1]) throw new Error(`Event type ${type} has no version suffix (.vN)`);
+  return Number(match[1]);
+}
+
+// Namespace for event ids derived from idempotency keys (any fixed UUID).
+const EVENT_ID_NAMESPACE = '0f5c3c52-7a8e-4d53-9d5b-3f4bcb6b1a10';
+
+/**
+ * The operations of one event-store transaction. Obtained from {@link EventStore.transaction};
+ * everything done through it commits or rolls back together.
+ */
+export class EventStoreTransaction {
+  constructor(readonly sql: Sql) {}
+
+  /**
+   * Reads one stream, oldest first. `from` is the first stream position wanted (default 1),
+   * `to` the last (inclusive), `limit` at most this many events (default all).
+   */
+  async readStream(
+    streamId: string,
+    opts: { from?: number; to?: number; limit?: number; direction?: 'forward' | 'backward' } = {},
+  ): Promise<EventEnvelope[]> {
+    return readStreamWith(this.sql, streamId, opts);
+  }
+
+  /**
+   * Appends `events` to `streamId` if its version matches `expected`; throws
+   * {@link StreamVersionConflictError} (code `STREAM.VERSION_CONFLICT`) otherwise. When the metadata
+   * carries an idempotency key, event ids are derived from it (a retry yields the same event_ids).
+   */
+  async append(
+    streamId: string,
+    streamType: string,
+    expected: ExpectedVersion,
+    events: readonly NewEvent[],
+    opts: AppendOptions,
+  ): Promise<AppendResult> {
+    if (events.length === 0) throw new Error('append needs at least one event');
+    const n = events.length;
+    const { tenantId, idempotencyKey } = opts.metadata;
+    const eventIds = events.map((_, i) =>
+      idempotencyKey ? uuidv5(`${tenantId}\u0000${idempotencyKey}\u0000${streamId}\u0000${i}`, EVENT_ID_NAMESPACE) : uuidv4(),
+    );
+
+    // The stream row is the per-stream lock: its version moves in the same statement as the insert,
+    // so two appends with the same expected version cannot both succeed. $1..$9 are the insert's,
+    // $10 the expected version (numeric mode only).
+    const upsert = `INSERT INTO streams (stream_id, stream_type, tenant_id, version) VALUES ($1, $2, $3, $4)`;
+    const versionCte = (() => {
+      switch (expected) {
+        case 'no_stream':
+          return `${upsert} ON CONFLICT (stream_id) DO NOTHING RETURNING 0::bigint AS base`;
+        case 'any':
+          return `${upsert} ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + $4, updated_at = now()
+                  RETURNING version - $4 AS base`;
+        case 'stream_exists':
+          return `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1
+                  RETURNING version - $4 AS base`;
+        default:
+          return expected === 0
+            ? `${upsert} ON CONFLICT (stream_id) DO NOTHING RETURNING 0::bigint AS base`
+            : `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1 AND version = $10
+               RETURNING version - $4 AS base`;
+      }
+    })();
+    const params: unknown[] = [
+      streamId,
+      streamType,
+      tenantId,
+      n,
+      eventIds,
+      events.map((e) => e.type),
+      events.map((e) => JSON.stringify(e.data)),
+      events.map((e) => schemaVersionOf(e.type)),
+      JSON.stringify(opts.metadata),
+    ];
+    if (typeof expected === 'number' && expected !== 0) params.push(expected);
+
+    const rows = await this.sql.query(
+      `WITH s AS (${versionCte})
+       INSERT INTO events (stream_id, stream_type, stream_position, event_id, event_type, schema_version,
+                           data, metadata, tenant_id)
+       SELECT $1::text, $2::text, s.base + e.ord, e.event_id, e.event_type, e.schema_version, e.data, $9::jsonb, $3::text
+       FROM s, unnest($5::uuid[], $6::text[], $7::jsonb[], $8::int[]) WITH ORDINALITY
+              AS e(event_id, event_type, data, schema_version, ord)
+       RETURNING ${EVENT_COLUMNS}`,
+      params,
+    );
+
+    if (rows.length === 0) {
+      const [current] = await this.sql.query<{ version: string }>('SELECT version FROM streams WHERE stream_id = $1', [
+        streamId,
+      ]);
+      throw new StreamVersionConflictError(streamId, expected, current ? Number(current.version) : null);
+    }
+    const stored = rows.map(toEnvelope).sort((a, b) => a.streamPosition - b.streamPosition);
+    if (opts.inline) await opts.inline(this.sql, stored);
+    const last = stored[stored.length - 1]!;
+    return { nextExpectedVersion: last.streamPosition, lastGlobalPosition: last.globalPosition, events: stored };
+  }
+
+  /**
+   * Claims an idempotency key for this transaction. Returns `{ replay }` with the first request's
+   * stored reply when the key was used before (a concurrent first request is waited for), or `null`
+   * when this request is the first. Throws {@link IdempotencyKeyReusedError} when the key was used
+   * for a different request (compared by SHA-256 of `request`).
+   */
+  async claimIdempotencyKey(tenantId: string, key: string, request: unknown): Promise<{ replay: unknown } | null> {
+    const hash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+    const inserted = await this.sql.query(
+      `INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash) VALUES ($1, $2, $3)
+       ON CONFLICT DO NOTHING RETURNING 1`,
+      [tenantId, key, hash],
+    );
+    if (inserted.length > 0) return null;
+    const [row] = await this.sql.query<{ request_hash: string; reply: unknown }>(
+      'SELECT request_hash, reply FROM idempotency_keys WHERE tenant_id = $1 AND idempotency_key = $2',
+      [tenantId, key],
+    );
+    if (!row) return null;
+    if (row.request_hash !== hash) throw new IdempotencyKeyReusedError(key);
+    return { replay: row.reply };
+  }
+
+  /** Stores the reply of the request that claimed `key`, for its retries. */
+  async saveIdempotentReply(tenantId: string, key: string, reply: unknown): Promise<void> {
+    await this.sql.query('UPDATE idempotency_keys SET reply = $3 WHERE tenant_id = $1 AND idempotency_key = $2', [
+      tenantId,
+      key,
+      JSON.stringify(reply),
+    ]);
+  }
+
+  /** Serializes this transaction with every other one taking the same `key` (released at commit). */
+  async lock(key: string): Promise<void> {
+    await this.sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
+  }
+}
+
+async function readStreamWith(
+  sql: Sql,
+  streamId: string,
+  opts: { from?: number; to?: number; limit?: number; direction?: 'forward' | 'backward' },
+): Promise<EventEnvelope[]> {
+  const backward = opts.direction === 'backward';
+  const rows = await sql.query(
+    `SELECT ${EVENT_COLUMNS} FROM events
+     WHERE stream_id = $1 AND stream_position >= $2 AND stream_position <= $3
+     ORDER BY stream_position ${backward ? 'DESC' : 'ASC'} LIMIT $4`,
+    [streamId, opts.from ?? 1, opts.to ?? Number.MAX_SAFE_INTEGER, opts.limit ?? null],
+  );
+  return rows.map(toEnvelope);
+}
+
+/**
+ * The Postgres event store: append with optimistic concurrency, read a stream, and tail all
+ * events in commit-safe order. Errors: {@link StreamVersionConflictError}, {@link IdempotencyKeyReusedError}.
+ */
+export class EventStore {
+  constructor(readonly db: Db) {}
+
+  /** Runs `fn` in one transaction; see {@link EventStoreTransaction}. */
+  transaction<T>(fn: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
+    return this.db.transaction((sql) => fn(new EventStoreTransaction(sql)));
+  }
+
+  /** Appends in a transaction of its own; see {@link EventStoreTransaction.append}. */
+  append(
+    streamId: string,
+    streamType: string,
+    expected: ExpectedVersion,
+    events: readonly NewEvent[],
+    opts: AppendOptions,
+  ): Promise<AppendResult> {
+    return this.transaction((tx) => tx.append(streamId, streamType, expected, events, opts));
+  }
+
+  readStream(
+    streamId: string,
+    opts: { from?: number; to?: number; limit?: number; direction?: 'forward' | 'backward' } = {},
+  ): Promise<EventEnvelope[]> {
+    return readStreamWith(this.db, streamId, opts);
+  }
+
+  /**
+   * Up to `batch` events after `after`, in commit order: only transactions older than every
+   * transaction still running (`transaction_id < pg_snapshot_xmin(pg_current_snapshot())`), ordered
+   * by `(transaction_id, global_position)`. A slow transaction delays the tail, never makes it skip
+   * an event (ARCHITECTURE rule 3; the method of Emmett's PostgreSQL store).
+   */
+  async readAll(after: CommitPosition, batch: number, sql: Sql = this.db): Promise<EventEnvelope[]> {
+    const rows = await sql.query(
+      `SELECT ${EVENT_COLUMNS} FROM events
+       WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+         AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+       ORDER BY transaction_id, global_position
+       LIMIT $3`,
+      [after.transactionId, after.globalPosition, batch],
+    );
+    return rows.map(toEnvelope);
+  }
+
+  /** The highest global position in the store (0 when empty), committed or not yet visible to tails. */
+  async headPosition(): Promise<number> {
+    const [row] = await this.db.query<{ head: string | null }>('SELECT max(global_position) AS head FROM events');
+    return Number(row?.head ?? 0);
+  }
+}
+
+/** Reads and writes named checkpoints (relay, projections) as commit positions. */
+export class Checkpoints {
+  constructor(private readonly sql: Sql) {}
+
+  async load(name: string, sql: Sql = this.sql): Promise<CommitPosition> {
+    const [row] = await sql.query<{ transaction_id: string; global_position: string }>(
+      'SELECT transaction_id::text AS transaction_id, global_position FROM checkpoints WHERE name = $1',
+      [name],
+    );
+    return row ? { transactionId: row.transaction_id, globalPosition: Number(row.global_position) } : START;
+  }
+
+  async save(name: string, position: CommitPosition, sql: Sql = this.sql): Promise<void> {
+    await sql.query(
+      `INSERT INTO checkpoints (name, transaction_id, global_position, updated_at) VALUES ($1, $2::xid8, $3, now())
+       ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
+         global_position = EXCLUDED.global_position, updated_at = now()`,
+      [name, position.transactionId, position.globalPosition],
+    );
+  }
+}

@@ -1,0 +1,42 @@
+import { Db } from './db';
+
+// Any fixed 64-bit key shared by every process that migrates this database.
+const MIGRATION_LOCK_KEY = 7_345_201_001;
+
+/**
+ * Runs every pending migration of `db`'s DataSource. Safe to run concurrently (several services
+ * starting at once): a session advisory lock serializes the runs, and a run that got the lock
+ * second finds nothing pending. Returns the names of the migrations it applied.
+ */
+export async function migrate(db: Db): Promise<string[]> {
+  const lock = await db.dedicated();
+  try {
+    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    const applied = await db.dataSource.runMigrations({ transaction: 'each' });
+    return applied.map((m) => m.name);
+  } finally {
+    await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await lock.release();
+  }
+}
+
+/** Creates the database named in `url` if it does not exist (connects to the `postgres` database). */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`Database name must be letters, digits and _: ${name}`);
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const db = await Db.connect({ url: admin.toString(), poolSize: 1, applicationName: 'threadline-migrate' });
+  try {
+    const found = await db.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (found.length === 0) {
+      await db.query(`CREATE DATABASE "${name}"`).catch((error: unknown) => {
+        // Another process created it between our check and our CREATE.
+        if (!(error instanceof Error && /already exists|duplicate key/.test(error.message))) throw error;
+      });
+    }
+  } finally {
+    await db.close();
+  }
+}

@@ -1,0 +1,66 @@
+import { headers, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { eventSubject, type EventEnvelope } from '@threadline/contracts';
+
+/** JetStream's duplicate window: a republish of the same event id within it is dropped (ms). */
+export const DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
+
+/**
+ * Creates the events stream if missing: subjects `<prefix>.evt.>`, file storage, limits retention,
+ * a 10-minute duplicate window for the relay's `Nats-Msg-Id` deduplication.
+ */
+export async function ensureEventStream(nc: NatsConnection, name: string, prefix: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const config = {
+    name,
+    subjects: [`${prefix}.evt.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    duplicate_window: nanos(DUPLICATE_WINDOW_MS),
+  };
+  try {
+    await jsm.streams.info(name);
+  } catch {
+    try {
+      await jsm.streams.add(config);
+    } catch (error) {
+      // Another service created it between our info and our add.
+      await jsm.streams.info(name).catch(() => {
+        throw error;
+      });
+    }
+  }
+}
+
+/** Deletes the events stream (test and tooling clean-up). */
+export async function deleteEventStream(nc: NatsConnection, name: string): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.delete(name).catch(() => false);
+}
+
+/**
+ * Publishes stored events to JetStream for the relay: subject derived from the contract
+ * (`<prefix>.evt.<streamType>.<EventType>`), `Nats-Msg-Id = eventId`, resolves on the stream's ack.
+ */
+export class JetStreamPublisher {
+  private readonly js: JetStreamClient;
+
+  constructor(
+    nc: NatsConnection,
+    private readonly prefix: string,
+    private readonly stream: string,
+  ) {
+    this.js = jetstream(nc);
+  }
+
+  async publish(event: EventEnvelope): Promise<void> {
+    const h = headers();
+    h.set('Tl-Event-Type', event.eventType);
+    h.set('Tl-Tenant-Id', event.metadata.tenantId);
+    await this.js.publish(eventSubject(this.prefix, event.streamType, event.eventType), JSON.stringify(event), {
+      msgID: event.eventId,
+      headers: h,
+      expect: { streamName: this.stream },
+    });
+  }
+}

@@ -1,0 +1,195 @@
+import { EventPattern, type CustomTransportStrategy, Server } from '@nestjs/microservices';
+import { applyDecorators } from '@nestjs/common';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { lastValueFrom } from 'rxjs';
+import { EventEnvelope, type EventDefinition } from '@threadline/contracts';
+import type { z } from 'zod';
+
+/** Where poison events go (implemented by `DeadLetters` of `@threadline/event-store`). */
+export interface DeadLetterSink {
+  record(letter: {
+    consumer: string;
+    subject: string;
+    payload: string;
+    error: string;
+    attempts: number;
+    eventId?: string | undefined;
+    eventType?: string | undefined;
+    streamId?: string | undefined;
+    globalPosition?: number | undefined;
+  }): Promise<void>;
+}
+
+export interface JetStreamEventsOptions {
+  /** The connected JetStream client's connection. */
+  connection: NatsConnection;
+  /** Events stream name and subject prefix (`NATS_STREAM`, `NATS_SUBJECT_PREFIX`). */
+  stream: string;
+  prefix: string;
+  /** Durable consumer name base; one durable per followed stream type: `<durable>-<streamType>`. */
+  durable: string;
+  deadLetters: DeadLetterSink;
+  /** Deliveries before an event is dead-lettered (default 5). */
+  maxDeliver?: number;
+  /** Redelivery delays, ms, by attempt (default 200, 1000, 5000, 15000); the last repeats. */
+  backoffMs?: number[];
+  /** Time a handler has before JetStream redelivers, ms (default 30000). */
+  ackWaitMs?: number;
+}
+
+const CATEGORY_PATTERN = (category: string) => `${category}:*`;
+
+/** Handles one event type (latest version); the handler gets the parsed `EventEnvelope`. */
+export const OnEvent = (definition: EventDefinition<string, z.ZodType>) =>
+  applyDecorators(EventPattern(definition.type, { category: definition.category }));
+
+/** Handles every event of a stream type, in stream order (projections need all of them). */
+export const OnStream = (category: string) =>
+  applyDecorators(EventPattern(CATEGORY_PATTERN(category), { category }));
+
+/**
+ * NestJS transport for events over JetStream (ARCHITECTURE rule 7). Why our own: NestJS's NATS
+ * transport is core NATS (at-most-once), and `@nestjs-plugins/nestjs-nats-jetstream-transport`
+ * terminates a message on any handler error, dropping events on transient failures.
+ *
+ * Per followed stream type: a durable pull consumer with explicit ack, messages handled one at a time
+ * in order; success acks; a failure naks with backoff until `maxDeliver`, then the event is recorded as
+ * a dead letter and terminated; a message that is not a valid envelope is dead-lettered at once.
+ * An event is never acked before its handlers succeeded or its dead letter was recorded.
+ */
+export class JetStreamEventsServer extends Server implements CustomTransportStrategy {
+  private readonly subscriptions: ConsumerMessages[] = [];
+  private readonly loops: Promise<void>[] = [];
+  private readonly maxDeliver: number;
+  private readonly backoffMs: number[];
+
+  constructor(private readonly options: JetStreamEventsOptions) {
+    super();
+    this.maxDeliver = options.maxDeliver ?? 5;
+    this.backoffMs = options.backoffMs ?? [200, 1000, 5000, 15000];
+  }
+
+  listen(callback: (...optionalParams: unknown[]) => unknown): void {
+    this.start().then(
+      () => callback(),
+      (error: unknown) => callback(error),
+    );
+  }
+
+  private async start(): Promise<void> {
+    const categories = new Set<string>();
+    for (const handler of this.messageHandlers.values()) {
+      const category = (handler.extras as { category?: unknown } | undefined)?.category;
+      if (typeof category === 'string') categories.add(category);
+    }
+    const jsm = await jetstreamManager(this.options.connection);
+    const js = jetstream(this.options.connection);
+    for (const category of categories) {
+      const durable = `${this.options.durable}-${category}`;
+      const config = {
+        durable_name: durable,
+        filter_subject: `${this.options.prefix}.evt.${category}.>`,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        ack_wait: nanos(this.options.ackWaitMs ?? 30_000),
+        // We terminate at maxDeliver ourselves after recording the dead letter; the server's limit is a backstop.
+        max_deliver: this.maxDeliver + 5,
+      };
+      try {
+        await jsm.consumers.info(this.options.stream, durable);
+      } catch {
+        await jsm.consumers.add(this.options.stream, config);
+      }
+      const consumer = await js.consumers.get(this.options.stream, durable);
+      const messages = await consumer.consume({ max_messages: 256 });
+      this.subscriptions.push(messages);
+      this.loops.push(this.drain(durable, category, messages));
+    }
+  }
+
+  private async drain(consumerName: string, category: string, messages: ConsumerMessages): Promise<void> {
+    for await (const msg of messages) {
+      await this.handleMessage(consumerName, category, msg);
+    }
+  }
+
+  private async handleMessage(consumerName: string, category: string, msg: JsMsg): Promise<void> {
+    const payload = msg.string();
+    const attempts = msg.info.deliveryCount;
+    let envelope: EventEnvelope;
+    try {
+      envelope = EventEnvelope.parse(JSON.parse(payload));
+    } catch (error) {
+      await this.deadLetter(consumerName, msg, payload, error, attempts, undefined);
+      return;
+    }
+    const handlers = [this.getHandlerByPattern(envelope.eventType), this.getHandlerByPattern(CATEGORY_PATTERN(category))]
+      .filter((h) => h !== null);
+    try {
+      for (const handler of handlers) {
+        await lastValueFrom(this.transformToObservable(await handler(envelope)), { defaultValue: undefined });
+      }
+      msg.ack();
+    } catch (error) {
+      if (attempts >= this.maxDeliver) {
+        await this.deadLetter(consumerName, msg, payload, error, attempts, envelope);
+      } else {
+        const delay = this.backoffMs[Math.min(attempts - 1, this.backoffMs.length - 1)] ?? 1000;
+        this.logger.warn?.(`${consumerName}: ${envelope.eventType} ${envelope.eventId} failed (attempt ${attempts}), retry in ${delay} ms: ${describe(error)}`);
+        msg.nak(delay);
+      }
+    }
+  }
+
+  private async deadLetter(
+    consumer: string,
+    msg: JsMsg,
+    payload: string,
+    error: unknown,
+    attempts: number,
+    envelope: EventEnvelope | undefined,
+  ): Promise<void> {
+    try {
+      await this.options.deadLetters.record({
+        consumer,
+        subject: msg.subject,
+        payload,
+        error: describe(error),
+        attempts,
+        eventId: envelope?.eventId,
+        eventType: envelope?.eventType,
+        streamId: envelope?.streamId,
+        globalPosition: envelope?.globalPosition,
+      });
+      this.logger.error(`${consumer}: dead-lettered ${envelope?.eventId ?? msg.subject}: ${describe(error)}`);
+      msg.term(describe(error).slice(0, 200));
+    } catch (recordError) {
+      // Could not record it: never drop, let JetStream redeliver.
+      this.logger.error(`${consumer}: could not record dead letter: ${describe(recordError)}`);
+      msg.nak(5000);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.subscriptions) s.stop();
+    await Promise.allSettled(this.loops);
+  }
+
+  on(): never {
+    throw new Error('JetStreamEventsServer has no events to listen to');
+  }
+
+  unwrap<T>(): T {
+    return this.options.connection as T;
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  try {
+    return JSON.stringify(error);
+  } catch {
+    return String(error);
+  }
+}

@@ -1,0 +1,36 @@
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+
+/** NATS settings every service reads (see `BaseConfig` in `@threadline/platform`). */
+export interface NatsSettings {
+  NATS_URL: string;
+  NATS_USER?: string | undefined;
+  NATS_PASS?: string | undefined;
+  NATS_CREDS_FILE?: string | undefined;
+}
+
+/**
+ * Options for either NATS client: `@nats-io/transport-node` (JetStream) and the `nats` v2 package
+ * NestJS's built-in transport uses (commands and queries). Credentials: user/password or a creds file.
+ */
+export function natsConnectOptions(settings: NatsSettings, name: string) {
+  return {
+    servers: settings.NATS_URL.split(','),
+    name,
+    ...(settings.NATS_USER ? { user: settings.NATS_USER, pass: settings.NATS_PASS } : {}),
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 500,
+  };
+}
+
+/** Connects the JetStream client. Throws when NATS is unreachable. */
+export async function connectNats(settings: NatsSettings, name: string): Promise<NatsConnection> {
+  return connect({
+    ...natsConnectOptions(settings, name),
+    ...(settings.NATS_CREDS_FILE
+      ? { authenticator: credsAuthenticator(new Uint8Array(readFileSync(settings.NATS_CREDS_FILE))) }
+      : {}),
+  });
+}
+
+export type { NatsConnection };
