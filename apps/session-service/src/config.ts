@@ -10,4 +10,5 @@ export const SessionServiceConfig = BaseConfig.extend({
 });
 export type SessionServiceConfig = z.infer<typeof SessionServiceConfig>;
 
-export const loadSessionServiceConfig = (env: NodeJS.ProcessEnv = process.env) => loadConfig(SessionServiceConfig, env);
+export const loadSessionServiceConfig = (env: NodeJS.ProcessEnv = process.env) =>
+  loadConfig(SessionServiceConfig, env);

@@ -1,0 +1,202 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import type { z } from 'zod';
+import {
+  type CommandContext,
+  type EventMetadata,
+  SESSION_CATEGORY,
+  type SessionWriteReply,
+  sessionStreamId,
+} from '@threadline/contracts';
+import { EventStore, type EventStoreTransaction } from '@threadline/event-store';
+import { StreamVersionConflictError } from '@threadline/platform';
+import {
+  decide,
+  evolve,
+  initialState,
+  type SessionCommand,
+  sessionEventOf,
+  type SessionState,
+} from './session.decider';
+import { SessionsProjection, sessionEventRegistry } from './sessions.projection';
+import { findCurrentSession, findSession, type SessionRecord } from './sessions.read-model';
+
+/** Token of the clock commands are stamped with: `() => Date` (tests may pin it). */
+export const SESSION_CLOCK = Symbol('SESSION_CLOCK');
+export type Clock = () => Date;
+
+/** Attempts of one command when a concurrent writer moved the stream first (1 + 3 retries). */
+export const MAX_ATTEMPTS = 4;
+
+/** The outcome of deciding one command: the state it was decided on and what was appended. */
+interface Decided {
+  state: SessionState;
+  /** Global position of the last appended event; null when the command appended nothing. */
+  appendedPosition: number | null;
+}
+
+/**
+ * Runs the Session aggregate's commands: in one event-store transaction, claims the idempotency key
+ * (a retry gets the stored first reply), reads the stream, folds it with `evolve`, calls `decide`,
+ * appends with the version read as expected version and the `sessions` projection inline, reads the
+ * session back from the read model and stores the reply for retries. A `STREAM.VERSION_CONFLICT`
+ * (another writer appended between read and append) reruns the whole transaction, at most
+ * {@link MAX_ATTEMPTS} times; the client's own `If-Match` mismatch is `SESSION.VERSION_MISMATCH` and
+ * is not retried.
+ */
+@Injectable()
+export class SessionCommandHandler {
+  constructor(
+    private readonly store: EventStore,
+    private readonly projection: SessionsProjection,
+    @Inject(SESSION_CLOCK) private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Runs `body` in a transaction under the idempotency key of `context` (if any). `request` is what
+   * the key is bound to (a different request with the same key is REQUEST.INVALID); `reply` parses a
+   * stored reply. Retries on a concurrent writer's version conflict.
+   */
+  async run<R>(
+    context: CommandContext,
+    request: unknown,
+    reply: z.ZodType<R>,
+    body: (tx: EventStoreTransaction) => Promise<R>,
+  ): Promise<R> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.store.transaction(async (tx) => {
+          const key = context.idempotencyKey;
+          if (key !== undefined) {
+            const claimed = await tx.claimIdempotencyKey(context.tenantId, key, request);
+            if (claimed) return reply.parse(claimed.replay);
+          }
+          const result = await body(tx);
+          if (key !== undefined) await tx.saveIdempotentReply(context.tenantId, key, result);
+          return result;
+        });
+      } catch (error) {
+        if (error instanceof StreamVersionConflictError && attempt < MAX_ATTEMPTS) continue;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Decides `command` against the stream of session `sessionId` of the context's tenant and appends
+   * the events (if any) with the inline projection. Throws the decider's DomainErrors and
+   * `StreamVersionConflictError` when another writer appended since the read.
+   */
+  async decideAndAppend(
+    tx: EventStoreTransaction,
+    context: CommandContext,
+    sessionId: string,
+    command: SessionCommand,
+    userId: string | null,
+  ): Promise<Decided> {
+    const streamId = sessionStreamId(context.tenantId, sessionId);
+    const stored = await tx.readStream(streamId);
+    const state = stored
+      .map((e) => sessionEventOf(sessionEventRegistry.parse(e)))
+      .reduce(evolve, initialState());
+    const events = decide(command, state, this.clock());
+    if (events.length === 0) return { state, appendedPosition: null };
+    const owner = state.status === 'active' || state.status === 'ended' ? state.session.userId : null;
+    const result = await tx.append(streamId, SESSION_CATEGORY, state.version, events, {
+      metadata: eventMetadata(context, userId ?? owner),
+      inline: this.projection.inline,
+    });
+    return { state, appendedPosition: result.lastGlobalPosition };
+  }
+
+  /** A write's reply: the session read back in the same transaction, and the write's position. */
+  async replyFor(
+    tx: EventStoreTransaction,
+    tenantId: string,
+    sessionId: string,
+    decided: Decided,
+    created: boolean,
+  ): Promise<SessionWriteReply> {
+    const record = await findSession(tx.sql, tenantId, sessionId);
+    if (!record) {
+      // The row commits with every append; its absence means the read model is broken, not a user error.
+      throw new Error(
+        `sessions read model has no row for ${tenantId}/${sessionId} at version ${decided.state.version}`,
+      );
+    }
+    return replyOf(record, decided.appendedPosition, created);
+  }
+
+  /** Creates a session (new random UUID when `sessionId` is not given). */
+  async create(
+    tx: EventStoreTransaction,
+    context: CommandContext,
+    input: {
+      sessionId?: string | undefined;
+      userId?: string | undefined;
+      title?: string | undefined;
+      metadata?: SessionCommandMetadata;
+      createdFrom?: string | undefined;
+    },
+  ): Promise<SessionWriteReply> {
+    const sessionId = input.sessionId ?? randomUUID();
+    const userId = input.userId ?? null;
+    const decided = await this.decideAndAppend(
+      tx,
+      context,
+      sessionId,
+      {
+        type: 'CreateSession',
+        data: {
+          sessionId,
+          userId,
+          title: input.title,
+          metadata: input.metadata,
+          createdFrom: input.createdFrom ?? null,
+        },
+      },
+      userId,
+    );
+    return this.replyFor(tx, context.tenantId, sessionId, decided, true);
+  }
+
+  /**
+   * Get-or-create of a user's current session (their most recently active active session, else a new
+   * one). Serialized per tenant and user by a transaction lock (`current-session:<tenant>:<user>`)
+   * taken first, so concurrent calls for one user yield one session: the first creates it, the
+   * others find it once the first commits.
+   */
+  async getOrCreateCurrent(
+    tx: EventStoreTransaction,
+    context: CommandContext,
+    input: { userId: string; title?: string | undefined; metadata?: SessionCommandMetadata },
+  ): Promise<SessionWriteReply> {
+    // Taken before looking: the second caller waits for the first to commit, then sees its session
+    // (READ COMMITTED: the next statement's snapshot includes the first caller's commit).
+    await tx.lock(`current-session:${context.tenantId}:${input.userId}`);
+    const current = await findCurrentSession(tx.sql, context.tenantId, input.userId);
+    if (current) return replyOf(current, null, false);
+    return this.create(tx, context, { userId: input.userId, title: input.title, metadata: input.metadata });
+  }
+}
+
+type SessionCommandMetadata = Extract<SessionCommand, { type: 'CreateSession' }>['data']['metadata'];
+
+function replyOf(
+  record: SessionRecord,
+  appendedPosition: number | null,
+  created: boolean,
+): SessionWriteReply {
+  return { session: record.view, position: appendedPosition ?? record.lastGlobalPosition, created };
+}
+
+/** The metadata stored with each event of a command: who, on whose behalf, and why. */
+export function eventMetadata(context: CommandContext, userId: string | null): EventMetadata {
+  return {
+    tenantId: context.tenantId,
+    userId,
+    ...(context.correlationId !== undefined ? { correlationId: context.correlationId } : {}),
+    ...(context.causationId !== undefined ? { causationId: context.causationId } : {}),
+    ...(context.idempotencyKey !== undefined ? { idempotencyKey: context.idempotencyKey } : {}),
+  };
+}

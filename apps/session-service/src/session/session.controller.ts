@@ -1,0 +1,190 @@
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import {
+  type CommandContext,
+  CreateSession,
+  DeleteSession,
+  EndSession,
+  GetCurrentSession,
+  GetOrCreateCurrentSession,
+  GetSession,
+  ListSessions,
+  ListUserSessions,
+  type ReplyOf,
+  type RequestOf,
+  SessionWriteReply,
+  UpdateSession,
+} from '@threadline/contracts';
+import { Db } from '@threadline/event-store';
+import { RequestHandler } from '@threadline/messaging';
+import { DomainError } from '@threadline/platform';
+import { SessionCommandHandler } from './session.command-handler';
+import { SessionNotFoundError } from './session.decider';
+import { findCurrentSession, findSession, listSessions } from './sessions.read-model';
+
+const DeleteReply = DeleteSession.reply;
+
+/**
+ * What an idempotency key is bound to: the command's name and payload without its context (a retry
+ * may carry another correlation id and is still the same request).
+ */
+function idempotentRequest(name: string, payload: { context: CommandContext }): unknown {
+  const { context: _context, ...rest } = payload;
+  return { command: name, ...rest };
+}
+
+/**
+ * The session-service's NATS commands and queries (subjects derived from the contracts in
+ * `libs/contracts/src/session`). Payloads are parsed with their zod schema before they reach a
+ * method (`@RequestHandler`); errors travel as `{ code, message, details }` replies. Every query is
+ * filtered by tenant, and by user when the caller is scoped to one (another user's session is
+ * SESSION.NOT_FOUND, ARCHITECTURE rule 9).
+ */
+@Controller()
+export class SessionController {
+  constructor(
+    private readonly commands: SessionCommandHandler,
+    private readonly db: Db,
+  ) {}
+
+  /** Creates a session; SESSION.ALREADY_EXISTS when the given `sessionId` was ever used in the tenant. */
+  @RequestHandler(CreateSession)
+  createSession(@Payload() p: RequestOf<typeof CreateSession>): Promise<ReplyOf<typeof CreateSession>> {
+    return this.commands.run(p.context, idempotentRequest(CreateSession.name, p), SessionWriteReply, (tx) =>
+      this.commands.create(tx, p.context, p),
+    );
+  }
+
+  /**
+   * Title change and/or metadata merge patch. Errors: SESSION.NOT_FOUND, SESSION.VERSION_MISMATCH
+   * (stale `expectedVersion`), SESSION.ALREADY_ENDED. A no-op appends nothing and answers the session.
+   */
+  @RequestHandler(UpdateSession)
+  updateSession(@Payload() p: RequestOf<typeof UpdateSession>): Promise<ReplyOf<typeof UpdateSession>> {
+    return this.commands.run(
+      p.context,
+      idempotentRequest(UpdateSession.name, p),
+      SessionWriteReply,
+      async (tx) => {
+        const decided = await this.commands.decideAndAppend(
+          tx,
+          p.context,
+          p.sessionId,
+          {
+            type: 'UpdateSession',
+            data: {
+              sessionId: p.sessionId,
+              actingUserId: p.userId,
+              title: p.title,
+              metadata: p.metadata,
+              expectedVersion: p.expectedVersion,
+            },
+          },
+          p.userId ?? null,
+        );
+        return this.commands.replyFor(tx, p.context.tenantId, p.sessionId, decided, false);
+      },
+    );
+  }
+
+  /** Ends a session (idempotent: an ended session is answered as it is). Errors: SESSION.NOT_FOUND. */
+  @RequestHandler(EndSession)
+  endSession(@Payload() p: RequestOf<typeof EndSession>): Promise<ReplyOf<typeof EndSession>> {
+    return this.commands.run(
+      p.context,
+      idempotentRequest(EndSession.name, p),
+      SessionWriteReply,
+      async (tx) => {
+        const decided = await this.commands.decideAndAppend(
+          tx,
+          p.context,
+          p.sessionId,
+          { type: 'EndSession', data: { sessionId: p.sessionId, actingUserId: p.userId, reason: p.reason } },
+          p.userId ?? null,
+        );
+        return this.commands.replyFor(tx, p.context.tenantId, p.sessionId, decided, false);
+      },
+    );
+  }
+
+  /** Deletes a session; afterwards it is SESSION.NOT_FOUND everywhere. Answers the deletion's position. */
+  @RequestHandler(DeleteSession)
+  deleteSession(@Payload() p: RequestOf<typeof DeleteSession>): Promise<ReplyOf<typeof DeleteSession>> {
+    return this.commands.run(p.context, idempotentRequest(DeleteSession.name, p), DeleteReply, async (tx) => {
+      const decided = await this.commands.decideAndAppend(
+        tx,
+        p.context,
+        p.sessionId,
+        { type: 'DeleteSession', data: { sessionId: p.sessionId, actingUserId: p.userId } },
+        p.userId ?? null,
+      );
+      if (decided.appendedPosition === null)
+        throw new Error(`DeleteSession of ${p.sessionId} appended nothing`);
+      return { position: decided.appendedPosition };
+    });
+  }
+
+  /** The user's most recent active session (`created: false`), or a new one (`created: true`). */
+  @RequestHandler(GetOrCreateCurrentSession)
+  getOrCreateCurrentSession(
+    @Payload() p: RequestOf<typeof GetOrCreateCurrentSession>,
+  ): Promise<ReplyOf<typeof GetOrCreateCurrentSession>> {
+    return this.commands.run(
+      p.context,
+      idempotentRequest(GetOrCreateCurrentSession.name, p),
+      SessionWriteReply,
+      (tx) => this.commands.getOrCreateCurrent(tx, p.context, p),
+    );
+  }
+
+  /** One session. Errors: SESSION.NOT_FOUND (unknown, deleted, or not the scoped user's). */
+  @RequestHandler(GetSession)
+  async getSession(@Payload() p: RequestOf<typeof GetSession>): Promise<ReplyOf<typeof GetSession>> {
+    const record = await findSession(this.db, p.tenantId, p.sessionId, p.userId);
+    if (!record) throw new SessionNotFoundError(p.sessionId);
+    return record.view;
+  }
+
+  /** A user's sessions, keyset-paged, filtered by status and metadata. Errors: REQUEST.INVALID (cursor). */
+  @RequestHandler(ListUserSessions)
+  listUserSessions(
+    @Payload() p: RequestOf<typeof ListUserSessions>,
+  ): Promise<ReplyOf<typeof ListUserSessions>> {
+    return listSessions(this.db, {
+      tenantId: p.tenantId,
+      userId: p.userId,
+      status: p.status,
+      sort: p.sort,
+      order: p.order,
+      limit: p.limit,
+      ...(p.cursor !== undefined ? { cursor: p.cursor } : {}),
+      ...(p.metadata !== undefined ? { metadata: p.metadata } : {}),
+    });
+  }
+
+  /** The user's current (most recently active) active session. Errors: SESSION.NOT_FOUND when none. */
+  @RequestHandler(GetCurrentSession)
+  async getCurrentSession(
+    @Payload() p: RequestOf<typeof GetCurrentSession>,
+  ): Promise<ReplyOf<typeof GetCurrentSession>> {
+    const record = await findCurrentSession(this.db, p.tenantId, p.userId);
+    if (!record)
+      throw new DomainError('SESSION.NOT_FOUND', `User ${p.userId} has no active session`, {
+        userId: p.userId,
+      });
+    return record.view;
+  }
+
+  /** Every session of the tenant, newest first, keyset-paged (operators' list). */
+  @RequestHandler(ListSessions)
+  listSessions(@Payload() p: RequestOf<typeof ListSessions>): Promise<ReplyOf<typeof ListSessions>> {
+    return listSessions(this.db, {
+      tenantId: p.tenantId,
+      status: p.status,
+      sort: 'created_at',
+      order: 'desc',
+      limit: p.limit,
+      ...(p.cursor !== undefined ? { cursor: p.cursor } : {}),
+    });
+  }
+}
