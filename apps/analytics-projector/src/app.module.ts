@@ -1,0 +1,32 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import { EventStoreModule } from '@threadline/event-store';
+import { MessagingModule } from '@threadline/messaging';
+import type { AnalyticsProjectorConfig } from './config';
+import { analyticsMigrations } from './migrations';
+import { ProjectionsModule } from './projections/projections.module';
+
+/**
+ * The analytics-projector: consumes events from JetStream into the analytics read models. It writes
+ * no events, so it runs no relay.
+ */
+@Module({})
+export class AppModule {
+  static forRoot(config: AnalyticsProjectorConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        LoggerModule.forRoot({ pinoHttp: { name: 'analytics-projector', level: config.LOG_LEVEL } }),
+        MessagingModule.forRoot({ settings: config, name: 'analytics-projector' }),
+        EventStoreModule.forRoot({
+          url: config.DATABASE_URL,
+          poolSize: config.DATABASE_POOL_SIZE,
+          applicationName: 'analytics-projector',
+          migrations: analyticsMigrations,
+          migrateOnStart: config.MIGRATE_ON_START,
+        }),
+        ProjectionsModule,
+      ],
+    };
+  }
+}

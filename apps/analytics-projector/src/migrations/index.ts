@@ -1,0 +1,4 @@
+import { AnalyticsSessionCounts1732300000000 } from './1732300000000-session-counts';
+
+/** The analytics projector's read-model migrations, in order (run after the event store's). */
+export const analyticsMigrations = [AnalyticsSessionCounts1732300000000];
