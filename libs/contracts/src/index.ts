@@ -7,3 +7,6 @@ export * from './session/session.views';
 export * from './session/session.commands';
 export * from './session/session.queries';
 export * from './http/sessions.http';
+export * from './conversation/conversation.events';
+export * from './conversation/turns.http';
+export * from './conversation/conversation.commands';
