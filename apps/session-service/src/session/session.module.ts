@@ -1,22 +1,33 @@
 import { Module } from '@nestjs/common';
+import { Db, EventStore, ProjectionRunner } from '@threadline/event-store';
 import { sessionMigrations } from '../migrations';
+import { conversationEventRegistry } from './session-context';
+import { SESSION_CONTEXT_RUNNER, SessionContextController } from './session-context.controller';
+import { SessionContextProjection } from './session-context.projection';
 import { type Clock, SESSION_CLOCK, SessionCommandHandler } from './session.command-handler';
 import { SessionController } from './session.controller';
 import { SessionsProjection } from './sessions.projection';
 
 /**
- * The Session aggregate: its NATS commands and queries, and the `sessions` read model (written inline
- * with each append). Needs the global `EventStoreModule` (Db, EventStore).
+ * The Session aggregate: its NATS commands and queries, the `sessions` read model (written inline
+ * with each append) and each session's turn context (the `session_context` projection, fed from the
+ * conversation events on JetStream). Needs the global `EventStoreModule` (Db, EventStore).
  * `migrations` are the read model's tables, run after the event store's.
  */
 @Module({
-  controllers: [SessionController],
+  controllers: [SessionController, SessionContextController],
   providers: [
     SessionCommandHandler,
     SessionsProjection,
     { provide: SESSION_CLOCK, useValue: (() => new Date()) satisfies Clock },
+    {
+      provide: SESSION_CONTEXT_RUNNER,
+      useFactory: (db: Db, store: EventStore) =>
+        new ProjectionRunner(db, store, conversationEventRegistry, new SessionContextProjection()),
+      inject: [Db, EventStore],
+    },
   ],
-  exports: [SessionsProjection],
+  exports: [SessionsProjection, SESSION_CONTEXT_RUNNER],
 })
 export class SessionModule {
   static migrations = sessionMigrations;

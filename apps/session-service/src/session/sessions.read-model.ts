@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   Metadata,
+  SessionContext,
   SessionId,
   type SessionPage,
   SessionStatus,
@@ -18,7 +19,7 @@ type SortOrder = z.infer<typeof SortOrderSchema>;
 type SessionStatusFilter = z.infer<typeof SessionStatusFilterSchema>;
 
 const COLUMNS = `tenant_id, session_id, user_id, title, status, metadata, created_from, created_at, updated_at,
-  last_activity_at, ended_at, version, last_global_position`;
+  last_activity_at, ended_at, version, last_global_position, turn_count, context`;
 
 /** A row of `sessions` as read back from Postgres (parsed, never cast). bigint columns arrive as strings. */
 const SessionRow = z.object({
@@ -35,6 +36,8 @@ const SessionRow = z.object({
   ended_at: z.date().nullable(),
   version: z.coerce.number().int(),
   last_global_position: z.coerce.number().int(),
+  turn_count: z.coerce.number().int().min(0),
+  context: SessionContext,
 });
 
 /** A session of the read model: its view and the global position of the last event applied to it. */
@@ -59,6 +62,8 @@ function toRecord(row: unknown): SessionRecord {
       last_activity_at: r.last_activity_at.toISOString(),
       ended_at: r.ended_at ? r.ended_at.toISOString() : null,
       version: r.version,
+      turn_count: r.turn_count,
+      context: r.context,
     },
     lastGlobalPosition: r.last_global_position,
   };
