@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { type z } from 'zod';
 
 /**
  * A versioned event contract: the one definition producers, consumers, upcasters and docs share.

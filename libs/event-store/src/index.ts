@@ -6,3 +6,4 @@ export * from './projection-runner';
 export * from './dead-letters';
 export * from './event-store.module';
 export { eventStoreMigrations } from './migrations';
+export * from './projections-cli';

@@ -1,3 +1,4 @@
+import { MigrationExecutor } from 'typeorm';
 import { Db } from './db';
 
 // Any fixed 64-bit key shared by every process that migrates this database.
@@ -6,17 +7,22 @@ const MIGRATION_LOCK_KEY = 7_345_201_001;
 /**
  * Runs every pending migration of `db`'s DataSource. Safe to run concurrently (several services
  * starting at once): a session advisory lock serializes the runs, and a run that got the lock
- * second finds nothing pending. Returns the names of the migrations it applied.
+ * second finds nothing pending. The migrations run on the connection that holds the lock, so a pool
+ * of one connection is enough. Each migration runs in its own transaction. Returns the names of the
+ * migrations it applied. Throws when a migration fails (that migration is rolled back; earlier ones stay).
  */
 export async function migrate(db: Db): Promise<string[]> {
-  const lock = await db.dedicated();
+  const runner = db.dataSource.createQueryRunner();
+  await runner.connect();
   try {
-    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
-    const applied = await db.dataSource.runMigrations({ transaction: 'each' });
+    await runner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    const executor = new MigrationExecutor(db.dataSource, runner);
+    executor.transaction = 'each';
+    const applied = await executor.executePendingMigrations();
     return applied.map((m) => m.name);
   } finally {
-    await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
-    await lock.release();
+    await runner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await runner.release();
   }
 }
 

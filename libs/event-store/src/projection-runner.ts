@@ -1,6 +1,6 @@
 import type { EventEnvelope, EventRegistry, ParsedEvent } from '@threadline/contracts';
 import type { Db, Sql } from './db';
-import { type EventStore, START, type CommitPosition } from './event-store';
+import { type EventStore, EventStoreTransaction, START, type CommitPosition } from './event-store';
 
 /**
  * A read model built from events. `apply` and `reset` write only through the `sql` they are given:
@@ -58,7 +58,12 @@ export class ProjectionRunner {
       let events = [envelope];
       if (envelope.streamPosition > applied + 1) {
         outcome = 'backfilled';
-        events = await this.store.readStream(envelope.streamId, { from: applied + 1, to: envelope.streamPosition });
+        // Read through this transaction's connection: a second pool connection per handler can exhaust the
+        // pool when many handlers hold theirs (a deadlock under load).
+        events = await new EventStoreTransaction(sql).readStream(envelope.streamId, {
+          from: applied + 1,
+          to: envelope.streamPosition,
+        });
         // The event store is the record: what it holds between the two positions is what we apply.
       }
       for (const event of events) await this.projection.apply(sql, this.registry.parse(event));
@@ -89,6 +94,9 @@ export class ProjectionRunner {
       const positions = new Map<string, { stream: number; global: number }>();
       let after: CommitPosition = START;
       let replayed = 0;
+      // The checkpoint's global position is the highest one applied (as_of), not the last in commit order:
+      // commit order sorts by transaction id first, so its last event can have a lower global position.
+      let highest = 0;
       for (;;) {
         const batch = await this.store.readAll(after, batchSize, sql);
         if (batch.length === 0) break;
@@ -96,6 +104,7 @@ export class ProjectionRunner {
           if (this.projection.streamTypes.includes(event.streamType)) {
             await this.projection.apply(sql, this.registry.parse(event));
             positions.set(event.streamId, { stream: event.streamPosition, global: event.globalPosition });
+            highest = Math.max(highest, event.globalPosition);
           }
           replayed += 1;
         }
@@ -113,7 +122,7 @@ export class ProjectionRunner {
         `INSERT INTO checkpoints (name, transaction_id, global_position) VALUES ($1, $2::xid8, $3)
          ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
            global_position = EXCLUDED.global_position, updated_at = now()`,
-        [this.checkpointName, after.transactionId, after.globalPosition],
+        [this.checkpointName, after.transactionId, highest],
       );
       return replayed;
     });

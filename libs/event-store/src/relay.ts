@@ -30,8 +30,6 @@ export interface RelayOptions {
   logger?: RelayLogger;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /**
  * The outbox relay (ARCHITECTURE rules 1-3): one active instance per database, chosen by a session
  * advisory lock; tails committed events in commit-safe order and publishes each to JetStream with
@@ -103,9 +101,10 @@ export class Relay {
       let conn: Awaited<ReturnType<Db['dedicated']>> | undefined;
       try {
         conn = await this.db.dedicated();
-        const [row] = await conn.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [
-          lockKey,
-        ]);
+        const [row] = await conn.query<{ ok: boolean }>(
+          'SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok',
+          [lockKey],
+        );
         if (!row?.ok) {
           await conn.release();
           conn = undefined;
@@ -135,8 +134,11 @@ export class Relay {
           await this.idle(this.opts.pollIntervalMs);
         }
       } catch (error) {
-        this.opts.logger?.error({ err: error, relay: this.opts.name }, 'relay failed; retrying from checkpoint');
-        await sleep(Math.min(this.opts.standbyRetryMs, 1000));
+        this.opts.logger?.error(
+          { err: error, relay: this.opts.name },
+          'relay failed; retrying from checkpoint',
+        );
+        await this.idle(Math.min(this.opts.standbyRetryMs, 1000)); // woken by stop()
       } finally {
         this.leader = false;
         if (conn) {
@@ -166,6 +168,7 @@ export class Relay {
       if (inFlight.size >= this.opts.maxInFlight) await Promise.race(inFlight);
     }
     await Promise.all(inFlight);
-    if (failure !== undefined) throw failure;
+    if (failure !== undefined)
+      throw failure instanceof Error ? failure : new Error('publish failed', { cause: failure });
   }
 }

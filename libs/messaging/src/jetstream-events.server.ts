@@ -1,6 +1,13 @@
-import { EventPattern, type CustomTransportStrategy, Server } from '@nestjs/microservices';
+import { BaseRpcContext, EventPattern, type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { applyDecorators } from '@nestjs/common';
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  jetstream,
+  jetstreamManager,
+  type ConsumerMessages,
+  type JsMsg,
+} from '@nats-io/jetstream';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { lastValueFrom } from 'rxjs';
 import { EventEnvelope, type EventDefinition } from '@threadline/contracts';
@@ -36,6 +43,29 @@ export interface JetStreamEventsOptions {
   backoffMs?: number[];
   /** Time a handler has before JetStream redelivers, ms (default 30000). */
   ackWaitMs?: number;
+}
+
+/**
+ * The context a JetStream event handler gets (`@Ctx()`): the JetStream message, its subject and how many
+ * times it has been delivered (1 on the first delivery).
+ */
+export class JetStreamEventContext extends BaseRpcContext<[JsMsg, string]> {
+  constructor(msg: JsMsg, consumer: string) {
+    super([msg, consumer]);
+  }
+  getMessage(): JsMsg {
+    return this.args[0];
+  }
+  getSubject(): string {
+    return this.args[0].subject;
+  }
+  getDeliveryCount(): number {
+    return this.args[0].info.deliveryCount;
+  }
+  /** The durable consumer delivering it (`<durable>-<streamType>`). */
+  getConsumer(): string {
+    return this.args[1];
+  }
 }
 
 const CATEGORY_PATTERN = (category: string) => `${category}:*`;
@@ -110,7 +140,13 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
 
   private async drain(consumerName: string, category: string, messages: ConsumerMessages): Promise<void> {
     for await (const msg of messages) {
-      await this.handleMessage(consumerName, category, msg);
+      try {
+        await this.handleMessage(consumerName, category, msg);
+      } catch (error) {
+        // Never let one message end the loop (the consumer would silently stop): redeliver it later.
+        this.logger.error(`${consumerName}: could not process ${msg.subject}: ${describe(error)}`);
+        msg.nak(this.backoffMs[0] ?? 1000);
+      }
     }
   }
 
@@ -124,11 +160,16 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
       await this.deadLetter(consumerName, msg, payload, error, attempts, undefined);
       return;
     }
-    const handlers = [this.getHandlerByPattern(envelope.eventType), this.getHandlerByPattern(CATEGORY_PATTERN(category))]
-      .filter((h) => h !== null);
+    const handlers = [
+      this.getHandlerByPattern(envelope.eventType),
+      this.getHandlerByPattern(CATEGORY_PATTERN(category)),
+    ].filter((h) => h !== null);
     try {
+      const context = new JetStreamEventContext(msg, consumerName);
       for (const handler of handlers) {
-        await lastValueFrom(this.transformToObservable(await handler(envelope)), { defaultValue: undefined });
+        await lastValueFrom(this.transformToObservable(await handler(envelope, context)), {
+          defaultValue: undefined,
+        });
       }
       msg.ack();
     } catch (error) {
@@ -136,7 +177,9 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         await this.deadLetter(consumerName, msg, payload, error, attempts, envelope);
       } else {
         const delay = this.backoffMs[Math.min(attempts - 1, this.backoffMs.length - 1)] ?? 1000;
-        this.logger.warn?.(`${consumerName}: ${envelope.eventType} ${envelope.eventId} failed (attempt ${attempts}), retry in ${delay} ms: ${describe(error)}`);
+        this.logger.warn?.(
+          `${consumerName}: ${envelope.eventType} ${envelope.eventId} failed (attempt ${attempts}), retry in ${delay} ms: ${describe(error)}`,
+        );
         msg.nak(delay);
       }
     }
@@ -163,7 +206,9 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         globalPosition: envelope?.globalPosition,
       });
       this.logger.error(`${consumer}: dead-lettered ${envelope?.eventId ?? msg.subject}: ${describe(error)}`);
-      msg.term(describe(error).slice(0, 200));
+      // No reason argument: servers before 2.10.4 do not understand `+TERM <reason>` and leave the message
+      // pending, to be redelivered (and dead-lettered again) after ack_wait. The reason is in the dead letter.
+      msg.term();
     } catch (recordError) {
       // Could not record it: never drop, let JetStream redeliver.
       this.logger.error(`${consumer}: could not record dead letter: ${describe(recordError)}`);

@@ -5,6 +5,9 @@
 export const ErrorCodes = [
   'REQUEST.INVALID',
   'REQUEST.UNAUTHORIZED',
+  'REQUEST.TOO_LARGE',
+  'REQUEST.UNSUPPORTED_MEDIA_TYPE',
+  'ROUTE.NOT_FOUND',
   'SESSION.NOT_FOUND',
   'SESSION.ALREADY_EXISTS',
   'SESSION.ALREADY_ENDED',
@@ -63,6 +66,12 @@ export function httpStatusOf(code: ErrorCode): number {
       return 400;
     case 'REQUEST.UNAUTHORIZED':
       return 401;
+    case 'REQUEST.TOO_LARGE':
+      return 413;
+    case 'REQUEST.UNSUPPORTED_MEDIA_TYPE':
+      return 415;
+    case 'ROUTE.NOT_FOUND':
+      return 404;
     case 'SESSION.NOT_FOUND':
       return 404;
     case 'SESSION.ALREADY_EXISTS':

@@ -13,7 +13,11 @@ export function DeciderSpecification<State, Command, Event>(decider: Decider<Sta
     given(events: Event[]) {
       return {
         when(command: Command) {
-          const run = () => decider.decide(command, events.reduce(decider.evolve, decider.initialState()));
+          const run = () =>
+            decider.decide(
+              command,
+              events.reduce((state, event) => decider.evolve(state, event), decider.initialState()),
+            );
           return {
             then(expected: Event[]) {
               expect(run()).toEqual(expected);

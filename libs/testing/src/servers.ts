@@ -1,6 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { Db, ensureDatabase, eventStoreMigrations, migrate } from '@threadline/event-store';
-import { connectNats, deleteEventStream, ensureEventStream, type NatsConnection } from '@threadline/messaging';
+import { jetstreamManager } from '@nats-io/jetstream';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- the cycle is only through event-store's and messaging's own integration tests
+import { Db, DeadLetters, ensureDatabase, eventStoreMigrations, migrate } from '@threadline/event-store';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- the cycle is only through event-store's and messaging's own integration tests
+import {
+  connectNats,
+  deleteEventStream,
+  ensureEventStream,
+  JetStreamPublisher,
+  type NatsConnection,
+} from '@threadline/messaging';
 import type { MigrationInterface } from 'typeorm';
 
 /** Admin URL of the test Postgres (`TEST_DATABASE_URL`, default the local server's `postgres` database). */
@@ -13,6 +22,8 @@ const suffix = () => `${Date.now().toString(36)}_${randomBytes(4).toString('hex'
 export interface TestDatabase {
   url: string;
   db: Db;
+  /** The `dead_letters` table of this database (a `DeadLetterSink` for `JetStreamEventsServer`). */
+  deadLetters: DeadLetters;
   /** Closes the pool and drops the database. */
   drop(): Promise<void>;
 }
@@ -28,11 +39,16 @@ export async function createTestDatabase(
   const url = new URL(testDatabaseAdminUrl());
   url.pathname = `/tl_test_${suffix()}`;
   await ensureDatabase(url.toString());
-  const db = await Db.connect({ url: url.toString(), poolSize, migrations: [...eventStoreMigrations, ...migrations] });
+  const db = await Db.connect({
+    url: url.toString(),
+    poolSize,
+    migrations: [...eventStoreMigrations, ...migrations],
+  });
   await migrate(db);
   return {
     url: url.toString(),
     db,
+    deadLetters: new DeadLetters(db),
     drop: async () => {
       await db.close();
       await dropDatabase(url.toString());
@@ -56,8 +72,20 @@ export interface TestNats {
   /** This test file's subject prefix (set by jest-env.setup.js) and its own events stream. */
   prefix: string;
   stream: string;
+  /** The relay's publisher over this stream (`Nats-Msg-Id = eventId`, subject from the contract). */
+  publisher: JetStreamPublisher;
+  /** Every message now stored in the stream, in stream order (for exactly-once assertions). */
+  messages(): Promise<StreamMessage[]>;
   /** Deletes the stream and closes the connection. */
   cleanup(): Promise<void>;
+}
+
+/** One stored JetStream message: its sequence, subject, `Nats-Msg-Id` header and UTF-8 body. */
+export interface StreamMessage {
+  seq: number;
+  subject: string;
+  msgId: string | undefined;
+  body: string;
 }
 
 /** A JetStream events stream of this test file's own on the real NATS server. */
@@ -70,6 +98,8 @@ export async function createTestNats(): Promise<TestNats> {
     nc,
     prefix,
     stream,
+    publisher: new JetStreamPublisher(nc, prefix, stream),
+    messages: () => readStreamMessages(nc, stream),
     cleanup: async () => {
       await deleteEventStream(nc, stream);
       await nc.close();
@@ -77,11 +107,36 @@ export async function createTestNats(): Promise<TestNats> {
   };
 }
 
+/** Reads every message stored in `stream`, first to last sequence (gaps from deletes are skipped). */
+export async function readStreamMessages(nc: NatsConnection, stream: string): Promise<StreamMessage[]> {
+  const jsm = await jetstreamManager(nc);
+  const { state } = await jsm.streams.info(stream);
+  const out: StreamMessage[] = [];
+  if (state.messages === 0) return out;
+  for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
+    if (!m) continue;
+    out.push({
+      seq: m.seq,
+      subject: m.subject,
+      msgId: m.header?.get('Nats-Msg-Id') || undefined,
+      body: m.string(),
+    });
+  }
+  return out;
+}
+
 /**
- * Polls `probe` until it returns a value other than `undefined`, or fails after `timeoutMs`.
- * For waiting on positions and states, never on fixed sleeps.
+ * Polls `probe` (sync or async) every 20 ms until it returns a value other than `undefined`, or fails
+ * after `timeoutMs` with the last error the probe threw. A probe that throws counts as "not yet", so
+ * `expect` inside a probe waits for the expectation to hold. For waiting on positions and states,
+ * never on fixed sleeps.
  */
-export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -92,8 +147,14 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
       lastError = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+      throw new Error(
+        `Timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${describeError(lastError)}` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : JSON.stringify(error);
 }

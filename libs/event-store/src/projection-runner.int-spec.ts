@@ -1,0 +1,348 @@
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { defineEvent, type EventEnvelope, EventRegistry, type ParsedEvent } from '@threadline/contracts';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- this lib's integration tests use the shared test helpers, which build on this lib
+import { createTestDatabase, eventually, readAllSettled, type TestDatabase } from '@threadline/testing';
+import type { Sql } from './db';
+import { EventStore, type NewEvent } from './event-store';
+import { type Projection, ProjectionRunner } from './projection-runner';
+
+// The projection runner against the real Postgres (ARCHITECTURE rules 5 and 6), with a small test
+// projection: events per stream type, and per stream the list of positions applied (order-sensitive).
+
+const WidgetAddedV1 = defineEvent('widget', 'WidgetAdded', 1, z.object({ n: z.number().int() }));
+const GadgetAddedV1 = defineEvent('gadget', 'GadgetAdded', 1, z.object({ n: z.number().int() }));
+const registry = new EventRegistry([WidgetAddedV1, GadgetAddedV1]);
+const metadata = { tenantId: 'tenant-p' };
+const widgets = (count: number): NewEvent[] =>
+  Array.from({ length: count }, (_, i) => ({ type: WidgetAddedV1.type, data: { n: i + 1 } }));
+
+/** Counts per stream type and, per stream, the positions applied in order and the sum of `n`. */
+class CountingProjection implements Projection {
+  readonly streamTypes = ['widget'];
+  /** When set, `reset` waits for it: holds a rebuild open (with its exclusive lock) for concurrency tests. */
+  resetGate: Promise<void> | undefined;
+  resetStarted: (() => void) | undefined;
+
+  constructor(readonly name: string) {}
+
+  get typeTable() {
+    return `${this.name}_types`;
+  }
+  get streamTable() {
+    return `${this.name}_streams`;
+  }
+
+  async create(sql: Sql): Promise<void> {
+    await sql.query(`CREATE TABLE ${this.typeTable} (stream_type text PRIMARY KEY, events int NOT NULL)`);
+    await sql.query(
+      `CREATE TABLE ${this.streamTable} (stream_id text PRIMARY KEY, positions int[] NOT NULL, total int NOT NULL)`,
+    );
+  }
+
+  async apply(sql: Sql, event: ParsedEvent): Promise<void> {
+    const e = event.envelope;
+    await sql.query(
+      `INSERT INTO ${this.typeTable} VALUES ($1, 1) ON CONFLICT (stream_type) DO UPDATE SET events = ${this.typeTable}.events + 1`,
+      [e.streamType],
+    );
+    const { n } = WidgetAddedV1.schema.parse(event.data);
+    await sql.query(
+      `INSERT INTO ${this.streamTable} VALUES ($1, ARRAY[$2::int], $3) ON CONFLICT (stream_id) DO UPDATE
+         SET positions = ${this.streamTable}.positions || $2::int, total = ${this.streamTable}.total + $3`,
+      [e.streamId, e.streamPosition, n],
+    );
+  }
+
+  async reset(sql: Sql): Promise<void> {
+    this.resetStarted?.();
+    if (this.resetGate) await this.resetGate;
+    await sql.query(`TRUNCATE ${this.typeTable}, ${this.streamTable}`);
+  }
+
+  async rows(sql: Sql): Promise<unknown> {
+    return {
+      types: await sql.query(`SELECT stream_type, events FROM ${this.typeTable} ORDER BY stream_type`),
+      streams: await sql.query(
+        `SELECT stream_id, positions, total FROM ${this.streamTable} ORDER BY stream_id`,
+      ),
+    };
+  }
+}
+
+let t: TestDatabase;
+let store: EventStore;
+
+beforeAll(async () => {
+  t = await createTestDatabase([], 20);
+  store = new EventStore(t.db);
+});
+afterAll(async () => {
+  await t.drop();
+});
+
+async function newRunner(): Promise<{ projection: CountingProjection; runner: ProjectionRunner }> {
+  const projection = new CountingProjection(`p_${randomUUID().replaceAll('-', '').slice(0, 12)}`);
+  await projection.create(t.db);
+  return { projection, runner: new ProjectionRunner(t.db, store, registry, projection) };
+}
+
+/** Every event, in commit order, once the tail has caught up (see readAllSettled). */
+const readAllEvents = (): Promise<EventEnvelope[]> => readAllSettled(store);
+
+/** The rows the projection must hold after every event in the store: computed here, independently. */
+async function expectedRows(): Promise<unknown> {
+  const events = (await readAllEvents()).filter((e) => e.streamType === 'widget');
+  const streams = new Map<string, { positions: number[]; total: number }>();
+  for (const e of events) {
+    const s = streams.get(e.streamId) ?? { positions: [], total: 0 };
+    s.positions.push(e.streamPosition);
+    s.total += (e.data as { n: number }).n;
+    streams.set(e.streamId, s);
+  }
+  return {
+    types: events.length ? [{ stream_type: 'widget', events: events.length }] : [],
+    streams: [...streams.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([stream_id, s]) => ({ stream_id, positions: s.positions, total: s.total })),
+  };
+}
+
+describe('ProjectionRunner.handle', () => {
+  it('applies events in order, skips duplicates, ignores other stream types', async () => {
+    const { projection, runner } = await newRunner();
+    const s = `widget:${randomUUID()}`;
+    const { events } = await store.append(s, 'widget', 'no_stream', widgets(3), { metadata });
+    const gadget = await store.append(
+      `gadget:${randomUUID()}`,
+      'gadget',
+      'no_stream',
+      [{ type: GadgetAddedV1.type, data: { n: 9 } }],
+      {
+        metadata,
+      },
+    );
+
+    expect(await runner.handle(events[0]!)).toBe('applied');
+    expect(await runner.handle(events[1]!)).toBe('applied');
+    expect(await runner.handle(events[1]!)).toBe('skipped');
+    expect(await runner.handle(events[0]!)).toBe('skipped');
+    expect(await runner.handle(events[2]!)).toBe('applied');
+    expect(await runner.handle(events[2]!)).toBe('skipped');
+    expect(await runner.handle(gadget.events[0]!)).toBe('ignored');
+
+    expect(await projection.rows(t.db)).toEqual({
+      types: [{ stream_type: 'widget', events: 3 }],
+      streams: [{ stream_id: s, positions: [1, 2, 3], total: 6 }],
+    });
+    const [pos] = await t.db.query<{ position: string }>(
+      'SELECT position FROM projection_streams WHERE projection = $1 AND stream_id = $2',
+      [projection.name, s],
+    );
+    expect(Number(pos?.position)).toBe(3);
+  });
+
+  it('an event past a gap backfills the missing ones from the store, then later ones apply', async () => {
+    const { projection, runner } = await newRunner();
+    const s = `widget:${randomUUID()}`;
+    const { events } = await store.append(s, 'widget', 'no_stream', widgets(5), { metadata });
+
+    expect(await runner.handle(events[0]!)).toBe('applied');
+    expect(await runner.handle(events[3]!)).toBe('backfilled'); // 2 and 3 never arrived (yet)
+    expect(await runner.handle(events[1]!)).toBe('skipped');
+    expect(await runner.handle(events[2]!)).toBe('skipped');
+    expect(await runner.handle(events[4]!)).toBe('applied');
+    expect(await projection.rows(t.db)).toEqual({
+      types: [{ stream_type: 'widget', events: 5 }],
+      streams: [{ stream_id: s, positions: [1, 2, 3, 4, 5], total: 15 }],
+    });
+
+    // A first delivery that is not position 1 backfills from the start of the stream.
+    const s2 = `widget:${randomUUID()}`;
+    const second = await store.append(s2, 'widget', 'no_stream', widgets(3), { metadata });
+    expect(await runner.handle(second.events[2]!)).toBe('backfilled');
+    expect(await projection.rows(t.db)).toMatchObject({ types: [{ stream_type: 'widget', events: 8 }] });
+  });
+
+  it('a failing apply rolls back the read model and the positions together', async () => {
+    const { projection, runner } = await newRunner();
+    const s = `widget:${randomUUID()}`;
+    const { events } = await store.append(s, 'widget', 'no_stream', widgets(2), { metadata });
+    await runner.handle(events[0]!);
+    const bad = { ...events[1]!, eventType: 'WidgetExploded.v1' }; // unknown to the registry: parse throws
+    await expect(runner.handle(bad)).rejects.toThrow(/Unknown event type/);
+    expect(await projection.rows(t.db)).toEqual({
+      types: [{ stream_type: 'widget', events: 1 }],
+      streams: [{ stream_id: s, positions: [1], total: 1 }],
+    });
+    expect(await runner.handle(events[1]!)).toBe('applied');
+  });
+
+  it('concurrent deliveries of one stream, in any order and repeated, apply each event exactly once in order', async () => {
+    const { projection, runner } = await newRunner();
+    const s = `widget:${randomUUID()}`;
+    const { events } = await store.append(s, 'widget', 'no_stream', widgets(8), { metadata });
+    const deliveries = [...events, ...events.slice().reverse(), ...events];
+    const outcomes = await Promise.all(deliveries.map((e) => runner.handle(e)));
+    expect(outcomes.filter((o) => o !== 'skipped').length).toBeGreaterThan(0);
+    expect(await projection.rows(t.db)).toEqual({
+      types: [{ stream_type: 'widget', events: 8 }],
+      streams: [{ stream_id: s, positions: [1, 2, 3, 4, 5, 6, 7, 8], total: 36 }],
+    });
+  });
+});
+
+describe('replay and rebuild (ARCHITECTURE rule 6)', () => {
+  beforeAll(async () => {
+    for (let i = 0; i < 6; i++) {
+      const s = `widget:${randomUUID()}`;
+      await store.append(s, 'widget', 'no_stream', widgets(2), { metadata });
+      await store.append(s, 'widget', 'stream_exists', widgets(i + 1), { metadata });
+      await store.append(
+        `gadget:${randomUUID()}`,
+        'gadget',
+        'no_stream',
+        [{ type: GadgetAddedV1.type, data: { n: i } }],
+        {
+          metadata,
+        },
+      );
+    }
+  });
+
+  it('replaying all events twice gives the same rows as once', async () => {
+    const { projection, runner } = await newRunner();
+    const all = await readAllEvents();
+    for (const e of all) await runner.handle(e);
+    const once = await projection.rows(t.db);
+    expect(once).toEqual(await expectedRows());
+    for (const e of all) await runner.handle(e);
+    expect(await projection.rows(t.db)).toEqual(once);
+  });
+
+  it('rebuild() equals the incremental result, and repairs a damaged read model', async () => {
+    const { projection, runner } = await newRunner();
+    for (const e of await readAllEvents()) await runner.handle(e);
+    const incremental = await projection.rows(t.db);
+
+    // A rebuild sees what the server-wide horizon lets it see: retried until it saw everything (rebuild is idempotent).
+    const total = (await readAllEvents()).length;
+    await eventually(async () => {
+      const progress: number[] = [];
+      const result = await runner.rebuild({ batchSize: 4, onProgress: (n) => progress.push(n) });
+      expect(result.events).toBe(total);
+      expect(progress.at(-1)).toBe(result.events);
+      expect(await projection.rows(t.db)).toEqual(incremental);
+      return true;
+    });
+
+    await t.db.query(`UPDATE ${projection.typeTable} SET events = 0`);
+    await t.db.query(
+      `DELETE FROM ${projection.streamTable} WHERE stream_id IN (SELECT stream_id FROM ${projection.streamTable} LIMIT 2)`,
+    );
+    await eventually(async () => {
+      await runner.rebuild();
+      expect(await projection.rows(t.db)).toEqual(incremental);
+      return true;
+    });
+
+    // After a rebuild, live deliveries of old events are skipped, new ones applied.
+    for (const e of await readAllEvents()) expect(['skipped', 'ignored']).toContain(await runner.handle(e));
+    const s = `widget:${randomUUID()}`;
+    const fresh = await store.append(s, 'widget', 'no_stream', widgets(1), { metadata });
+    expect(await runner.handle(fresh.events[0]!)).toBe('applied');
+    expect(await projection.rows(t.db)).toEqual(await expectedRows());
+  });
+
+  it('live handling concurrent with a rebuild loses nothing and applies nothing twice', async () => {
+    const { projection, runner } = await newRunner();
+    const before = await readAllEvents();
+    for (const e of before.slice(0, Math.floor(before.length / 2))) await runner.handle(e);
+
+    // Hold the rebuild inside its transaction (exclusive lock taken, reset waiting).
+    let release!: () => void;
+    projection.resetGate = new Promise<void>((resolve) => (release = resolve));
+    const started = new Promise<void>((resolve) => (projection.resetStarted = resolve));
+    const rebuild = runner.rebuild({ batchSize: 5 });
+    await started;
+
+    // Meanwhile two live consumers (each handles its messages one at a time, like a JetStream consumer):
+    // one gets old events again, the other new events appended during the rebuild.
+    const sequentially = async (events: EventEnvelope[]) => {
+      for (const e of events) await runner.handle(e);
+    };
+    const replayed = sequentially(before);
+    const newStream = `widget:${randomUUID()}`;
+    const appended = await store.append(newStream, 'widget', 'no_stream', widgets(3), { metadata });
+    const more = await store.append(before[0]!.streamId, 'widget', 'any', widgets(2), { metadata });
+    const fresh = sequentially([...more.events, ...appended.events]);
+    // Both consumers are waiting for the rebuild's lock.
+    await eventually(async () => {
+      const rows = await t.db.query(
+        `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+           AND query LIKE '%pg_advisory_xact_lock_shared%'`,
+      );
+      return rows.length === 2 ? true : undefined;
+    });
+    const live = [replayed, fresh];
+    projection.resetGate = undefined;
+    release();
+    await rebuild;
+    await Promise.all(live);
+    expect(await projection.rows(t.db)).toEqual(await expectedRows());
+  });
+});
+
+describe('ProjectionRunner.position (as_of)', () => {
+  it('is the highest global position applied; duplicates and other types do not move it', async () => {
+    const { runner } = await newRunner();
+    expect(await runner.position()).toBe(0);
+    const a = await store.append(`widget:${randomUUID()}`, 'widget', 'no_stream', widgets(2), { metadata });
+    await runner.handle(a.events[0]!);
+    expect(await runner.position()).toBe(a.events[0]!.globalPosition);
+    await runner.handle(a.events[1]!);
+    await runner.handle(a.events[0]!);
+    expect(await runner.position()).toBe(a.lastGlobalPosition);
+    const g = await store.append(
+      `gadget:${randomUUID()}`,
+      'gadget',
+      'no_stream',
+      [{ type: GadgetAddedV1.type, data: { n: 1 } }],
+      {
+        metadata,
+      },
+    );
+    await runner.handle(g.events[0]!);
+    expect(await runner.position()).toBe(a.lastGlobalPosition);
+  });
+
+  it('after a rebuild is the highest global position replayed, even when commit order differs from position order', async () => {
+    // X gets its transaction id first (claiming an idempotency key writes), Y appends and commits, then X
+    // appends: X's event has the higher global position but comes first in (transaction_id, position) order.
+    let goOn!: () => void;
+    const proceed = new Promise<void>((resolve) => (goOn = resolve));
+    let claimed!: () => void;
+    const xHasId = new Promise<void>((resolve) => (claimed = resolve));
+    const x = store.transaction(async (tx) => {
+      await tx.claimIdempotencyKey('tenant-p', randomUUID(), {});
+      claimed();
+      await proceed;
+      return tx.append(`widget:${randomUUID()}`, 'widget', 'no_stream', widgets(1), { metadata });
+    });
+    await xHasId;
+    const y = await store.append(`widget:${randomUUID()}`, 'widget', 'no_stream', widgets(1), { metadata });
+    goOn();
+    const xr = await x;
+    expect(xr.lastGlobalPosition).toBeGreaterThan(y.lastGlobalPosition);
+    const all = await readAllEvents();
+    expect(all.at(-1)!.eventId).toBe(y.events[0]!.eventId); // Y is last in commit order, with the lower position
+
+    const { runner } = await newRunner();
+    await eventually(async () => {
+      await runner.rebuild();
+      expect(await runner.position()).toBe(xr.lastGlobalPosition);
+      return true;
+    }, 5000);
+    expect(await runner.position()).toBe(await store.headPosition());
+  });
+});

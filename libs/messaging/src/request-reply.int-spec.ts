@@ -1,0 +1,225 @@
+import 'reflect-metadata';
+import { Controller, type INestMicroservice, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import {
+  type ClientProxy,
+  ClientProxyFactory,
+  Ctx,
+  NatsContext,
+  Payload,
+  Transport,
+} from '@nestjs/microservices';
+import { lastValueFrom } from 'rxjs';
+import { z } from 'zod';
+import { defineCommand, defineQuery, ErrorReply } from '@threadline/contracts';
+import { DomainError } from '@threadline/platform';
+// eslint-disable-next-line @nx/enforce-module-boundaries -- this lib's integration tests use the shared test helpers, which build on this lib
+import { testNatsUrl } from '@threadline/testing';
+import { natsConnectOptions } from './nats-connection';
+import {
+  RequestClient,
+  RequestHandler,
+  requestTransportOptions,
+  RpcErrorReplyFilter,
+  subjectPrefix,
+} from './request-reply';
+
+// Commands and queries over the real NATS server (ARCHITECTURE rule 7): a NestJS microservice in a queue
+// group, the RequestClient, typed error replies. The subject prefix is this file's own (jest-env.setup.js).
+
+const AddWidget = defineCommand(
+  'widget',
+  'AddWidget',
+  z.object({
+    name: z.string().min(1),
+    behaviour: z.enum(['ok', 'domain-error', 'crash', 'bad-reply', 'slow']).default('ok'),
+  }),
+  z.object({ id: z.string(), name: z.string(), instance: z.string() }),
+);
+const CountWidgets = defineQuery(
+  'widget',
+  'CountWidgets',
+  z.object({ prefix: z.string().max(3) }),
+  z.object({ n: z.number() }),
+);
+const CountWithContext = defineQuery(
+  'widget',
+  'CountWithContext',
+  z.object({ x: z.number() }),
+  z.object({ subject: z.string(), x: z.number() }),
+);
+const Unanswered = defineQuery('widget', 'NobodyListens', z.object({}), z.object({}));
+
+const handled: { instance: string; name: string }[] = [];
+
+function controllerFor(instance: string) {
+  @Controller()
+  class WidgetController {
+    @RequestHandler(AddWidget)
+    async add(@Payload() cmd: z.infer<typeof AddWidget.schema>) {
+      handled.push({ instance, name: cmd.name });
+      switch (cmd.behaviour) {
+        case 'ok':
+          return { id: `w-${cmd.name}`, name: cmd.name, instance };
+        case 'domain-error':
+          throw new DomainError('SESSION.NOT_FOUND', `widget ${cmd.name} not found`, { name: cmd.name });
+        case 'crash':
+          throw new Error('database on fire');
+        case 'bad-reply':
+          return { id: 42 };
+        case 'slow':
+          await new Promise((resolve) => setTimeout(resolve, 400)); // longer than the client's timeout
+          return { id: 'late', name: cmd.name, instance };
+        default: {
+          const never: never = cmd.behaviour;
+          return never;
+        }
+      }
+    }
+
+    // No parameter decorator: the payload is still parsed with the contract.
+    @RequestHandler(CountWidgets)
+    count(query: z.infer<typeof CountWidgets.schema>) {
+      return { n: query.prefix.length };
+    }
+
+    // With @Ctx(): only the payload is parsed.
+    @RequestHandler(CountWithContext)
+    withContext(@Payload() query: z.infer<typeof CountWithContext.schema>, @Ctx() ctx: NatsContext) {
+      return { subject: ctx.getSubject(), x: query.x };
+    }
+  }
+  @Module({ controllers: [WidgetController] })
+  class WidgetModule {}
+  return WidgetModule;
+}
+
+let services: INestMicroservice[] = [];
+let proxy: ClientProxy;
+let client: RequestClient;
+const prefix = subjectPrefix();
+
+async function startService(instance: string): Promise<INestMicroservice> {
+  const app = await NestFactory.createMicroservice(controllerFor(instance), {
+    ...requestTransportOptions({ NATS_URL: testNatsUrl() }, 'widget-service', { gracePeriodMs: 50 }),
+    logger: false,
+  });
+  app.useGlobalFilters(new RpcErrorReplyFilter());
+  await app.listen();
+  return app;
+}
+
+beforeAll(async () => {
+  services = await Promise.all([startService('one'), startService('two')]);
+  proxy = ClientProxyFactory.create({
+    transport: Transport.NATS,
+    options: natsConnectOptions({ NATS_URL: testNatsUrl() }, 'test-client'),
+  });
+  await proxy.connect();
+  client = new RequestClient(proxy, prefix, 1000);
+});
+afterAll(async () => {
+  await proxy.close();
+  await Promise.all(services.map((s) => s.close()));
+});
+
+async function domainErrorOf(p: Promise<unknown>): Promise<DomainError> {
+  const error = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(DomainError);
+  return error as DomainError;
+}
+
+describe('request/reply over NATS', () => {
+  it('uses the file prefix in the derived subject', () => {
+    expect(prefix).toBe(process.env['NATS_SUBJECT_PREFIX']);
+    expect(AddWidget.subject(prefix)).toBe(`${prefix}.cmd.widget.AddWidget`);
+  });
+
+  it('RequestClient gets the parsed reply', async () => {
+    const reply = await client.request(AddWidget, { name: 'a', behaviour: 'ok' });
+    expect(reply).toMatchObject({ id: 'w-a', name: 'a' });
+    expect(['one', 'two']).toContain(reply.instance);
+  });
+
+  it('the queue group gives each request to exactly one instance, and shares them', async () => {
+    const before = handled.length;
+    const names = Array.from({ length: 40 }, (_, i) => `q${i}`);
+    const replies = await Promise.all(
+      names.map((name) => client.request(AddWidget, { name, behaviour: 'ok' })),
+    );
+    expect(replies.map((r) => r.name)).toEqual(names);
+    const mine = handled.slice(before);
+    expect(mine.map((h) => h.name).sort()).toEqual([...names].sort()); // each once, not once per instance
+    expect(new Set(mine.map((h) => h.instance))).toEqual(new Set(['one', 'two']));
+  });
+
+  it('a DomainError thrown in the handler arrives as a DomainError with the same code, message and details', async () => {
+    const e = await domainErrorOf(client.request(AddWidget, { name: 'gone', behaviour: 'domain-error' }));
+    expect(e.code).toBe('SESSION.NOT_FOUND');
+    expect(e.message).toBe('widget gone not found');
+    expect(e.details).toEqual({ name: 'gone' });
+  });
+
+  it('an unexpected error arrives as INTERNAL, without its internals', async () => {
+    const e = await domainErrorOf(client.request(AddWidget, { name: 'x', behaviour: 'crash' }));
+    expect(e.code).toBe('INTERNAL');
+    expect(e.message).not.toContain('fire');
+  });
+
+  it('a reply that breaks the contract is INTERNAL at the client', async () => {
+    const e = await domainErrorOf(client.request(AddWidget, { name: 'x', behaviour: 'bad-reply' }));
+    expect(e.code).toBe('INTERNAL');
+  });
+
+  it('an invalid payload sent raw gets a REQUEST.INVALID error reply naming the fields, and is not handled', async () => {
+    const before = handled.length;
+    const error = await lastValueFrom(
+      proxy.send<unknown>(AddWidget.subject(prefix), { name: '', behaviour: 'explode' }),
+    ).catch((e: unknown) => e);
+    const reply = ErrorReply.parse(error);
+    expect(reply.code).toBe('REQUEST.INVALID');
+    const issues = (reply.details as { issues: { path: string }[] }).issues.map((i) => i.path).sort();
+    expect(issues).toEqual(['behaviour', 'name']);
+    expect(handled.length).toBe(before);
+  });
+
+  it('the client refuses an invalid payload itself with REQUEST.INVALID, sending nothing', async () => {
+    const before = handled.length;
+    const e = await domainErrorOf(client.request(AddWidget, { name: '' } as never));
+    expect(e.code).toBe('REQUEST.INVALID');
+    expect(handled.length).toBe(before);
+  });
+
+  it('a handler without parameter decorators still gets a parsed payload', async () => {
+    expect(await client.request(CountWidgets, { prefix: 'ab' })).toEqual({ n: 2 });
+    const error = await lastValueFrom(
+      proxy.send<unknown>(CountWidgets.subject(prefix), { prefix: 'toolong' }),
+    ).catch((e: unknown) => e);
+    expect(ErrorReply.parse(error).code).toBe('REQUEST.INVALID');
+  });
+
+  it('only the payload is parsed when the handler also takes the context', async () => {
+    expect(await client.request(CountWithContext, { x: 5 })).toEqual({
+      subject: CountWithContext.subject(prefix),
+      x: 5,
+    });
+  });
+
+  it('no service listening is SERVICE.UNAVAILABLE', async () => {
+    const e = await domainErrorOf(new RequestClient(proxy, prefix, 200).request(Unanswered, {}));
+    expect(e.code).toBe('SERVICE.UNAVAILABLE');
+  });
+
+  it('a service that does not answer in time is SERVICE.UNAVAILABLE', async () => {
+    const started = Date.now();
+    const e = await domainErrorOf(
+      new RequestClient(proxy, prefix, 100).request(AddWidget, { name: 's', behaviour: 'slow' }),
+    );
+    expect(e.code).toBe('SERVICE.UNAVAILABLE');
+    expect(e.message).toMatch(/in time/);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+  });
+});
