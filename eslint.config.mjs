@@ -16,6 +16,11 @@ export default [
         {
           enforceBuildableLibDependency: false,
           allow: [],
+          // The libs' own integration tests use the shared real-server helpers, which build on those libs.
+          ignoredCircularDependencies: [
+            ['testing', 'event-store'],
+            ['testing', 'messaging'],
+          ],
           depConstraints: [
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:util'] },
             { sourceTag: 'type:data-access', onlyDependOnLibsWithTags: ['type:contracts', 'type:util'] },
@@ -42,6 +47,10 @@ export default [
         'error',
         {
           enforceBuildableLibDependency: false,
+          ignoredCircularDependencies: [
+            ['testing', 'event-store'],
+            ['testing', 'messaging'],
+          ],
           depConstraints: [
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:util', 'type:testing'] },
             { sourceTag: 'type:data-access', onlyDependOnLibsWithTags: ['type:contracts', 'type:util', 'type:testing'] },

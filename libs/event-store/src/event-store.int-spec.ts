@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEnvelope } from '@threadline/contracts';
 import { DomainError, StreamVersionConflictError } from '@threadline/platform';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- this lib's integration tests use the shared test helpers, which build on this lib
 import {
   commitPositionOf,
   createTestDatabase,

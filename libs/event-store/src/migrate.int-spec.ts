@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- this lib's integration tests use the shared test helpers, which build on this lib
 import { dropDatabase, testDatabaseAdminUrl } from '@threadline/testing';
 import { Db } from './db';
 import { eventStoreMigrations } from './migrations';

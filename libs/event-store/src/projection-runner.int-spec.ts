@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { defineEvent, type EventEnvelope, EventRegistry, type ParsedEvent } from '@threadline/contracts';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- this lib's integration tests use the shared test helpers, which build on this lib
 import { createTestDatabase, eventually, readAllSettled, type TestDatabase } from '@threadline/testing';
 import type { Sql } from './db';
 import { EventStore, type NewEvent } from './event-store';

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { EventEnvelope } from '@threadline/contracts';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- this lib's integration tests use the shared test helpers, which build on this lib
 import {
   createTestDatabase,
   createTestNats,

@@ -6,7 +6,6 @@ import { Ctx, Payload } from '@nestjs/microservices';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { z } from 'zod';
 import { defineEvent, type EventEnvelope } from '@threadline/contracts';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- this lib's integration tests use the shared test helpers, which build on this lib
 import {
   createTestDatabase,
   createTestNats,

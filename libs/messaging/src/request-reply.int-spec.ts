@@ -13,7 +13,6 @@ import { lastValueFrom } from 'rxjs';
 import { z } from 'zod';
 import { defineCommand, defineQuery, ErrorReply } from '@threadline/contracts';
 import { DomainError } from '@threadline/platform';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- this lib's integration tests use the shared test helpers, which build on this lib
 import { testNatsUrl } from '@threadline/testing';
 import { natsConnectOptions } from './nats-connection';
 import {

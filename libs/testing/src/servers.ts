@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { jetstreamManager } from '@nats-io/jetstream';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the cycle is only through event-store's and messaging's own integration tests
 import { Db, DeadLetters, ensureDatabase, eventStoreMigrations, migrate } from '@threadline/event-store';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the cycle is only through event-store's and messaging's own integration tests
 import {
   connectNats,
   deleteEventStream,

@@ -1,5 +1,4 @@
 import type { EventEnvelope } from '@threadline/contracts';
-// eslint-disable-next-line @nx/enforce-module-boundaries -- the cycle is only through event-store's and messaging's own integration tests
 import { type CommitPosition, type EventStore, START } from '@threadline/event-store';
 import { eventually } from './servers';
 
