@@ -12,6 +12,9 @@ export const ErrorCodes = [
   'SESSION.ALREADY_EXISTS',
   'SESSION.ALREADY_ENDED',
   'SESSION.VERSION_MISMATCH',
+  'TURN.NOT_FOUND',
+  'TURN.ALREADY_EXISTS',
+  'TURN.NOT_OPEN',
   'STREAM.VERSION_CONFLICT',
   'SERVICE.UNAVAILABLE',
   'INTERNAL',
@@ -73,9 +76,12 @@ export function httpStatusOf(code: ErrorCode): number {
     case 'ROUTE.NOT_FOUND':
       return 404;
     case 'SESSION.NOT_FOUND':
+    case 'TURN.NOT_FOUND':
       return 404;
     case 'SESSION.ALREADY_EXISTS':
     case 'SESSION.ALREADY_ENDED':
+    case 'TURN.ALREADY_EXISTS':
+    case 'TURN.NOT_OPEN':
     case 'STREAM.VERSION_CONFLICT':
       return 409;
     case 'SESSION.VERSION_MISMATCH':

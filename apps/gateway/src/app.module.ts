@@ -1,0 +1,57 @@
+import { type DynamicModule, Global, Module } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { LoggerModule } from 'nestjs-pino';
+import { MessagingModule } from '@threadline/messaging';
+import { GATEWAY_CONFIG, type GatewayConfig } from './config';
+import { HealthModule } from './health/health.module';
+import { CORRELATION_HEADER } from './http/headers';
+import { SessionsController } from './sessions/sessions.controller';
+import { UserSessionsController } from './sessions/user-sessions.controller';
+import { TenantResolver } from './tenant/tenant.provider';
+
+@Global()
+@Module({})
+class GatewayConfigModule {
+  static forRoot(config: GatewayConfig): DynamicModule {
+    return {
+      module: GatewayConfigModule,
+      providers: [{ provide: GATEWAY_CONFIG, useValue: config }, TenantResolver],
+      exports: [GATEWAY_CONFIG, TenantResolver],
+    };
+  }
+}
+
+/**
+ * The gateway: the public HTTP API. It validates every request, sends commands and queries to the
+ * services over NATS (`RequestClient`), and keeps no state; Postgres is used only by `/health`.
+ */
+@Module({})
+export class AppModule {
+  static forRoot(config: GatewayConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        GatewayConfigModule.forRoot(config),
+        LoggerModule.forRoot({
+          pinoHttp: {
+            name: 'gateway',
+            level: config.LOG_LEVEL,
+            // The correlation id (set by the onRequest hook) is the request id in every log line.
+            genReqId: (req: IncomingMessage) => {
+              const id = req.headers[CORRELATION_HEADER];
+              return typeof id === 'string' ? id : randomUUID();
+            },
+            redact: {
+              paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
+              censor: '[redacted]',
+            },
+          },
+        }),
+        MessagingModule.forRoot({ settings: config, name: 'gateway' }),
+        HealthModule,
+      ],
+      controllers: [SessionsController, UserSessionsController],
+    };
+  }
+}

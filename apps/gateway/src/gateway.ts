@@ -1,0 +1,40 @@
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import type { GatewayConfig } from './config';
+import { correlationIdHook, requestIdOf } from './http/headers';
+import { HealthReportDto } from './health/health.controller';
+import { ProblemDetailsDto, setupOpenApi } from './http/openapi';
+import { ProblemDetailsFilter } from './http/problem-details.filter';
+import { RequestValidationPipe } from './http/validation.pipe';
+import { SESSION_DTOS } from './sessions/sessions.dto';
+
+/**
+ * Builds the gateway application (not yet listening): Fastify with `BODY_LIMIT_BYTES`, the
+ * correlation-id hook, the zod validation pipe, the problem-details filter and the OpenAPI docs at
+ * `/docs` and `/docs/json`. Throws when NATS or Postgres is unreachable at boot.
+ * `main.ts` listens on `PORT`; tests listen on port 0.
+ */
+export async function createGateway(config: GatewayConfig): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    // Ids may be 128 characters (longer is a 400 from the params schema, not a 404 from the router).
+    routerOptions: { maxParamLength: 512 },
+    // HEAD /sessions/{id} is its own route; Fastify's automatic HEAD-for-every-GET would clash with it.
+    exposeHeadRoutes: false,
+    // The request id is the correlation id (X-Correlation-Id or a new UUID): logs and replies share it.
+    genReqId: requestIdOf,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    bufferLogs: true,
+  });
+  app.useLogger(app.get(Logger));
+  app.enableShutdownHooks();
+  app.getHttpAdapter().getInstance().addHook('onRequest', correlationIdHook);
+  app.useGlobalPipes(new RequestValidationPipe());
+  app.useGlobalFilters(new ProblemDetailsFilter());
+  setupOpenApi(app, [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto]);
+  await app.init();
+  return app;
+}

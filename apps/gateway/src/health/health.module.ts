@@ -1,0 +1,31 @@
+import { Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Db } from '@threadline/event-store';
+import { GATEWAY_CONFIG, type GatewayConfig } from '../config';
+import { HealthController } from './health.controller';
+
+@Injectable()
+class DbLifecycle implements OnApplicationShutdown {
+  constructor(@Inject(Db) private readonly db: Db) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+/**
+ * `/health`. Owns the gateway's only Postgres pool (2 connections, no migrations): the gateway reads
+ * and writes nothing in Postgres itself; it only reports whether the database answers.
+ */
+@Module({
+  controllers: [HealthController],
+  providers: [
+    {
+      provide: Db,
+      useFactory: (config: GatewayConfig) =>
+        Db.connect({ url: config.DATABASE_URL, poolSize: 2, applicationName: 'gateway' }),
+      inject: [GATEWAY_CONFIG],
+    },
+    DbLifecycle,
+  ],
+})
+export class HealthModule {}

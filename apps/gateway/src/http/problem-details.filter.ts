@@ -1,0 +1,32 @@
+import { type ArgumentsHost, Catch, type ExceptionFilter, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { PROBLEM_CONTENT_TYPE, problemFor } from './problem-details';
+
+/**
+ * The gateway's one exception filter: every error of every route (and Fastify's body-parsing errors,
+ * which Nest routes through the global filters) becomes an RFC 9457 problem body, mapped by
+ * {@link problemFor}. Unexpected errors are logged with their stack and answered with a bare 500.
+ */
+@Catch()
+export class ProblemDetailsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemDetailsFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    const { body, unexpected } = problemFor(exception, {
+      hadIfMatch: request.headers['if-match'] !== undefined,
+      instance: request.url.split('?')[0] ?? request.url,
+    });
+    if (unexpected) {
+      this.logger.error(
+        `${request.method} ${request.url} failed: ${exception instanceof Error ? (exception.stack ?? exception.message) : String(exception)}`,
+      );
+    } else if (body.status >= 500) {
+      this.logger.warn(`${request.method} ${request.url}: ${body.code} ${body.detail}`);
+    }
+    if (reply.sent) return;
+    void reply.status(body.status).header('content-type', PROBLEM_CONTENT_TYPE).send(body);
+  }
+}
