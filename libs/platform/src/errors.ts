@@ -15,6 +15,7 @@ export const ErrorCodes = [
   'TURN.NOT_FOUND',
   'TURN.ALREADY_EXISTS',
   'TURN.NOT_OPEN',
+  'AGENT.BACKEND_FAILED',
   'STREAM.VERSION_CONFLICT',
   'SERVICE.UNAVAILABLE',
   'INTERNAL',
@@ -61,7 +62,8 @@ export class StreamVersionConflictError extends DomainError {
 /**
  * HTTP status of each code, in one exhaustive switch (RFC 9110 semantics):
  * 400 bad input, 401 no identity, 404 unknown (also for other users' data, ARCHITECTURE rule 9),
- * 409 state conflict, 412 failed `If-Match`, 503 a service did not answer.
+ * 409 state conflict, 412 failed `If-Match`, 502 the agent backend of `/query` failed,
+ * 503 a service did not answer.
  */
 export function httpStatusOf(code: ErrorCode): number {
   switch (code) {
@@ -86,6 +88,8 @@ export function httpStatusOf(code: ErrorCode): number {
       return 409;
     case 'SESSION.VERSION_MISMATCH':
       return 412;
+    case 'AGENT.BACKEND_FAILED':
+      return 502;
     case 'SERVICE.UNAVAILABLE':
       return 503;
     case 'INTERNAL':

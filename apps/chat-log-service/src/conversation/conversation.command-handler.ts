@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import type { z } from 'zod';
+import {
+  type CommandContext,
+  CONVERSATION_CATEGORY,
+  conversationStreamId,
+  type EventMetadata,
+  EventRegistry,
+  type LogTurnBody,
+  SessionEvents,
+  sessionStreamId,
+  type TurnWriteReply,
+} from '@threadline/contracts';
+import { EventStore, EventStoreTransaction, type Sql } from '@threadline/event-store';
+import { StreamVersionConflictError } from '@threadline/platform';
+import type { Meter } from '../usage/usage-meter';
+import {
+  type ConversationCommand,
+  type ConversationState,
+  conversationEventOf,
+  decide,
+  evolve,
+  initialState,
+  sessionLifecycleEventOf,
+  TurnAlreadyExistsError,
+  TurnNotFoundError,
+} from './conversation.decider';
+import { TurnsProjection, turnsEventRegistry } from './turns.projection';
+import { findTurn, sessionOfTurnId } from './turns.read-model';
+
+/** Token of the clock commands are stamped with: `() => Date` (tests may pin it). */
+export const CONVERSATION_CLOCK = Symbol('CONVERSATION_CLOCK');
+export type Clock = () => Date;
+/** Token of the {@link Meter} giving agent responses their usage and cost. */
+export const USAGE_METER = Symbol('USAGE_METER');
+
+/** Attempts of one command when a concurrent writer moved the stream first (1 + 3 retries). */
+export const MAX_ATTEMPTS = 4;
+
+const sessionEventRegistry = new EventRegistry(SessionEvents);
+
+/**
+ * The lifecycle of session `sessionId` (the `session` part of a {@link ConversationState}), read
+ * strongly from the session's own stream, never from another service's read model: a session created
+ * a moment ago (committed before this statement, READ COMMITTED) is always seen. With `lock`, the
+ * session's `streams` row is first locked `FOR SHARE` for the rest of the transaction, so the session
+ * cannot end or be deleted (those appends update that row) before a turn decided on it commits.
+ * Session events of types this service does not know yet are skipped.
+ */
+export async function loadSessionLifecycle(
+  sql: Sql,
+  tenantId: string,
+  sessionId: string,
+  opts: { lock: boolean },
+): Promise<ConversationState> {
+  const streamId = sessionStreamId(tenantId, sessionId);
+  if (opts.lock) await sql.query('SELECT version FROM streams WHERE stream_id = $1 FOR SHARE', [streamId]);
+  let state = initialState();
+  for (const envelope of await new EventStoreTransaction(sql).readStream(streamId)) {
+    if (!sessionEventRegistry.knows(envelope.eventType)) continue;
+    const event = sessionLifecycleEventOf(sessionEventRegistry.parse(envelope));
+    if (event) state = evolve(state, event);
+  }
+  return state;
+}
+
+/** The metadata stored with each event of a command: who, on whose behalf, and why. */
+export function eventMetadata(context: CommandContext, userId: string | null): EventMetadata {
+  return {
+    tenantId: context.tenantId,
+    userId,
+    ...(context.correlationId !== undefined ? { correlationId: context.correlationId } : {}),
+    ...(context.causationId !== undefined ? { causationId: context.causationId } : {}),
+    ...(context.idempotencyKey !== undefined ? { idempotencyKey: context.idempotencyKey } : {}),
+  };
+}
+
+/**
+ * What an idempotency key is bound to: the command's name and payload without its context (a retry
+ * may carry another correlation id and is still the same request).
+ */
+export function idempotentRequest(name: string, payload: { context: CommandContext }): unknown {
+  const { context: _context, ...rest } = payload;
+  return { command: name, ...rest };
+}
+
+/**
+ * Runs the conversation's commands. One event-store transaction per command: claim the idempotency key
+ * (a retry gets the first reply), take the conversation's transaction lock, read the session's
+ * lifecycle strongly ({@link loadSessionLifecycle}) and the conversation stream, fold them, `decide`,
+ * append with the version read as expected version and the `turns` projection inline, read the turn
+ * back and store the reply for retries.
+ *
+ * Numbering: `conversation_turn` is the conversation's last number + 1, so two writers must never
+ * decide on the same version. The per-conversation lock (`conversation:<tenant>:<session>`) serializes
+ * them, so concurrent turns queue instead of failing; the expected version is the safety net, and a
+ * `STREAM.VERSION_CONFLICT` (a writer that bypassed the lock) reruns the whole transaction, at most
+ * {@link MAX_ATTEMPTS} times.
+ */
+@Injectable()
+export class ConversationCommandHandler {
+  constructor(
+    private readonly store: EventStore,
+    private readonly projection: TurnsProjection,
+    @Inject(CONVERSATION_CLOCK) private readonly clock: Clock,
+    @Inject(USAGE_METER) private readonly meter: Meter,
+  ) {}
+
+  /**
+   * Runs `body` in a transaction under the idempotency key of `context` (if any). `request` is what
+   * the key is bound to (the same key with a different request is REQUEST.INVALID); `reply` parses a
+   * stored reply. Retries on a concurrent writer's version conflict.
+   */
+  async run<R>(
+    context: CommandContext,
+    request: unknown,
+    reply: z.ZodType<R>,
+    body: (tx: EventStoreTransaction) => Promise<R>,
+  ): Promise<R> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.store.transaction(async (tx) => {
+          const key = context.idempotencyKey;
+          if (key !== undefined) {
+            const claimed = await tx.claimIdempotencyKey(context.tenantId, key, request);
+            if (claimed) return reply.parse(claimed.replay);
+          }
+          const result = await body(tx);
+          if (key !== undefined) await tx.saveIdempotentReply(context.tenantId, key, result);
+          return result;
+        });
+      } catch (error) {
+        if (error instanceof StreamVersionConflictError && attempt < MAX_ATTEMPTS) continue;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * The session of a turn, found through the `turns` read model (tenant-scoped; with `userId`, only
+   * that user's turns). Throws TURN.NOT_FOUND for an unknown or deleted turn, or another user's.
+   */
+  async sessionOfTurn(
+    sql: Sql,
+    tenantId: string,
+    turnId: string,
+    userId: string | undefined,
+  ): Promise<string> {
+    const record = await findTurn(sql, tenantId, turnId, { userId });
+    if (!record) throw new TurnNotFoundError(turnId);
+    return record.view.session_id;
+  }
+
+  /**
+   * A new turn of session `sessionId`: a turn id given by the client must be new in the whole tenant
+   * (TURN.ALREADY_EXISTS, checked under a per-id lock so two concurrent uses cannot both pass), one
+   * not given is a random UUID. Then {@link decideAndAppend}; answers the turn as written.
+   */
+  async logTurn(
+    tx: EventStoreTransaction,
+    context: CommandContext,
+    input: { sessionId: string; actingUserId?: string | undefined; turn: LogTurnBody },
+  ): Promise<TurnWriteReply> {
+    const turnId = input.turn.turn_id ?? randomUUID();
+    if (input.turn.turn_id !== undefined) {
+      await tx.lock(`turn-id:${context.tenantId}:${turnId}`);
+      const usedIn = await sessionOfTurnId(tx.sql, context.tenantId, turnId);
+      if (usedIn !== null && usedIn !== input.sessionId) throw new TurnAlreadyExistsError(turnId);
+    }
+    const position = await this.decideAndAppend(tx, context, { type: 'LogTurn', data: { ...input, turnId } });
+    return this.replyFor(tx, context.tenantId, turnId, position);
+  }
+
+  /**
+   * Decides `command` against its conversation (and its session's lifecycle) and appends the events
+   * with the `turns` projection inline. Returns the global position of the last event appended
+   * (every command appends at least one). Throws the decider's DomainErrors and
+   * `StreamVersionConflictError`.
+   */
+  async decideAndAppend(
+    tx: EventStoreTransaction,
+    context: CommandContext,
+    command: ConversationCommand,
+  ): Promise<number> {
+    const sessionId = command.data.sessionId;
+    const streamId = conversationStreamId(context.tenantId, sessionId);
+    await tx.lock(streamId);
+    let state = await loadSessionLifecycle(tx.sql, context.tenantId, sessionId, { lock: true });
+    for (const envelope of await tx.readStream(streamId)) {
+      state = evolve(state, conversationEventOf(turnsEventRegistry.parse(envelope)));
+    }
+    const events = decide(command, state, { now: this.clock(), newId: randomUUID, meter: this.meter });
+    const result = await tx.append(streamId, CONVERSATION_CATEGORY, state.version, events, {
+      metadata: eventMetadata(context, command.data.actingUserId ?? state.session.userId),
+      inline: this.projection.inline,
+    });
+    return result.lastGlobalPosition;
+  }
+
+  /** A write's reply: the turn read back in the same transaction, and the write's global position. */
+  async replyFor(
+    tx: EventStoreTransaction,
+    tenantId: string,
+    turnId: string,
+    position: number,
+  ): Promise<TurnWriteReply> {
+    const record = await findTurn(tx.sql, tenantId, turnId);
+    if (!record) {
+      // The row commits with every append; its absence means the read model is broken, not a user error.
+      throw new Error(`turns read model has no row for ${tenantId}/${turnId} at position ${position}`);
+    }
+    return { turn: record.view, position };
+  }
+}

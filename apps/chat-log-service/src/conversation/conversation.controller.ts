@@ -1,0 +1,183 @@
+import { Controller } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import {
+  CompleteTurn,
+  DeleteTurn,
+  FailTurn,
+  GetTurn,
+  ListSessionTurns,
+  ListUserTurns,
+  LogTurn,
+  RecordTurnResponse,
+  type ReplyOf,
+  type RequestOf,
+  TurnPage,
+  TurnView,
+  TurnWriteReply,
+} from '@threadline/contracts';
+import { Db } from '@threadline/event-store';
+import { RequestHandler } from '@threadline/messaging';
+import {
+  ConversationCommandHandler,
+  idempotentRequest,
+  loadSessionLifecycle,
+} from './conversation.command-handler';
+import { SessionNotFoundError, TurnNotFoundError } from './conversation.decider';
+import { findTurn, listSessionTurns, listUserTurns } from './turns.read-model';
+
+const DeleteReply = DeleteTurn.reply;
+
+/**
+ * The chat-log-service's NATS commands and queries on turns (subjects derived from the contracts in
+ * `libs/contracts/src/conversation`). Payloads are parsed with their zod schema before they reach a
+ * method (`@RequestHandler`), replies with theirs before they leave; errors travel as
+ * `{ code, message, details }`. Everything is filtered by tenant, and by user when the caller is scoped
+ * to one (another user's session is SESSION.NOT_FOUND, another user's turn TURN.NOT_FOUND; ARCHITECTURE
+ * rule 9). Write replies carry `position`, the global position of the last event the write appended
+ * (a retry with the same idempotency key answers the first reply, position included).
+ */
+@Controller()
+export class ConversationController {
+  constructor(
+    private readonly commands: ConversationCommandHandler,
+    private readonly db: Db,
+  ) {}
+
+  /**
+   * Logs a whole turn (`status` completed|failed) or starts one (`in_progress`) in session `sessionId`.
+   * Errors: SESSION.NOT_FOUND, SESSION.ALREADY_ENDED, TURN.ALREADY_EXISTS, REQUEST.INVALID.
+   */
+  @RequestHandler(LogTurn)
+  logTurn(@Payload() p: RequestOf<typeof LogTurn>): Promise<ReplyOf<typeof LogTurn>> {
+    return this.commands.run(p.context, idempotentRequest(LogTurn.name, p), TurnWriteReply, async (tx) =>
+      TurnWriteReply.parse(
+        await this.commands.logTurn(tx, p.context, {
+          sessionId: p.sessionId,
+          actingUserId: p.userId,
+          turn: p.body,
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Appends an agent response (usage and cost metered) or records a tool call (a known `tool_call_id`
+   * updates it) on an open turn. Errors: TURN.NOT_FOUND, TURN.NOT_OPEN.
+   */
+  @RequestHandler(RecordTurnResponse)
+  recordTurnResponse(
+    @Payload() p: RequestOf<typeof RecordTurnResponse>,
+  ): Promise<ReplyOf<typeof RecordTurnResponse>> {
+    return this.commands.run(
+      p.context,
+      idempotentRequest(RecordTurnResponse.name, p),
+      TurnWriteReply,
+      async (tx) => {
+        const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
+        const scope = { sessionId, turnId: p.turnId, actingUserId: p.userId };
+        const { agent_response: response, tool_call: toolCall } = p.body;
+        const position = await this.commands.decideAndAppend(
+          tx,
+          p.context,
+          response !== undefined
+            ? { type: 'RecordAgentResponse', data: { ...scope, response } }
+            : toolCall !== undefined
+              ? { type: 'RecordToolCall', data: { ...scope, toolCall } }
+              : unreachableBody(),
+        );
+        return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
+      },
+    );
+  }
+
+  /** Completes an open turn. Errors: TURN.NOT_FOUND, TURN.NOT_OPEN. */
+  @RequestHandler(CompleteTurn)
+  completeTurn(@Payload() p: RequestOf<typeof CompleteTurn>): Promise<ReplyOf<typeof CompleteTurn>> {
+    return this.commands.run(
+      p.context,
+      idempotentRequest(CompleteTurn.name, p),
+      TurnWriteReply,
+      async (tx) => {
+        const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
+        const position = await this.commands.decideAndAppend(tx, p.context, {
+          type: 'CompleteTurn',
+          data: {
+            sessionId,
+            turnId: p.turnId,
+            actingUserId: p.userId,
+            processingTimeMs: p.body.processing_time_ms,
+            vectorCacheHit: p.body.vector_cache_hit,
+          },
+        });
+        return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
+      },
+    );
+  }
+
+  /** Fails an open turn with an error message. Errors: TURN.NOT_FOUND, TURN.NOT_OPEN. */
+  @RequestHandler(FailTurn)
+  failTurn(@Payload() p: RequestOf<typeof FailTurn>): Promise<ReplyOf<typeof FailTurn>> {
+    return this.commands.run(p.context, idempotentRequest(FailTurn.name, p), TurnWriteReply, async (tx) => {
+      const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
+      const position = await this.commands.decideAndAppend(tx, p.context, {
+        type: 'FailTurn',
+        data: {
+          sessionId,
+          turnId: p.turnId,
+          actingUserId: p.userId,
+          error: p.body.error,
+          processingTimeMs: p.body.processing_time_ms,
+        },
+      });
+      return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
+    });
+  }
+
+  /** Deletes a turn: it leaves the `turns` read model at once. Answers the deletion's position. Errors: TURN.NOT_FOUND. */
+  @RequestHandler(DeleteTurn)
+  deleteTurn(@Payload() p: RequestOf<typeof DeleteTurn>): Promise<ReplyOf<typeof DeleteTurn>> {
+    return this.commands.run(p.context, idempotentRequest(DeleteTurn.name, p), DeleteReply, async (tx) => {
+      const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
+      const position = await this.commands.decideAndAppend(tx, p.context, {
+        type: 'DeleteTurn',
+        data: { sessionId, turnId: p.turnId, actingUserId: p.userId },
+      });
+      return { position };
+    });
+  }
+
+  /** One turn. Errors: TURN.NOT_FOUND (unknown, deleted, or not the scoped user's). */
+  @RequestHandler(GetTurn)
+  async getTurn(@Payload() p: RequestOf<typeof GetTurn>): Promise<ReplyOf<typeof GetTurn>> {
+    const record = await findTurn(this.db, p.tenantId, p.turnId, { userId: p.userId });
+    if (!record) throw new TurnNotFoundError(p.turnId);
+    return TurnView.parse(record.view);
+  }
+
+  /**
+   * A session's turns by number (`limit`/`cursor`/`order`, or `last=N`: the N most recent, ascending).
+   * Errors: SESSION.NOT_FOUND (unknown or deleted session, or another user's; read from the session's
+   * own stream, so a session created a moment ago is found), REQUEST.INVALID (cursor).
+   */
+  @RequestHandler(ListSessionTurns)
+  async listSessionTurns(
+    @Payload() p: RequestOf<typeof ListSessionTurns>,
+  ): Promise<ReplyOf<typeof ListSessionTurns>> {
+    const { session } = await loadSessionLifecycle(this.db, p.tenantId, p.sessionId, { lock: false });
+    const exists = session.status === 'active' || session.status === 'ended';
+    if (!exists || (p.userId !== undefined && session.userId !== p.userId))
+      throw new SessionNotFoundError(p.sessionId);
+    return TurnPage.parse(await listSessionTurns(this.db, p.tenantId, p.sessionId, p.query));
+  }
+
+  /** A user's most recent turns across sessions, newest first; `user_input` exact match, `q` full-text. */
+  @RequestHandler(ListUserTurns)
+  async listUserTurns(@Payload() p: RequestOf<typeof ListUserTurns>): Promise<ReplyOf<typeof ListUserTurns>> {
+    return TurnPage.parse(await listUserTurns(this.db, p.tenantId, p.userId, p.query));
+  }
+}
+
+/** The body schema refuses a body with neither (or both) of `agent_response` and `tool_call`. */
+function unreachableBody(): never {
+  throw new Error('TurnResponseBody without agent_response or tool_call passed validation');
+}

@@ -1,0 +1,4 @@
+import { Turns1732400000000 } from './1732400000000-turns';
+
+/** The chat-log-service's read-model migrations, in order (run after the event store's). */
+export const chatLogMigrations = [Turns1732400000000];

@@ -1,0 +1,181 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError } from '@threadline/platform';
+import { costUsd, loadPriceTable, type ModelPrice, priceOf, SHIPPED_PRICE_TABLE } from './price-table';
+import { countTokens, encoderFor, encodingNameFor } from './tokenizer';
+import { UsageMeter } from './usage-meter';
+
+const price = (input: number, cached: number, output: number): ModelPrice => ({
+  input,
+  cached_input: cached,
+  output,
+  source: 'https://example.com/pricing',
+  read_at: '2026-11-21',
+});
+
+describe('tokenizer', () => {
+  it('encodes known strings exactly as OpenAI’s tiktoken does', () => {
+    // OpenAI Cookbook, "How to count tokens with tiktoken": cl100k_base encodes "tiktoken is great!" as
+    // [83, 1609, 5963, 374, 2294, 0]; o200k_base encodes "hello world" as [24912, 2375].
+    expect(encoderFor('cl100k_base').encode('tiktoken is great!')).toEqual([83, 1609, 5963, 374, 2294, 0]);
+    expect(encoderFor('o200k_base').encode('hello world')).toEqual([24912, 2375]);
+    expect(countTokens('tiktoken is great!', 'gpt-4')).toBe(6);
+    expect(countTokens('', 'gpt-4o')).toBe(0);
+  });
+
+  it('picks the encoding of the model (o200k_base for gpt-4o/4.1/o-series and unknown, cl100k_base for gpt-3.5/4)', () => {
+    expect(encodingNameFor('gpt-4o')).toBe('o200k_base');
+    expect(encodingNameFor('gpt-4o-mini-2024-07-18')).toBe('o200k_base');
+    expect(encodingNameFor('gpt-4.1-mini')).toBe('o200k_base');
+    expect(encodingNameFor('gpt-4.1-2099-01-01')).toBe('o200k_base'); // a variant js-tiktoken does not list
+    expect(encodingNameFor('o3-mini')).toBe('o200k_base');
+    expect(encodingNameFor('GPT-3.5-Turbo')).toBe('cl100k_base');
+    expect(encodingNameFor('gpt-3.5-turbo-9999')).toBe('cl100k_base');
+    expect(encodingNameFor('gpt-4')).toBe('cl100k_base');
+    expect(encodingNameFor('gpt-4-turbo-2024-04-09')).toBe('cl100k_base');
+    expect(encodingNameFor('text-davinci-003')).toBe('p50k_base');
+    expect(encodingNameFor('claude-3-5-sonnet-20241022')).toBe('o200k_base');
+    expect(encodingNameFor(null)).toBe('o200k_base');
+    // The encodings really differ: Hindi text is 5 tokens in o200k_base, 13 in cl100k_base.
+    expect(countTokens('नमस्ते दुनिया', 'gpt-4o')).toBe(5);
+    expect(countTokens('नमस्ते दुनिया', 'gpt-3.5-turbo')).toBe(13);
+  });
+
+  it('counts special-token text as ordinary text instead of throwing', () => {
+    expect(countTokens('<|endoftext|>', 'gpt-4o')).toBe(7);
+  });
+});
+
+describe('price table', () => {
+  it('ships prices for the listed models, each with its source and the date it was read', () => {
+    for (const model of [
+      'gpt-4o',
+      'gpt-4o-mini',
+      'gpt-4.1',
+      'gpt-4.1-mini',
+      'o3-mini',
+      'gpt-3.5-turbo',
+      'claude-3-5-sonnet',
+      'claude-3-5-haiku',
+      'gemini-1.5-pro',
+      'gemini-1.5-flash',
+    ]) {
+      const p = SHIPPED_PRICE_TABLE.models[model];
+      expect(p).toBeDefined();
+      expect(p?.source).toMatch(/^https:\/\//);
+      expect(p?.read_at).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    }
+  });
+
+  it('matches exact names, then the longest prefix before a dash, case-insensitively', () => {
+    const t = SHIPPED_PRICE_TABLE;
+    expect(priceOf(t, 'gpt-4o')).toBe(t.models['gpt-4o']);
+    expect(priceOf(t, 'gpt-4o-2024-08-06')).toBe(t.models['gpt-4o']);
+    expect(priceOf(t, 'gpt-4o-mini-2024-07-18')).toBe(t.models['gpt-4o-mini']);
+    expect(priceOf(t, 'Claude-3-5-Sonnet-20241022')).toBe(t.models['claude-3-5-sonnet']);
+    expect(priceOf(t, 'gpt-4oo')).toBeUndefined();
+    expect(priceOf(t, 'llama-3-70b')).toBeUndefined();
+    expect(priceOf(t, null)).toBeUndefined();
+  });
+
+  it('computes (input - cached) * input + cached * cached_input + output * output, per million tokens', () => {
+    const p = price(2.5, 1.25, 10); // gpt-4o's rates
+    // 1000 uncached input, 0 cached, 500 output: 1000*2.5/1e6 + 500*10/1e6 = 0.0025 + 0.005
+    expect(costUsd(p, { input: 1000, cached: 0, output: 500 })).toBe(0.0075);
+    // 1000 input of which 400 cached: 600*2.5/1e6 + 400*1.25/1e6 + 500*10/1e6 = 0.0015 + 0.0005 + 0.005
+    expect(costUsd(p, { input: 1000, cached: 400, output: 500 })).toBe(0.007);
+    // cached beyond input is capped at input
+    expect(costUsd(p, { input: 100, cached: 1000, output: 0 })).toBe(0.000125);
+    // one million of each: the table's numbers themselves
+    expect(costUsd(price(0.15, 0.075, 0.6), { input: 1_000_000, cached: 0, output: 1_000_000 })).toBe(0.75);
+    // unknown model: 0
+    expect(costUsd(undefined, { input: 1000, cached: 0, output: 1000 })).toBe(0);
+    // float noise is rounded away (0.1 + 0.2 style)
+    expect(costUsd(price(0.1, 0.1, 0.2), { input: 1_000_000, cached: 0, output: 1_000_000 })).toBe(0.3);
+  });
+
+  it('loads an override file of the same shape, and refuses a bad one with a ConfigError naming PRICE_TABLE_FILE', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prices-'));
+    const good = join(dir, 'good.json');
+    writeFileSync(good, JSON.stringify({ models: { 'my-model': price(1, 0.5, 2) } }));
+    const table = loadPriceTable(good);
+    expect(Object.keys(table.models)).toEqual(['my-model']);
+    expect(loadPriceTable(undefined)).toBe(SHIPPED_PRICE_TABLE);
+
+    const bad = join(dir, 'bad.json');
+    writeFileSync(
+      bad,
+      JSON.stringify({ models: { 'my-model': { input: -1, output: 'x', source: 'nope' } } }),
+    );
+    expect(() => loadPriceTable(bad)).toThrow(ConfigError);
+    try {
+      loadPriceTable(bad);
+    } catch (error) {
+      const problems = (error as ConfigError).problems;
+      expect(problems.every((p) => p.startsWith('PRICE_TABLE_FILE'))).toBe(true);
+      expect(problems.join('\n')).toMatch(/models\.my-model\.input/);
+      expect(problems.join('\n')).toMatch(/models\.my-model\.cached_input/);
+    }
+    const notJson = join(dir, 'broken.json');
+    writeFileSync(notJson, '{ not json');
+    expect(() => loadPriceTable(notJson)).toThrow(/PRICE_TABLE_FILE: cannot read/);
+    expect(() => loadPriceTable(join(dir, 'missing.json'))).toThrow(ConfigError);
+  });
+});
+
+describe('UsageMeter', () => {
+  const meter = new UsageMeter(SHIPPED_PRICE_TABLE);
+  const userInput = 'What were the total orders for CFC1 in the last week?'; // 14 tokens in o200k_base
+  const response = 'hello world'; // 2 tokens in o200k_base
+
+  it('estimates missing input and output tokens with the model’s tokenizer and prices them', () => {
+    const m = meter.measure({ agent_name: 'SummAgent', response, model: 'gpt-4o' }, userInput);
+    expect(m).toEqual({
+      usage: { inputTokens: 14, outputTokens: 2, cachedTokens: 0, reasoningTokens: 0, totalTokens: 16 },
+      usageSource: 'estimated',
+      costUsd: (14 * 2.5 + 2 * 10) / 1e6,
+    });
+  });
+
+  it('keeps reported usage, marks it reported, and prices cached and reasoning tokens per the formula', () => {
+    const m = meter.measure(
+      {
+        agent_name: 'GenAgent',
+        response,
+        model: 'o3-mini-2025-01-31',
+        usage: { input_tokens: 2000, output_tokens: 800, cached_tokens: 1000, reasoning_tokens: 600 },
+      },
+      userInput,
+    );
+    expect(m.usageSource).toBe('reported');
+    expect(m.usage).toEqual({
+      inputTokens: 2000,
+      outputTokens: 800,
+      cachedTokens: 1000,
+      reasoningTokens: 600,
+      totalTokens: 2800,
+    });
+    // (2000 - 1000) * 1.10 + 1000 * 0.55 + 800 * 4.40, per million; reasoning is inside the 800 output tokens
+    expect(m.costUsd).toBe(0.00517); // 1100 + 550 + 3520 = 5170 micro-USD
+  });
+
+  it('estimates only what is missing, keeps a given total and a client cost, and prices unknown models at 0', () => {
+    const partial = meter.measure(
+      { agent_name: 'a', response, model: 'gpt-4o-mini', usage: { input_tokens: 100, total_tokens: 999 } },
+      userInput,
+    );
+    expect(partial.usage).toMatchObject({ inputTokens: 100, outputTokens: 2, totalTokens: 999 });
+    expect(partial.usageSource).toBe('estimated');
+
+    const clientCost = meter.measure(
+      { agent_name: 'a', response, model: 'gpt-4o', cost_usd: 0.42 },
+      userInput,
+    );
+    expect(clientCost.costUsd).toBe(0.42);
+
+    const unknown = meter.measure({ agent_name: 'a', response, model: 'my-local-llama' }, userInput);
+    expect(unknown.costUsd).toBe(0);
+    expect(unknown.usage.inputTokens).toBe(14); // still counted (o200k_base)
+  });
+});
