@@ -6,9 +6,11 @@ import { MessagingModule } from '@threadline/messaging';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { HealthModule } from './health/health.module';
 import { CORRELATION_HEADER } from './http/headers';
+import { QueryModule } from './query/query.module';
 import { SessionsController } from './sessions/sessions.controller';
 import { UserSessionsController } from './sessions/user-sessions.controller';
 import { TenantResolver } from './tenant/tenant.provider';
+import { TurnsModule } from './turns/turns.module';
 
 @Global()
 @Module({})
@@ -50,6 +52,8 @@ export class AppModule {
         }),
         MessagingModule.forRoot({ settings: config, name: 'gateway' }),
         HealthModule,
+        TurnsModule,
+        QueryModule,
       ],
       controllers: [SessionsController, UserSessionsController],
     };

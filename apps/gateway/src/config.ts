@@ -8,7 +8,37 @@ import { BaseConfig, loadConfig, Port } from '@threadline/platform';
  * - `PORT` / `HOST`: where the public HTTP API listens (default `0.0.0.0:3000`).
  * - `BODY_LIMIT_BYTES`: largest accepted request body in bytes (default 1 MiB); larger is 413.
  * - `DEFAULT_TENANT_ID`: the tenant every request acts for until API keys exist (see `tenant/`).
+ * - `AGENT_*`: the agent backend of `POST /query` (see {@link AgentConfig}).
  */
+/** An unset variable and an empty one (`AGENT_BASE_URL=` in a compose file) both mean "not set". */
+const unsetWhenEmpty = <S extends z.ZodType>(schema: S) =>
+  z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+
+/**
+ * The agent backend of `POST /query` (seed 004):
+ *
+ * - `AGENT_BASE_URL`: base URL of an OpenAI-compatible API (`http://host:port/v1`); the gateway
+ *   POSTs `${AGENT_BASE_URL}/chat/completions`. Unset: the built-in echo agent answers (offline).
+ * - `AGENT_API_KEY`: sent as `Authorization: Bearer <key>` when set (never logged).
+ * - `AGENT_MODEL`: the `model` asked for (default `gpt-4o-mini`).
+ * - `AGENT_TIMEOUT_MS`: longest wait for the backend's whole reply, in ms (default 30000).
+ * - `AGENT_HISTORY_TURNS`: how many of the session's latest turns are sent as context (default 10; 0 none).
+ * - `AGENT_SYSTEM_PROMPT`: an optional system message put first.
+ */
+export const AgentConfig = z.object({
+  AGENT_BASE_URL: unsetWhenEmpty(
+    z
+      .url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. http://localhost:8000/v1' })
+      .transform((url) => url.replace(/\/+$/, '')),
+  ),
+  AGENT_API_KEY: unsetWhenEmpty(z.string().max(4096)),
+  AGENT_MODEL: z.string().min(1).max(128).default('gpt-4o-mini'),
+  AGENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  AGENT_HISTORY_TURNS: z.coerce.number().int().min(0).max(200).default(10),
+  AGENT_SYSTEM_PROMPT: unsetWhenEmpty(z.string().max(100_000)),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
 export const GatewayConfig = BaseConfig.extend({
   PORT: Port.default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
@@ -19,6 +49,7 @@ export const GatewayConfig = BaseConfig.extend({
     .max(64 * 1024 * 1024)
     .default(1_048_576),
   DEFAULT_TENANT_ID: TenantId.default('default'),
+  ...AgentConfig.shape,
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 

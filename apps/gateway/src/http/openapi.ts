@@ -6,6 +6,8 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply } from 'fastify';
 import { createZodDto, cleanupOpenApiDoc } from 'nestjs-zod';
 import { z } from 'zod';
+import { QUERY_DTOS } from '../query/query.dto';
+import { TURN_DTOS } from '../turns/turns.dto';
 import { PROBLEM_CONTENT_TYPE, ProblemDetails } from './problem-details';
 
 export class ProblemDetailsDto extends createZodDto(ProblemDetails) {}
@@ -16,6 +18,7 @@ const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   409: 'Conflict with the current state',
   412: 'If-Match does not match the current version',
   413: 'Body larger than BODY_LIMIT_BYTES',
+  502: 'The agent backend failed',
   503: 'A service did not answer in time',
 };
 
@@ -139,7 +142,7 @@ const UI_INIT = `window.onload = function () {
  * `@fastify/static` on Fastify, which is not a dependency of this project.
  */
 export function setupOpenApi(app: NestFastifyApplication, dtos: readonly DocumentedDto[]): OpenAPIObject {
-  const document = buildOpenApiDocument(app, dtos);
+  const document = buildOpenApiDocument(app, [...dtos, ...TURN_DTOS, ...QUERY_DTOS]);
   SwaggerModule.setup('docs', app, document, { ui: false, raw: ['json'], jsonDocumentUrl: 'docs/json' });
   const fastify = app.getHttpAdapter().getInstance();
   const dir = swaggerUiDir();
