@@ -1,0 +1,36 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { Logger } from 'nestjs-pino';
+import { DeadLetters } from '@threadline/event-store';
+import { startServiceTransports } from '@threadline/messaging';
+import { createLogger, runService } from '@threadline/platform';
+import { AppModule } from './app.module';
+import { loadChatLogServiceConfig } from './config';
+import { migrateDatabase, parseServiceCommand } from './migrate-command';
+
+// `node main.js` serves; `node main.js migrate` applies the migrations and exits 0.
+runService('chat-log-service', async () => {
+  const command = parseServiceCommand();
+  const config = loadChatLogServiceConfig();
+  if (command === 'migrate') {
+    const applied = await migrateDatabase(
+      config.DATABASE_URL,
+      'chat-log-service-migrate',
+      AppModule.migrations,
+    );
+    createLogger('chat-log-service', config.LOG_LEVEL).info({ applied }, 'migrations applied');
+    return;
+  }
+  // Fastify adapter: the app is a NestJS hybrid (microservice transports only, no HTTP listener);
+  // NestFactory.create without an adapter would require @nestjs/platform-express, which we do not ship.
+  const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapter(), { bufferLogs: true });
+  app.useLogger(app.get(Logger));
+  app.enableShutdownHooks();
+  await startServiceTransports(app, config, {
+    queue: 'chat-log-service',
+    events: { durable: 'chat-log-service', deadLetters: app.get(DeadLetters) },
+  });
+  await app.init();
+  app.get(Logger).log('chat-log-service ready');
+});
