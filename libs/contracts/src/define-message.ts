@@ -8,12 +8,16 @@ import { type z } from 'zod';
  * - `subject(prefix)` is the JetStream subject, derived, never typed by hand:
  *   `<prefix>.evt.<category>.<Name>.v<version>` (STYLE.md, "Contracts, defined once").
  */
-export interface EventDefinition<TName extends string, TSchema extends z.ZodType> {
+export interface EventDefinition<
+  TName extends string,
+  TSchema extends z.ZodType,
+  TVersion extends number = number,
+> {
   readonly kind: 'event';
   readonly category: string;
   readonly name: TName;
-  readonly version: number;
-  readonly type: `${TName}.v${number}`;
+  readonly version: TVersion;
+  readonly type: `${TName}.v${TVersion}`;
   readonly schema: TSchema;
   subject(prefix: string): string;
 }
@@ -23,12 +27,12 @@ export const eventSubject = (prefix: string, category: string, type: string): st
   `${prefix}.evt.${category}.${type}`;
 
 /** Defines an event contract; see {@link EventDefinition}. */
-export function defineEvent<TName extends string, TSchema extends z.ZodType>(
+export function defineEvent<TName extends string, const TVersion extends number, TSchema extends z.ZodType>(
   category: string,
   name: TName,
-  version: number,
+  version: TVersion,
   schema: TSchema,
-): EventDefinition<TName, TSchema> {
+): EventDefinition<TName, TSchema, TVersion> {
   const type = `${name}.v${version}` as const;
   return {
     kind: 'event',
@@ -42,10 +46,22 @@ export function defineEvent<TName extends string, TSchema extends z.ZodType>(
 }
 
 /** The data type an event definition carries. */
-export type EventData<D> = D extends EventDefinition<string, infer S> ? z.infer<S> : never;
+export type EventData<D> = D extends EventDefinition<string, infer S, number> ? z.infer<S> : never;
 
-/** An event as domain code sees it: its versioned type name and its data. */
-export type EventOf<D> = D extends EventDefinition<infer N, infer S> ? { type: `${N}.v${number}`; data: z.infer<S> } : never;
+/** An event as domain code sees it: its versioned type name (a literal, `SessionCreated.v1`) and its data. */
+export type EventOf<D> =
+  D extends EventDefinition<string, infer S, number> ? { type: D['type']; data: z.infer<S> } : never;
+
+/** Any event definition. */
+export type AnyEventDefinition = EventDefinition<string, z.ZodType>;
+
+/**
+ * The discriminated union of the events of `Defs` (a tuple of definitions), to `switch` on `type`
+ * exhaustively: `EventUnion<typeof SessionEvents>`.
+ */
+export type EventUnion<Defs extends readonly AnyEventDefinition[]> = {
+  [K in keyof Defs]: EventOf<Defs[K]>;
+}[number];
 
 /**
  * A command or query sent over NATS request/reply. `subject(prefix)` is
@@ -69,7 +85,14 @@ function defineRequest<TSchema extends z.ZodType, TReply extends z.ZodType>(
   reply: TReply,
 ): RequestDefinition<TSchema, TReply> {
   const verb = kind === 'command' ? 'cmd' : 'qry';
-  return { kind, category, name, schema, reply, subject: (prefix) => `${prefix}.${verb}.${category}.${name}` };
+  return {
+    kind,
+    category,
+    name,
+    schema,
+    reply,
+    subject: (prefix) => `${prefix}.${verb}.${category}.${name}`,
+  };
 }
 
 /** Defines a command (changes state; carries tenant and optional idempotency key). */

@@ -1,5 +1,4 @@
-import type { z } from 'zod';
-import type { EventDefinition } from './define-message';
+import type { AnyEventDefinition, EventUnion } from './define-message';
 import type { EventEnvelope } from './envelope';
 
 /**
@@ -17,24 +16,26 @@ export interface Upcaster {
 /** Upcasters of all published event versions. None yet: every event is still at v1. */
 export const upcasters: readonly Upcaster[] = [];
 
-type AnyEventDefinition = EventDefinition<string, z.ZodType>;
-
-/** A parsed event: the latest type name, data validated by its schema, and the envelope it came in. */
-export interface ParsedEvent<D extends AnyEventDefinition = AnyEventDefinition> {
-  type: D['type'];
-  data: z.infer<D['schema']>;
-  envelope: EventEnvelope;
-}
+/**
+ * A parsed event: the latest type name, data validated by its schema, and the envelope it came in.
+ * With the definitions' tuple type, a discriminated union on `type`.
+ */
+export type ParsedEvent<Defs extends readonly AnyEventDefinition[] = readonly AnyEventDefinition[]> =
+  EventUnion<Defs> & {
+    envelope: EventEnvelope;
+  };
 
 /**
- * Knows every event definition and upcaster; turns an envelope into the latest version of its event.
- * Throws `UnknownEventTypeError` for a type it does not know and a `z.ZodError` for invalid data.
+ * Knows every event definition and upcaster; turns an envelope into the latest version of its event,
+ * typed as the union of its definitions' events (`new EventRegistry(SessionEvents).parse(e)` switches
+ * on `'SessionCreated.v1' | ...`). Throws `UnknownEventTypeError` for a type it does not know and a
+ * `z.ZodError` for invalid data.
  */
-export class EventRegistry {
+export class EventRegistry<const Defs extends readonly AnyEventDefinition[] = readonly AnyEventDefinition[]> {
   private readonly byType = new Map<string, AnyEventDefinition>();
   private readonly upcasterByFrom = new Map<string, Upcaster>();
 
-  constructor(definitions: readonly AnyEventDefinition[], ups: readonly Upcaster[] = upcasters) {
+  constructor(definitions: Defs, ups: readonly Upcaster[] = upcasters) {
     for (const d of definitions) this.byType.set(d.type, d);
     for (const u of ups) this.upcasterByFrom.set(u.from, u);
   }
@@ -47,7 +48,7 @@ export class EventRegistry {
     return this.byType.has(type) || this.upcasterByFrom.has(type);
   }
 
-  parse(envelope: EventEnvelope): ParsedEvent {
+  parse(envelope: EventEnvelope): ParsedEvent<Defs> {
     let type = envelope.eventType;
     let data = envelope.data;
     for (let up = this.upcasterByFrom.get(type); up; up = this.upcasterByFrom.get(type)) {
@@ -56,7 +57,9 @@ export class EventRegistry {
     }
     const definition = this.byType.get(type);
     if (!definition) throw new UnknownEventTypeError(envelope.eventType);
-    return { type: definition.type, data: definition.schema.parse(data), envelope };
+    // The definition was looked up by this very type and the data parsed with its schema: the pair is
+    // one member of the union, which TypeScript cannot see through a Map lookup.
+    return { type: definition.type, data: definition.schema.parse(data), envelope } as ParsedEvent<Defs>;
   }
 }
 

@@ -1,4 +1,4 @@
-import type { EventEnvelope, EventRegistry, ParsedEvent } from '@threadline/contracts';
+import type { AnyEventDefinition, EventEnvelope, EventRegistry, ParsedEvent } from '@threadline/contracts';
 import type { Db, Sql } from './db';
 import { type EventStore, EventStoreTransaction, START, type CommitPosition } from './event-store';
 
@@ -6,13 +6,16 @@ import { type EventStore, EventStoreTransaction, START, type CommitPosition } fr
  * A read model built from events. `apply` and `reset` write only through the `sql` they are given:
  * the runner's transaction, which also moves the projection's positions (ARCHITECTURE rule 5).
  */
-export interface Projection {
+export interface Projection<E extends ParsedEvent = ParsedEvent> {
   /** Unique name; also the checkpoint name (`projection:<name>`). */
   readonly name: string;
   /** Stream types (event categories) it follows; it sees every event of those streams, in stream order. */
   readonly streamTypes: readonly string[];
-  /** Applies one event, already upcast to its latest version and parsed. */
-  apply(sql: Sql, event: ParsedEvent): Promise<void>;
+  /**
+   * Applies one event, already upcast to its latest version and parsed: with a typed registry, a
+   * discriminated union on `type` to switch on.
+   */
+  apply(sql: Sql, event: E): Promise<void>;
   /** Empties the read model (a rebuild starts from nothing). */
   reset(sql: Sql): Promise<void>;
 }
@@ -25,12 +28,12 @@ export type HandleOutcome = 'applied' | 'skipped' | 'backfilled' | 'ignored';
  * applied is skipped; one past a gap first backfills the missing events from the event store.
  * The read-model writes, the stream position and the checkpoint commit in one transaction.
  */
-export class ProjectionRunner {
+export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = readonly AnyEventDefinition[]> {
   constructor(
     private readonly db: Db,
     private readonly store: EventStore,
-    private readonly registry: EventRegistry,
-    readonly projection: Projection,
+    private readonly registry: EventRegistry<Defs>,
+    readonly projection: Projection<ParsedEvent<Defs>>,
   ) {}
 
   get checkpointName(): string {

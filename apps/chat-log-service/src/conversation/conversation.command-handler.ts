@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import {
+  ConversationEvents,
   type CommandContext,
   CONVERSATION_CATEGORY,
   conversationStreamId,
@@ -18,7 +19,6 @@ import type { Meter } from '../usage/usage-meter';
 import {
   type ConversationCommand,
   type ConversationState,
-  conversationEventOf,
   decide,
   evolve,
   initialState,
@@ -26,7 +26,7 @@ import {
   TurnAlreadyExistsError,
   TurnNotFoundError,
 } from './conversation.decider';
-import { TurnsProjection, turnsEventRegistry } from './turns.projection';
+import { TurnsProjection } from './turns.projection';
 import { findTurn, sessionOfTurnId } from './turns.read-model';
 
 /** Token of the clock commands are stamped with: `() => Date` (tests may pin it). */
@@ -39,6 +39,7 @@ export const USAGE_METER = Symbol('USAGE_METER');
 export const MAX_ATTEMPTS = 4;
 
 const sessionEventRegistry = new EventRegistry(SessionEvents);
+const conversationEventRegistry = new EventRegistry(ConversationEvents);
 
 /**
  * The lifecycle of session `sessionId` (the `session` part of a {@link ConversationState}), read
@@ -188,7 +189,7 @@ export class ConversationCommandHandler {
     await tx.lock(streamId);
     let state = await loadSessionLifecycle(tx.sql, context.tenantId, sessionId, { lock: true });
     for (const envelope of await tx.readStream(streamId)) {
-      state = evolve(state, conversationEventOf(turnsEventRegistry.parse(envelope)));
+      state = evolve(state, conversationEventRegistry.parse(envelope));
     }
     const events = decide(command, state, { now: this.clock(), newId: randomUUID, meter: this.meter });
     const result = await tx.append(streamId, CONVERSATION_CATEGORY, state.version, events, {

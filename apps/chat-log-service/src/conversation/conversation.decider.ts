@@ -1,88 +1,45 @@
 import {
   type AgentResponseData,
   type AgentResponseInput,
-  AgentRespondedV1,
-  type EventData,
+  type ConversationEvent,
+  type SessionEvent,
   type LogTurnBody,
-  SessionCreatedV1,
-  SessionDeletedV1,
-  SessionEndedV1,
   type ToolCallData,
   type ToolCallInput,
-  ToolCallRecordedV1,
-  TurnCompletedV1,
-  TurnDeletedV1,
-  TurnFailedV1,
-  TurnLoggedV1,
-  TurnStartedV1,
-  UnknownEventTypeError,
 } from '@threadline/contracts';
 import { DomainError, ValidationError } from '@threadline/platform';
 import type { Meter } from '../usage/usage-meter';
 
 // ---------------------------------------------------------------------------------------------------
-// Events: the contracts of libs/contracts/src/conversation/conversation.events.ts with literal type
-// names, so decide/evolve and the projection can switch on them exhaustively.
+// Events
 
-export type ConversationDomainEvent =
-  | { type: 'TurnLogged.v1'; data: EventData<typeof TurnLoggedV1> }
-  | { type: 'TurnStarted.v1'; data: EventData<typeof TurnStartedV1> }
-  | { type: 'AgentResponded.v1'; data: EventData<typeof AgentRespondedV1> }
-  | { type: 'ToolCallRecorded.v1'; data: EventData<typeof ToolCallRecordedV1> }
-  | { type: 'TurnCompleted.v1'; data: EventData<typeof TurnCompletedV1> }
-  | { type: 'TurnFailed.v1'; data: EventData<typeof TurnFailedV1> }
-  | { type: 'TurnDeleted.v1'; data: EventData<typeof TurnDeletedV1> };
-
-/**
- * Narrows an event (already upcast to its latest version by the `EventRegistry`) to a
- * {@link ConversationDomainEvent}, parsing its data with the contract's schema. Throws
- * `UnknownEventTypeError` for a type that is not a conversation event, `ZodError` for bad data.
- */
-export function conversationEventOf(event: { type: string; data: unknown }): ConversationDomainEvent {
-  switch (event.type) {
-    case 'TurnLogged.v1':
-      return { type: 'TurnLogged.v1', data: TurnLoggedV1.schema.parse(event.data) };
-    case 'TurnStarted.v1':
-      return { type: 'TurnStarted.v1', data: TurnStartedV1.schema.parse(event.data) };
-    case 'AgentResponded.v1':
-      return { type: 'AgentResponded.v1', data: AgentRespondedV1.schema.parse(event.data) };
-    case 'ToolCallRecorded.v1':
-      return { type: 'ToolCallRecorded.v1', data: ToolCallRecordedV1.schema.parse(event.data) };
-    case 'TurnCompleted.v1':
-      return { type: 'TurnCompleted.v1', data: TurnCompletedV1.schema.parse(event.data) };
-    case 'TurnFailed.v1':
-      return { type: 'TurnFailed.v1', data: TurnFailedV1.schema.parse(event.data) };
-    case 'TurnDeleted.v1':
-      return { type: 'TurnDeleted.v1', data: TurnDeletedV1.schema.parse(event.data) };
-    default:
-      throw new UnknownEventTypeError(event.type);
-  }
-}
+/** The conversation events, a discriminated union on `type`. */
+export type ConversationDomainEvent = ConversationEvent;
 
 /** The events of the session's own stream (`session:<tenant>:<id>`) that decide whether it takes turns. */
-export type SessionLifecycleEvent =
-  | { type: 'SessionCreated.v1'; data: EventData<typeof SessionCreatedV1> }
-  | { type: 'SessionEnded.v1'; data: EventData<typeof SessionEndedV1> }
-  | { type: 'SessionDeleted.v1'; data: EventData<typeof SessionDeletedV1> };
+export type SessionLifecycleEvent = Extract<
+  SessionEvent,
+  { type: 'SessionCreated.v1' | 'SessionEnded.v1' | 'SessionDeleted.v1' }
+>;
 
 /**
- * The lifecycle event among a session stream's events (upcast), or null for any other type: title and
- * metadata changes do not matter here, and a type this service does not know yet (a future expiry
- * event, say) is ignored rather than failing every turn of the session.
+ * The lifecycle event among a session stream's events, or null for the others: title and metadata
+ * changes do not decide whether a session takes turns. (Types this service does not know yet, a future
+ * expiry event say, are skipped before parsing, by `loadSessionLifecycle`.)
  */
-export function sessionLifecycleEventOf(event: {
-  type: string;
-  data: unknown;
-}): SessionLifecycleEvent | null {
+export function sessionLifecycleEventOf(event: SessionEvent): SessionLifecycleEvent | null {
   switch (event.type) {
     case 'SessionCreated.v1':
-      return { type: 'SessionCreated.v1', data: SessionCreatedV1.schema.parse(event.data) };
     case 'SessionEnded.v1':
-      return { type: 'SessionEnded.v1', data: SessionEndedV1.schema.parse(event.data) };
     case 'SessionDeleted.v1':
-      return { type: 'SessionDeleted.v1', data: SessionDeletedV1.schema.parse(event.data) };
-    default:
+      return event;
+    case 'SessionTitleChanged.v1':
+    case 'SessionMetadataUpdated.v1':
       return null;
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
   }
 }
 

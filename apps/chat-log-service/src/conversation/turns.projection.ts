@@ -12,15 +12,12 @@ import {
 } from '@threadline/contracts';
 import type { Projection, Sql } from '@threadline/event-store';
 import { roundUsd } from '../usage/price-table';
-import {
-  type ConversationDomainEvent,
-  conversationEventOf,
-  sessionLifecycleEventOf,
-} from './conversation.decider';
+import type { ConversationDomainEvent } from './conversation.decider';
 import { findTurn } from './turns.read-model';
 
 /** Knows the conversation and session events and their upcasters (none yet). */
-export const turnsEventRegistry = new EventRegistry([...ConversationEvents, ...SessionEvents]);
+const turnsEvents = [...ConversationEvents, ...SessionEvents] as const;
+export const turnsEventRegistry = new EventRegistry(turnsEvents);
 
 type AgentResponseView = TurnView['agent_responses'][number];
 type ToolCallView = TurnView['tool_calls'][number];
@@ -174,7 +171,7 @@ export function changedTurnView(view: TurnView, event: Change): TurnView | null 
  * to it and an event at or below it changes nothing; `turn_ids.deleted` keeps a deleted turn from
  * coming back when its first event is replayed. Times come from the events, never from the clock.
  */
-export class TurnsProjection implements Projection {
+export class TurnsProjection implements Projection<ParsedEvent<typeof turnsEvents>> {
   readonly name = 'turns';
   readonly streamTypes = [CONVERSATION_CATEGORY, SESSION_CATEGORY] as const;
 
@@ -184,15 +181,30 @@ export class TurnsProjection implements Projection {
   };
 
   /** Applies one stored event of a followed stream type. Throws for invalid data or a foreign event. */
-  async apply(sql: Sql, parsed: ParsedEvent): Promise<void> {
-    const envelope = parsed.envelope;
-    if (envelope.streamType === SESSION_CATEGORY) {
-      const event = sessionLifecycleEventOf(parsed);
-      if (event?.type === 'SessionDeleted.v1')
-        await this.deleteSessionTurns(sql, envelope.metadata.tenantId, event.data.sessionId);
-      return;
+  async apply(sql: Sql, parsed: ParsedEvent<typeof turnsEvents>): Promise<void> {
+    switch (parsed.type) {
+      case 'SessionDeleted.v1':
+        await this.deleteSessionTurns(sql, parsed.envelope.metadata.tenantId, parsed.data.sessionId);
+        return;
+      case 'SessionCreated.v1':
+      case 'SessionTitleChanged.v1':
+      case 'SessionMetadataUpdated.v1':
+      case 'SessionEnded.v1':
+        return;
+      case 'TurnLogged.v1':
+      case 'TurnStarted.v1':
+      case 'AgentResponded.v1':
+      case 'ToolCallRecorded.v1':
+      case 'TurnCompleted.v1':
+      case 'TurnFailed.v1':
+      case 'TurnDeleted.v1':
+        await this.applyConversationEvent(sql, parsed, parsed.envelope);
+        return;
+      default: {
+        const unreachable: never = parsed;
+        return unreachable;
+      }
     }
-    await this.applyConversationEvent(sql, conversationEventOf(parsed), envelope);
   }
 
   /** Empties the read model (start of a rebuild). */

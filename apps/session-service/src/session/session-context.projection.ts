@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   CONVERSATION_CATEGORY,
+  type ConversationEvents,
   EMPTY_SESSION_CONTEXT,
   type ParsedEvent,
   SessionContext,
@@ -9,7 +10,6 @@ import type { Projection, Sql } from '@threadline/event-store';
 import {
   activityTimeOf,
   ContextTurn,
-  conversationEventOf,
   evolveSessionContext,
   type SessionContextState,
 } from './session-context';
@@ -40,13 +40,13 @@ const ContextRow = z.object({
  * whose rebuild recreates them with empty contexts and session-only activity times: after rebuilding
  * `sessions`, rebuild `session_context` too.
  */
-export class SessionContextProjection implements Projection {
+export class SessionContextProjection implements Projection<ParsedEvent<typeof ConversationEvents>> {
   readonly name = 'session_context';
   readonly streamTypes = [CONVERSATION_CATEGORY] as const;
 
   /** Applies one stored conversation event. Throws for a non-conversation event or invalid data. */
-  async apply(sql: Sql, parsed: ParsedEvent): Promise<void> {
-    const event = conversationEventOf(parsed);
+  async apply(sql: Sql, parsed: ParsedEvent<typeof ConversationEvents>): Promise<void> {
+    const event = parsed;
     const tenantId = parsed.envelope.metadata.tenantId;
     const sessionId = event.data.sessionId;
     const [row] = await sql.query(

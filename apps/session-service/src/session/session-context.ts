@@ -1,19 +1,11 @@
 import { z } from 'zod';
 import {
   type AgentResponseData,
-  AgentRespondedV1,
   ConversationEvents,
   EMPTY_SESSION_CONTEXT,
-  type EventData,
+  type ConversationEvent,
   EventRegistry,
   type SessionContext,
-  ToolCallRecordedV1,
-  TurnCompletedV1,
-  TurnDeletedV1,
-  TurnFailedV1,
-  TurnLoggedV1,
-  TurnStartedV1,
-  UnknownEventTypeError,
 } from '@threadline/contracts';
 
 /** `context.last_response` holds at most this many characters (Unicode code points) of the response. */
@@ -22,44 +14,8 @@ export const LAST_RESPONSE_MAX_CHARS = 500;
 /** Knows the conversation events and their upcasters (none yet): envelopes become latest-version events. */
 export const conversationEventRegistry = new EventRegistry(ConversationEvents);
 
-// ---------------------------------------------------------------------------------------------------
-// Events: the contracts of libs/contracts/src/conversation/conversation.events.ts with literal type
-// names, so the projection can switch on them exhaustively (the contracts' type is a template type).
-
-export type ConversationDomainEvent =
-  | { type: 'TurnLogged.v1'; data: EventData<typeof TurnLoggedV1> }
-  | { type: 'TurnStarted.v1'; data: EventData<typeof TurnStartedV1> }
-  | { type: 'AgentResponded.v1'; data: EventData<typeof AgentRespondedV1> }
-  | { type: 'ToolCallRecorded.v1'; data: EventData<typeof ToolCallRecordedV1> }
-  | { type: 'TurnCompleted.v1'; data: EventData<typeof TurnCompletedV1> }
-  | { type: 'TurnFailed.v1'; data: EventData<typeof TurnFailedV1> }
-  | { type: 'TurnDeleted.v1'; data: EventData<typeof TurnDeletedV1> };
-
-/**
- * Narrows an event (already upcast to its latest version by the `EventRegistry`) to a
- * {@link ConversationDomainEvent}, parsing its data with the contract's schema. Throws
- * `UnknownEventTypeError` for a type that is not a conversation event, `ZodError` for bad data.
- */
-export function conversationEventOf(event: { type: string; data: unknown }): ConversationDomainEvent {
-  switch (event.type) {
-    case 'TurnLogged.v1':
-      return { type: 'TurnLogged.v1', data: TurnLoggedV1.schema.parse(event.data) };
-    case 'TurnStarted.v1':
-      return { type: 'TurnStarted.v1', data: TurnStartedV1.schema.parse(event.data) };
-    case 'AgentResponded.v1':
-      return { type: 'AgentResponded.v1', data: AgentRespondedV1.schema.parse(event.data) };
-    case 'ToolCallRecorded.v1':
-      return { type: 'ToolCallRecorded.v1', data: ToolCallRecordedV1.schema.parse(event.data) };
-    case 'TurnCompleted.v1':
-      return { type: 'TurnCompleted.v1', data: TurnCompletedV1.schema.parse(event.data) };
-    case 'TurnFailed.v1':
-      return { type: 'TurnFailed.v1', data: TurnFailedV1.schema.parse(event.data) };
-    case 'TurnDeleted.v1':
-      return { type: 'TurnDeleted.v1', data: TurnDeletedV1.schema.parse(event.data) };
-    default:
-      throw new UnknownEventTypeError(event.type);
-  }
-}
+/** The conversation events this projection folds. */
+export type ConversationDomainEvent = ConversationEvent;
 
 // ---------------------------------------------------------------------------------------------------
 // State

@@ -10,14 +10,7 @@ import {
 } from '@threadline/contracts';
 import { EventStore, type EventStoreTransaction } from '@threadline/event-store';
 import { StreamVersionConflictError } from '@threadline/platform';
-import {
-  decide,
-  evolve,
-  initialState,
-  type SessionCommand,
-  sessionEventOf,
-  type SessionState,
-} from './session.decider';
+import { decide, evolve, initialState, type SessionCommand, type SessionState } from './session.decider';
 import { SessionsProjection, sessionEventRegistry } from './sessions.projection';
 import { findCurrentSession, findSession, type SessionRecord } from './sessions.read-model';
 
@@ -96,9 +89,7 @@ export class SessionCommandHandler {
   ): Promise<Decided> {
     const streamId = sessionStreamId(context.tenantId, sessionId);
     const stored = await tx.readStream(streamId);
-    const state = stored
-      .map((e) => sessionEventOf(sessionEventRegistry.parse(e)))
-      .reduce(evolve, initialState());
+    const state = stored.map((e) => sessionEventRegistry.parse(e)).reduce(evolve, initialState());
     const events = decide(command, state, this.clock());
     if (events.length === 0) return { state, appendedPosition: null };
     const owner = state.status === 'active' || state.status === 'ended' ? state.session.userId : null;

@@ -4,7 +4,6 @@ import {
   SessionEndedV1,
   SessionMetadataUpdatedV1,
   SessionTitleChangedV1,
-  UnknownEventTypeError,
 } from '@threadline/contracts';
 import { DomainError } from '@threadline/platform';
 import { DeciderSpecification } from '@threadline/testing';
@@ -13,7 +12,6 @@ import {
   decide,
   evolve,
   initialState,
-  sessionEventOf,
   type SessionCommand,
   type SessionDomainEvent,
   type SessionState,
@@ -330,26 +328,6 @@ describe('Session decider', () => {
         version: 5,
         sessionId: 's1',
       });
-    });
-  });
-
-  describe('sessionEventOf', () => {
-    it('parses stored events with their contract', () => {
-      expect(
-        sessionEventOf({
-          type: 'SessionEnded.v1',
-          data: { sessionId: 's1', reason: 'user', endedAt: earlier },
-        }),
-      ).toEqual(ended);
-    });
-    it('rejects unknown types and bad data', () => {
-      expect(() => sessionEventOf({ type: 'TurnLogged.v1', data: {} })).toThrow(UnknownEventTypeError);
-      expect(() =>
-        sessionEventOf({
-          type: 'SessionEnded.v1',
-          data: { sessionId: 's1', reason: 'nope', endedAt: earlier },
-        }),
-      ).toThrow();
     });
   });
 });

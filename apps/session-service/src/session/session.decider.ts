@@ -1,14 +1,9 @@
 import {
-  type EventData,
+  type EventUnion,
   type Json,
   type Metadata,
-  SessionCreatedV1,
-  SessionDeletedV1,
   type SessionEndReason,
-  SessionEndedV1,
-  SessionMetadataUpdatedV1,
-  SessionTitleChangedV1,
-  UnknownEventTypeError,
+  type SessionEvents,
 } from '@threadline/contracts';
 import { DomainError } from '@threadline/platform';
 
@@ -20,37 +15,10 @@ import { DomainError } from '@threadline/platform';
 export const DEFAULT_SESSION_TITLE = 'New session';
 
 // ---------------------------------------------------------------------------------------------------
-// Events: the contracts of libs/contracts/src/session/session.events.ts, with literal type names so the
-// decider and the projection can switch on them exhaustively (the contracts' type is a template type).
+// Events
 
-export type SessionDomainEvent =
-  | { type: 'SessionCreated.v1'; data: EventData<typeof SessionCreatedV1> }
-  | { type: 'SessionTitleChanged.v1'; data: EventData<typeof SessionTitleChangedV1> }
-  | { type: 'SessionMetadataUpdated.v1'; data: EventData<typeof SessionMetadataUpdatedV1> }
-  | { type: 'SessionEnded.v1'; data: EventData<typeof SessionEndedV1> }
-  | { type: 'SessionDeleted.v1'; data: EventData<typeof SessionDeletedV1> };
-
-/**
- * Narrows an event read back from the store (already upcast to its latest version by the
- * `EventRegistry`) to a {@link SessionDomainEvent}, parsing its data with the contract's schema.
- * Throws `UnknownEventTypeError` for a type that is not a session event, `ZodError` for bad data.
- */
-export function sessionEventOf(event: { type: string; data: unknown }): SessionDomainEvent {
-  switch (event.type) {
-    case 'SessionCreated.v1':
-      return { type: 'SessionCreated.v1', data: SessionCreatedV1.schema.parse(event.data) };
-    case 'SessionTitleChanged.v1':
-      return { type: 'SessionTitleChanged.v1', data: SessionTitleChangedV1.schema.parse(event.data) };
-    case 'SessionMetadataUpdated.v1':
-      return { type: 'SessionMetadataUpdated.v1', data: SessionMetadataUpdatedV1.schema.parse(event.data) };
-    case 'SessionEnded.v1':
-      return { type: 'SessionEnded.v1', data: SessionEndedV1.schema.parse(event.data) };
-    case 'SessionDeleted.v1':
-      return { type: 'SessionDeleted.v1', data: SessionDeletedV1.schema.parse(event.data) };
-    default:
-      throw new UnknownEventTypeError(event.type);
-  }
-}
+/** The Session aggregate's events, a discriminated union on `type` (the contracts' latest versions). */
+export type SessionDomainEvent = EventUnion<typeof SessionEvents>;
 
 // ---------------------------------------------------------------------------------------------------
 // State

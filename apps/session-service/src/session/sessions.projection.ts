@@ -6,7 +6,7 @@ import {
   SessionEvents,
 } from '@threadline/contracts';
 import type { Projection, Sql } from '@threadline/event-store';
-import { sessionEventOf, type SessionDomainEvent } from './session.decider';
+import type { SessionDomainEvent } from './session.decider';
 
 /** Knows the session events and their upcasters (none yet): envelopes become latest-version events. */
 export const sessionEventRegistry = new EventRegistry(SessionEvents);
@@ -24,7 +24,7 @@ export const sessionEventRegistry = new EventRegistry(SessionEvents);
  * rule 6). Times come from the events' data (`startedAt`, `changedAt`, ...), never from the clock.
  * A title or metadata change counts as activity (`last_activity_at`); ending does not.
  */
-export class SessionsProjection implements Projection {
+export class SessionsProjection implements Projection<ParsedEvent<typeof SessionEvents>> {
   readonly name = 'sessions';
   readonly streamTypes = [SESSION_CATEGORY] as const;
 
@@ -34,8 +34,8 @@ export class SessionsProjection implements Projection {
   };
 
   /** Applies one stored session event. Throws for a non-session event or invalid data. */
-  async apply(sql: Sql, parsed: ParsedEvent): Promise<void> {
-    await this.applyEvent(sql, sessionEventOf(parsed), parsed.envelope);
+  async apply(sql: Sql, parsed: ParsedEvent<typeof SessionEvents>): Promise<void> {
+    await this.applyEvent(sql, parsed, parsed.envelope);
   }
 
   /** Empties the read model (start of a rebuild). */

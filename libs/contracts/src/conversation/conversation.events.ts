@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { Identifier, IsoDate, JsonValue, SessionId, UserId } from '../common';
-import { defineEvent, type EventOf } from '../define-message';
+import { defineEvent, type EventOf, type EventUnion } from '../define-message';
 
 /** Stream type of a session's conversation; its streams are `conversation:<tenantId>:<sessionId>`. */
 export const CONVERSATION_CATEGORY = 'conversation';
@@ -156,11 +156,5 @@ export const ConversationEvents = [
   TurnDeletedV1,
 ] as const;
 
-export type ConversationEvent =
-  | TurnLoggedV1
-  | TurnStartedV1
-  | AgentRespondedV1
-  | ToolCallRecordedV1
-  | TurnCompletedV1
-  | TurnFailedV1
-  | TurnDeletedV1;
+/** Every conversation event, a discriminated union on `type`. */
+export type ConversationEvent = EventUnion<typeof ConversationEvents>;

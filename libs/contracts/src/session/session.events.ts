@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { IsoDate, Metadata, MetadataPatch, SessionId, UserId } from '../common';
-import { defineEvent, type EventOf } from '../define-message';
+import { defineEvent, type EventOf, type EventUnion } from '../define-message';
 
 /** Stream type of the Session aggregate; its streams are `session:<tenantId>:<sessionId>`. */
 export const SESSION_CATEGORY = 'session';
@@ -65,12 +65,8 @@ export const SessionEvents = [
   SessionDeletedV1,
 ] as const;
 
-export type SessionEvent =
-  | SessionCreatedV1
-  | SessionTitleChangedV1
-  | SessionMetadataUpdatedV1
-  | SessionEndedV1
-  | SessionDeletedV1;
+/** Every Session event, a discriminated union on `type`. */
+export type SessionEvent = EventUnion<typeof SessionEvents>;
 
 /** The stream id of a session: tenant-qualified so two tenants may use the same session id. */
 export const sessionStreamId = (tenantId: string, sessionId: string): string =>

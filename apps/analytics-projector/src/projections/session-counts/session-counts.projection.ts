@@ -2,8 +2,7 @@ import { z } from 'zod';
 import {
   type ParsedEvent,
   SESSION_CATEGORY,
-  SessionEvents,
-  UnknownEventTypeError,
+  type SessionEvents,
 } from '@threadline/contracts';
 import type { Projection, Sql } from '@threadline/event-store';
 
@@ -25,8 +24,6 @@ export const SessionCountsRow = z.object({
 });
 export type SessionCountsRow = z.infer<typeof SessionCountsRow>;
 
-type SessionEventDefinition = (typeof SessionEvents)[number];
-const definitions = new Map<string, SessionEventDefinition>(SessionEvents.map((d) => [d.type, d]));
 
 /**
  * The `session_counts` projection: per tenant (`session_counts_by_tenant`) and per user
@@ -41,50 +38,41 @@ const definitions = new Map<string, SessionEventDefinition>(SessionEvents.map((d
  * Throws when an event's type is not a session event, when its data does not match its contract,
  * or when an event refers to a session this projection has no SessionCreated for (a broken stream).
  */
-export class SessionCountsProjection implements Projection {
+export class SessionCountsProjection implements Projection<ParsedEvent<typeof SessionEvents>> {
   readonly name = 'session_counts';
   readonly streamTypes = [SESSION_CATEGORY] as const;
 
-  async apply(sql: Sql, event: ParsedEvent): Promise<void> {
-    const definition = definitions.get(event.type);
-    if (!definition) throw new UnknownEventTypeError(event.type);
+  async apply(sql: Sql, event: ParsedEvent<typeof SessionEvents>): Promise<void> {
     const tenantId = event.envelope.metadata.tenantId;
-    switch (definition.name) {
-      case 'SessionCreated': {
-        const data = definition.schema.parse(event.data);
+    switch (event.type) {
+      case 'SessionCreated.v1':
         await sql.query(
           `INSERT INTO session_counts_sessions (tenant_id, session_id, user_id, status) VALUES ($1, $2, $3, 'active')
            ON CONFLICT DO NOTHING`,
-          [tenantId, data.sessionId, data.userId],
+          [tenantId, event.data.sessionId, event.data.userId],
         );
         return;
-      }
-      case 'SessionTitleChanged':
-      case 'SessionMetadataUpdated':
-        // Counts do not depend on titles or metadata; the data is still validated.
-        definition.schema.parse(event.data);
+      case 'SessionTitleChanged.v1':
+      case 'SessionMetadataUpdated.v1':
+        // Counts do not depend on titles or metadata.
         return;
-      case 'SessionEnded': {
-        const data = definition.schema.parse(event.data);
+      case 'SessionEnded.v1':
         // Only an active session ends (an end of an ended or deleted one changes nothing).
-        await this.transition(sql, tenantId, data.sessionId, 'ended', ['active'], event.type);
+        await this.transition(sql, tenantId, event.data.sessionId, 'ended', ['active'], event.type);
         return;
-      }
-      case 'SessionDeleted': {
-        const data = definition.schema.parse(event.data);
+      case 'SessionDeleted.v1':
         await this.transition(
           sql,
           tenantId,
-          data.sessionId,
+          event.data.sessionId,
           'deleted',
           ['active', 'ended', 'expired'],
           event.type,
         );
         return;
-      }
       default: {
-        const _exhaustive: never = definition;
-        throw new UnknownEventTypeError(event.type);
+        const unreachable: never = event;
+        return unreachable;
       }
     }
   }
