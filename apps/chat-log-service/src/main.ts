@@ -2,12 +2,11 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { DeadLetters } from '@threadline/event-store';
+import { DeadLetters, migrateDatabase } from '@threadline/event-store';
 import { startServiceTransports } from '@threadline/messaging';
-import { createLogger, runService } from '@threadline/platform';
+import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
 import { AppModule } from './app.module';
 import { loadChatLogServiceConfig } from './config';
-import { migrateDatabase, parseServiceCommand } from './migrate-command';
 
 // `node main.js` serves; `node main.js migrate` applies the migrations and exits 0.
 runService('chat-log-service', async () => {

@@ -1,10 +1,10 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
-import { createLogger, runService } from '@threadline/platform';
+import { migrateDatabase } from '@threadline/event-store';
+import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
 import { AppModule } from './app.module';
 import { loadCleanupWorkerConfig } from './config';
-import { migrateDatabase, parseServiceCommand } from './migrate-command';
 
 // `node main.js` runs the worker; `node main.js migrate` applies the migrations and exits 0.
 runService('cleanup-worker', async () => {

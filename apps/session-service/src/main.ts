@@ -2,39 +2,25 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { z } from 'zod';
-import { DeadLetters, Db, ensureDatabase, eventStoreMigrations, migrate } from '@threadline/event-store';
+import { DeadLetters, migrateDatabase } from '@threadline/event-store';
 import { startServiceTransports } from '@threadline/messaging';
-import { ConfigError, createLogger, runService } from '@threadline/platform';
+import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
 import { AppModule } from './app.module';
 import { loadSessionServiceConfig } from './config';
 import { SessionModule } from './session/session.module';
 
 // `node main.js` (or `serve`) serves; `node main.js migrate` creates the database when missing, applies
-// the event store's and the `sessions` read model's migrations (advisory-locked) and exits 0.
-const Command = z.enum(['serve', 'migrate']).default('serve');
-
+// the event store's and the session read models' migrations (advisory-locked) and exits 0.
 runService('session-service', async () => {
-  const command = Command.safeParse(process.argv[2]);
-  if (!command.success)
-    throw new ConfigError([`command "${process.argv[2]}": unknown, use "serve" (default) or "migrate"`]);
+  const command = parseServiceCommand();
   const config = loadSessionServiceConfig();
-  if (command.data === 'migrate') {
-    await ensureDatabase(config.DATABASE_URL);
-    const db = await Db.connect({
-      url: config.DATABASE_URL,
-      poolSize: 2,
-      applicationName: 'session-service-migrate',
-      migrations: [...eventStoreMigrations, ...SessionModule.migrations],
-    });
-    try {
-      createLogger('session-service', config.LOG_LEVEL).info(
-        { applied: await migrate(db) },
-        'migrations applied',
-      );
-    } finally {
-      await db.close();
-    }
+  if (command === 'migrate') {
+    const applied = await migrateDatabase(
+      config.DATABASE_URL,
+      'session-service-migrate',
+      SessionModule.migrations,
+    );
+    createLogger('session-service', config.LOG_LEVEL).info({ applied }, 'migrations applied');
     return;
   }
   // Fastify adapter: the app is a NestJS hybrid (microservice transports only, no HTTP listener);

@@ -1,5 +1,7 @@
+import type { MigrationInterface } from 'typeorm';
 import { MigrationExecutor } from 'typeorm';
 import { Db } from './db';
+import { eventStoreMigrations } from './migrations';
 
 // Any fixed 64-bit key shared by every process that migrates this database.
 const MIGRATION_LOCK_KEY = 7_345_201_001;
@@ -42,6 +44,31 @@ export async function ensureDatabase(url: string): Promise<void> {
         if (!(error instanceof Error && /already exists|duplicate key/.test(error.message))) throw error;
       });
     }
+  } finally {
+    await db.close();
+  }
+}
+
+/**
+ * A service's `node main.js migrate`: creates the database of `url` when missing, then applies the
+ * event store's migrations and `migrations` (the service's read models) under the migration advisory
+ * lock, so it is safe while other services migrate. Returns the names of the migrations it applied.
+ * @throws when Postgres is unreachable or a migration fails.
+ */
+export async function migrateDatabase(
+  url: string,
+  applicationName: string,
+  migrations: (new () => MigrationInterface)[],
+): Promise<string[]> {
+  await ensureDatabase(url);
+  const db = await Db.connect({
+    url,
+    poolSize: 2,
+    applicationName,
+    migrations: [...eventStoreMigrations, ...migrations],
+  });
+  try {
+    return await migrate(db);
   } finally {
     await db.close();
   }
