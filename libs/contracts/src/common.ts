@@ -18,7 +18,14 @@ export const IsoDate = z.iso.datetime({ offset: true });
 /** JSON value with bounded depth; metadata and state are JSON objects of at most 16 KiB (see Metadata). */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export const JsonValue: z.ZodType<Json> = z.lazy(() =>
-  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(JsonValue), z.record(z.string(), JsonValue)]),
+  z.union([
+    z.string(),
+    z.number(),
+    z.boolean(),
+    z.null(),
+    z.array(JsonValue),
+    z.record(z.string(), JsonValue),
+  ]),
 );
 
 const MAX_METADATA_BYTES = 16 * 1024;
@@ -33,7 +40,10 @@ function depth(value: Json): number {
 /** Free-form metadata of a session: a JSON object, at most 16 KiB serialized and 8 levels deep. */
 export const Metadata = z
   .record(z.string().max(128), JsonValue)
-  .refine((m) => JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as JSON`)
+  .refine(
+    (m) => JSON.stringify(m).length <= MAX_METADATA_BYTES,
+    `at most ${MAX_METADATA_BYTES} bytes as JSON`,
+  )
   .refine((m) => depth(m) <= MAX_METADATA_DEPTH, `at most ${MAX_METADATA_DEPTH} levels deep`);
 export type Metadata = z.infer<typeof Metadata>;
 

@@ -131,7 +131,9 @@ export class EventStoreTransaction {
     const n = events.length;
     const { tenantId, idempotencyKey } = opts.metadata;
     const eventIds = events.map((_, i) =>
-      idempotencyKey ? uuidv5(`${tenantId}\u0000${idempotencyKey}\u0000${streamId}\u0000${i}`, EVENT_ID_NAMESPACE) : uuidv4(),
+      idempotencyKey
+        ? uuidv5(`${tenantId}\u0000${idempotencyKey}\u0000${streamId}\u0000${i}`, EVENT_ID_NAMESPACE)
+        : uuidv4(),
     );
 
     // The stream row is the per-stream lock: its version moves in the same statement as the insert,
@@ -180,15 +182,20 @@ export class EventStoreTransaction {
     );
 
     if (rows.length === 0) {
-      const [current] = await this.sql.query<{ version: string }>('SELECT version FROM streams WHERE stream_id = $1', [
-        streamId,
-      ]);
+      const [current] = await this.sql.query<{ version: string }>(
+        'SELECT version FROM streams WHERE stream_id = $1',
+        [streamId],
+      );
       throw new StreamVersionConflictError(streamId, expected, current ? Number(current.version) : null);
     }
     const stored = rows.map(toEnvelope).sort((a, b) => a.streamPosition - b.streamPosition);
     if (opts.inline) await opts.inline(this.sql, stored);
     const last = stored[stored.length - 1]!;
-    return { nextExpectedVersion: last.streamPosition, lastGlobalPosition: last.globalPosition, events: stored };
+    return {
+      nextExpectedVersion: last.streamPosition,
+      lastGlobalPosition: last.globalPosition,
+      events: stored,
+    };
   }
 
   /**
@@ -197,7 +204,11 @@ export class EventStoreTransaction {
    * when this request is the first. Throws {@link IdempotencyKeyReusedError} when the key was used
    * for a different request (compared by SHA-256 of `request`).
    */
-  async claimIdempotencyKey(tenantId: string, key: string, request: unknown): Promise<{ replay: unknown } | null> {
+  async claimIdempotencyKey(
+    tenantId: string,
+    key: string,
+    request: unknown,
+  ): Promise<{ replay: unknown } | null> {
     const hash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
     const inserted = await this.sql.query(
       `INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash) VALUES ($1, $2, $3)
@@ -216,11 +227,10 @@ export class EventStoreTransaction {
 
   /** Stores the reply of the request that claimed `key`, for its retries. */
   async saveIdempotentReply(tenantId: string, key: string, reply: unknown): Promise<void> {
-    await this.sql.query('UPDATE idempotency_keys SET reply = $3 WHERE tenant_id = $1 AND idempotency_key = $2', [
-      tenantId,
-      key,
-      JSON.stringify(reply),
-    ]);
+    await this.sql.query(
+      'UPDATE idempotency_keys SET reply = $3 WHERE tenant_id = $1 AND idempotency_key = $2',
+      [tenantId, key, JSON.stringify(reply)],
+    );
   }
 
   /** Serializes this transaction with every other one taking the same `key` (released at commit). */
@@ -294,7 +304,9 @@ export class EventStore {
 
   /** The highest global position in the store (0 when empty), committed or not yet visible to tails. */
   async headPosition(): Promise<number> {
-    const [row] = await this.db.query<{ head: string | null }>('SELECT max(global_position) AS head FROM events');
+    const [row] = await this.db.query<{ head: string | null }>(
+      'SELECT max(global_position) AS head FROM events',
+    );
     return Number(row?.head ?? 0);
   }
 }

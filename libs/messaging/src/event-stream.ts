@@ -1,5 +1,11 @@
 import { headers, nanos, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import {
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamClient,
+} from '@nats-io/jetstream';
 import { eventSubject, type EventEnvelope } from '@threadline/contracts';
 
 /** JetStream's duplicate window: a republish of the same event id within it is dropped (ms). */
@@ -57,10 +63,14 @@ export class JetStreamPublisher {
     const h = headers();
     h.set('Tl-Event-Type', event.eventType);
     h.set('Tl-Tenant-Id', event.metadata.tenantId);
-    await this.js.publish(eventSubject(this.prefix, event.streamType, event.eventType), JSON.stringify(event), {
-      msgID: event.eventId,
-      headers: h,
-      expect: { streamName: this.stream },
-    });
+    await this.js.publish(
+      eventSubject(this.prefix, event.streamType, event.eventType),
+      JSON.stringify(event),
+      {
+        msgID: event.eventId,
+        headers: h,
+        expect: { streamName: this.stream },
+      },
+    );
   }
 }

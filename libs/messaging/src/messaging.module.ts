@@ -1,4 +1,11 @@
-import { type DynamicModule, Global, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  type DynamicModule,
+  Global,
+  Inject,
+  Injectable,
+  Module,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { ClientProxyFactory, type ClientProxy, Transport } from '@nestjs/microservices';
 import { ensureEventStream, JetStreamPublisher } from './event-stream';
 import { connectNats, natsConnectOptions, type NatsConnection, type NatsSettings } from './nats-connection';
@@ -50,17 +57,22 @@ export class MessagingModule {
         },
         {
           provide: JetStreamPublisher,
-          useFactory: (nc: NatsConnection) => new JetStreamPublisher(nc, s.NATS_SUBJECT_PREFIX, s.NATS_STREAM),
+          useFactory: (nc: NatsConnection) =>
+            new JetStreamPublisher(nc, s.NATS_SUBJECT_PREFIX, s.NATS_STREAM),
           inject: [NATS_CONNECTION],
         },
         {
           provide: NATS_CLIENT_PROXY,
           useFactory: () =>
-            ClientProxyFactory.create({ transport: Transport.NATS, options: natsConnectOptions(s, `${options.name}-client`) }),
+            ClientProxyFactory.create({
+              transport: Transport.NATS,
+              options: natsConnectOptions(s, `${options.name}-client`),
+            }),
         },
         {
           provide: RequestClient,
-          useFactory: (proxy: ClientProxy) => new RequestClient(proxy, s.NATS_SUBJECT_PREFIX, s.REQUEST_TIMEOUT_MS),
+          useFactory: (proxy: ClientProxy) =>
+            new RequestClient(proxy, s.NATS_SUBJECT_PREFIX, s.REQUEST_TIMEOUT_MS),
           inject: [NATS_CLIENT_PROXY],
         },
         NatsLifecycle,

@@ -22,7 +22,8 @@ export const ErrorCodes = [
 ] as const;
 export type ErrorCode = (typeof ErrorCodes)[number];
 
-export const isErrorCode = (code: string): code is ErrorCode => (ErrorCodes as readonly string[]).includes(code);
+export const isErrorCode = (code: string): code is ErrorCode =>
+  (ErrorCodes as readonly string[]).includes(code);
 
 /** Base of every error domain code throws; never an HttpException. */
 export class DomainError extends Error {
@@ -51,11 +52,15 @@ export class NotFoundError extends DomainError {}
  */
 export class StreamVersionConflictError extends DomainError {
   constructor(streamId: string, expected: string | number, actual: number | null) {
-    super('STREAM.VERSION_CONFLICT', `Stream ${streamId} is at version ${actual ?? 'none'}, expected ${expected}`, {
-      streamId,
-      expected,
-      actual,
-    });
+    super(
+      'STREAM.VERSION_CONFLICT',
+      `Stream ${streamId} is at version ${actual ?? 'none'}, expected ${expected}`,
+      {
+        streamId,
+        expected,
+        actual,
+      },
+    );
   }
 }
 

@@ -23,7 +23,12 @@ export const AgentResponseInput = z.strictObject({
   started_at: IsoDate.optional(),
   execution_time_ms: Millis.optional(),
   usage: UsageInput.optional(),
-  cost_usd: z.number().min(0).max(1_000_000).optional().describe('USD; computed from the price table when absent'),
+  cost_usd: z
+    .number()
+    .min(0)
+    .max(1_000_000)
+    .optional()
+    .describe('USD; computed from the price table when absent'),
 });
 export type AgentResponseInput = z.infer<typeof AgentResponseInput>;
 
@@ -59,7 +64,10 @@ export type LogTurnBody = z.infer<typeof LogTurnBody>;
 /** `POST /turns/{turn_id}/responses`: exactly one of an agent response or a tool call. */
 export const TurnResponseBody = z
   .strictObject({ agent_response: AgentResponseInput.optional(), tool_call: ToolCallInput.optional() })
-  .refine((b) => (b.agent_response === undefined) !== (b.tool_call === undefined), 'give exactly one of agent_response or tool_call');
+  .refine(
+    (b) => (b.agent_response === undefined) !== (b.tool_call === undefined),
+    'give exactly one of agent_response or tool_call',
+  );
 export type TurnResponseBody = z.infer<typeof TurnResponseBody>;
 
 /** `POST /turns/{turn_id}/complete`. */
@@ -68,7 +76,10 @@ export const CompleteTurnBody = z.strictObject({
   vector_cache_hit: z.boolean().optional(),
 });
 /** `POST /turns/{turn_id}/fail`. */
-export const FailTurnBody = z.strictObject({ error: z.string().min(1).max(10_000), processing_time_ms: Millis.optional() });
+export const FailTurnBody = z.strictObject({
+  error: z.string().min(1).max(10_000),
+  processing_time_ms: Millis.optional(),
+});
 
 export const TurnIdParams = z.strictObject({ turn_id: TurnId });
 

@@ -76,7 +76,14 @@ export class EventStore1732190400000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const t of ['dead_letters', 'projection_streams', 'checkpoints', 'idempotency_keys', 'streams', 'events']) {
+    for (const t of [
+      'dead_letters',
+      'projection_streams',
+      'checkpoints',
+      'idempotency_keys',
+      'streams',
+      'events',
+    ]) {
       await q.query(`DROP TABLE IF EXISTS ${t}`);
     }
   }
