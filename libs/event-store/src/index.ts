@@ -7,3 +7,4 @@ export * from './dead-letters';
 export * from './event-store.module';
 export { eventStoreMigrations } from './migrations';
 export * from './projections-cli';
+export * from './command';

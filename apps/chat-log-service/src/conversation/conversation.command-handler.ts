@@ -1,20 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import type { z } from 'zod';
 import {
   ConversationEvents,
   type CommandContext,
   CONVERSATION_CATEGORY,
   conversationStreamId,
-  type EventMetadata,
   EventRegistry,
   type LogTurnBody,
   SessionEvents,
   sessionStreamId,
   type TurnWriteReply,
 } from '@threadline/contracts';
-import { EventStore, EventStoreTransaction, type Sql } from '@threadline/event-store';
-import { StreamVersionConflictError } from '@threadline/platform';
+import { EventStore, EventStoreTransaction, eventMetadata, type Sql } from '@threadline/event-store';
 import type { Meter } from '../usage/usage-meter';
 import {
   type ConversationCommand,
@@ -34,9 +31,6 @@ export const CONVERSATION_CLOCK = Symbol('CONVERSATION_CLOCK');
 export type Clock = () => Date;
 /** Token of the {@link Meter} giving agent responses their usage and cost. */
 export const USAGE_METER = Symbol('USAGE_METER');
-
-/** Attempts of one command when a concurrent writer moved the stream first (1 + 3 retries). */
-export const MAX_ATTEMPTS = 4;
 
 const sessionEventRegistry = new EventRegistry(SessionEvents);
 const conversationEventRegistry = new EventRegistry(ConversationEvents);
@@ -66,26 +60,6 @@ export async function loadSessionLifecycle(
   return state;
 }
 
-/** The metadata stored with each event of a command: who, on whose behalf, and why. */
-export function eventMetadata(context: CommandContext, userId: string | null): EventMetadata {
-  return {
-    tenantId: context.tenantId,
-    userId,
-    ...(context.correlationId !== undefined ? { correlationId: context.correlationId } : {}),
-    ...(context.causationId !== undefined ? { causationId: context.causationId } : {}),
-    ...(context.idempotencyKey !== undefined ? { idempotencyKey: context.idempotencyKey } : {}),
-  };
-}
-
-/**
- * What an idempotency key is bound to: the command's name and payload without its context (a retry
- * may carry another correlation id and is still the same request).
- */
-export function idempotentRequest(name: string, payload: { context: CommandContext }): unknown {
-  const { context: _context, ...rest } = payload;
-  return { command: name, ...rest };
-}
-
 /**
  * Runs the conversation's commands. One event-store transaction per command: claim the idempotency key
  * (a retry gets the first reply), take the conversation's transaction lock, read the session's
@@ -97,7 +71,7 @@ export function idempotentRequest(name: string, payload: { context: CommandConte
  * decide on the same version. The per-conversation lock (`conversation:<tenant>:<session>`) serializes
  * them, so concurrent turns queue instead of failing; the expected version is the safety net, and a
  * `STREAM.VERSION_CONFLICT` (a writer that bypassed the lock) reruns the whole transaction, at most
- * {@link MAX_ATTEMPTS} times.
+ * `COMMAND_ATTEMPTS` (runCommand of the event store) times.
  */
 @Injectable()
 export class ConversationCommandHandler {
@@ -107,36 +81,6 @@ export class ConversationCommandHandler {
     @Inject(CONVERSATION_CLOCK) private readonly clock: Clock,
     @Inject(USAGE_METER) private readonly meter: Meter,
   ) {}
-
-  /**
-   * Runs `body` in a transaction under the idempotency key of `context` (if any). `request` is what
-   * the key is bound to (the same key with a different request is REQUEST.INVALID); `reply` parses a
-   * stored reply. Retries on a concurrent writer's version conflict.
-   */
-  async run<R>(
-    context: CommandContext,
-    request: unknown,
-    reply: z.ZodType<R>,
-    body: (tx: EventStoreTransaction) => Promise<R>,
-  ): Promise<R> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await this.store.transaction(async (tx) => {
-          const key = context.idempotencyKey;
-          if (key !== undefined) {
-            const claimed = await tx.claimIdempotencyKey(context.tenantId, key, request);
-            if (claimed) return reply.parse(claimed.replay);
-          }
-          const result = await body(tx);
-          if (key !== undefined) await tx.saveIdempotentReply(context.tenantId, key, result);
-          return result;
-        });
-      } catch (error) {
-        if (error instanceof StreamVersionConflictError && attempt < MAX_ATTEMPTS) continue;
-        throw error;
-      }
-    }
-  }
 
   /**
    * The session of a turn, found through the `turns` read model (tenant-scoped; with `userId`, only

@@ -15,17 +15,11 @@ import {
   TurnView,
   TurnWriteReply,
 } from '@threadline/contracts';
-import { Db } from '@threadline/event-store';
+import { Db, EventStore, runCommand } from '@threadline/event-store';
 import { RequestHandler } from '@threadline/messaging';
-import {
-  ConversationCommandHandler,
-  idempotentRequest,
-  loadSessionLifecycle,
-} from './conversation.command-handler';
+import { ConversationCommandHandler, loadSessionLifecycle } from './conversation.command-handler';
 import { SessionNotFoundError, TurnNotFoundError } from './conversation.decider';
 import { findTurn, listSessionTurns, listUserTurns } from './turns.read-model';
-
-const DeleteReply = DeleteTurn.reply;
 
 /**
  * The chat-log-service's NATS commands and queries on turns (subjects derived from the contracts in
@@ -39,6 +33,7 @@ const DeleteReply = DeleteTurn.reply;
 @Controller()
 export class ConversationController {
   constructor(
+    private readonly store: EventStore,
     private readonly commands: ConversationCommandHandler,
     private readonly db: Db,
   ) {}
@@ -49,7 +44,7 @@ export class ConversationController {
    */
   @RequestHandler(LogTurn)
   logTurn(@Payload() p: RequestOf<typeof LogTurn>): Promise<ReplyOf<typeof LogTurn>> {
-    return this.commands.run(p.context, idempotentRequest(LogTurn.name, p), TurnWriteReply, async (tx) =>
+    return runCommand(this.store, LogTurn, p, async (tx) =>
       TurnWriteReply.parse(
         await this.commands.logTurn(tx, p.context, {
           sessionId: p.sessionId,
@@ -68,56 +63,46 @@ export class ConversationController {
   recordTurnResponse(
     @Payload() p: RequestOf<typeof RecordTurnResponse>,
   ): Promise<ReplyOf<typeof RecordTurnResponse>> {
-    return this.commands.run(
-      p.context,
-      idempotentRequest(RecordTurnResponse.name, p),
-      TurnWriteReply,
-      async (tx) => {
-        const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
-        const scope = { sessionId, turnId: p.turnId, actingUserId: p.userId };
-        const { agent_response: response, tool_call: toolCall } = p.body;
-        const position = await this.commands.decideAndAppend(
-          tx,
-          p.context,
-          response !== undefined
-            ? { type: 'RecordAgentResponse', data: { ...scope, response } }
-            : toolCall !== undefined
-              ? { type: 'RecordToolCall', data: { ...scope, toolCall } }
-              : unreachableBody(),
-        );
-        return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
-      },
-    );
+    return runCommand(this.store, RecordTurnResponse, p, async (tx) => {
+      const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
+      const scope = { sessionId, turnId: p.turnId, actingUserId: p.userId };
+      const { agent_response: response, tool_call: toolCall } = p.body;
+      const position = await this.commands.decideAndAppend(
+        tx,
+        p.context,
+        response !== undefined
+          ? { type: 'RecordAgentResponse', data: { ...scope, response } }
+          : toolCall !== undefined
+            ? { type: 'RecordToolCall', data: { ...scope, toolCall } }
+            : unreachableBody(),
+      );
+      return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
+    });
   }
 
   /** Completes an open turn. Errors: TURN.NOT_FOUND, TURN.NOT_OPEN. */
   @RequestHandler(CompleteTurn)
   completeTurn(@Payload() p: RequestOf<typeof CompleteTurn>): Promise<ReplyOf<typeof CompleteTurn>> {
-    return this.commands.run(
-      p.context,
-      idempotentRequest(CompleteTurn.name, p),
-      TurnWriteReply,
-      async (tx) => {
-        const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
-        const position = await this.commands.decideAndAppend(tx, p.context, {
-          type: 'CompleteTurn',
-          data: {
-            sessionId,
-            turnId: p.turnId,
-            actingUserId: p.userId,
-            processingTimeMs: p.body.processing_time_ms,
-            vectorCacheHit: p.body.vector_cache_hit,
-          },
-        });
-        return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
-      },
-    );
+    return runCommand(this.store, CompleteTurn, p, async (tx) => {
+      const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
+      const position = await this.commands.decideAndAppend(tx, p.context, {
+        type: 'CompleteTurn',
+        data: {
+          sessionId,
+          turnId: p.turnId,
+          actingUserId: p.userId,
+          processingTimeMs: p.body.processing_time_ms,
+          vectorCacheHit: p.body.vector_cache_hit,
+        },
+      });
+      return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
+    });
   }
 
   /** Fails an open turn with an error message. Errors: TURN.NOT_FOUND, TURN.NOT_OPEN. */
   @RequestHandler(FailTurn)
   failTurn(@Payload() p: RequestOf<typeof FailTurn>): Promise<ReplyOf<typeof FailTurn>> {
-    return this.commands.run(p.context, idempotentRequest(FailTurn.name, p), TurnWriteReply, async (tx) => {
+    return runCommand(this.store, FailTurn, p, async (tx) => {
       const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
       const position = await this.commands.decideAndAppend(tx, p.context, {
         type: 'FailTurn',
@@ -136,7 +121,7 @@ export class ConversationController {
   /** Deletes a turn: it leaves the `turns` read model at once. Answers the deletion's position. Errors: TURN.NOT_FOUND. */
   @RequestHandler(DeleteTurn)
   deleteTurn(@Payload() p: RequestOf<typeof DeleteTurn>): Promise<ReplyOf<typeof DeleteTurn>> {
-    return this.commands.run(p.context, idempotentRequest(DeleteTurn.name, p), DeleteReply, async (tx) => {
+    return runCommand(this.store, DeleteTurn, p, async (tx) => {
       const sessionId = await this.commands.sessionOfTurn(tx.sql, p.context.tenantId, p.turnId, p.userId);
       const position = await this.commands.decideAndAppend(tx, p.context, {
         type: 'DeleteTurn',

@@ -1,15 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import type { z } from 'zod';
 import {
   type CommandContext,
-  type EventMetadata,
   SESSION_CATEGORY,
   type SessionWriteReply,
   sessionStreamId,
 } from '@threadline/contracts';
-import { EventStore, type EventStoreTransaction } from '@threadline/event-store';
-import { StreamVersionConflictError } from '@threadline/platform';
+import { EventStore, type EventStoreTransaction, eventMetadata } from '@threadline/event-store';
 import { decide, evolve, initialState, type SessionCommand, type SessionState } from './session.decider';
 import { SessionsProjection, sessionEventRegistry } from './sessions.projection';
 import { findCurrentSession, findSession, type SessionRecord } from './sessions.read-model';
@@ -17,9 +14,6 @@ import { findCurrentSession, findSession, type SessionRecord } from './sessions.
 /** Token of the clock commands are stamped with: `() => Date` (tests may pin it). */
 export const SESSION_CLOCK = Symbol('SESSION_CLOCK');
 export type Clock = () => Date;
-
-/** Attempts of one command when a concurrent writer moved the stream first (1 + 3 retries). */
-export const MAX_ATTEMPTS = 4;
 
 /** The outcome of deciding one command: the state it was decided on and what was appended. */
 interface Decided {
@@ -34,7 +28,7 @@ interface Decided {
  * appends with the version read as expected version and the `sessions` projection inline, reads the
  * session back from the read model and stores the reply for retries. A `STREAM.VERSION_CONFLICT`
  * (another writer appended between read and append) reruns the whole transaction, at most
- * {@link MAX_ATTEMPTS} times; the client's own `If-Match` mismatch is `SESSION.VERSION_MISMATCH` and
+ * `COMMAND_ATTEMPTS` (runCommand of the event store) times; the client's own `If-Match` mismatch is `SESSION.VERSION_MISMATCH` and
  * is not retried.
  */
 @Injectable()
@@ -44,36 +38,6 @@ export class SessionCommandHandler {
     private readonly projection: SessionsProjection,
     @Inject(SESSION_CLOCK) private readonly clock: Clock,
   ) {}
-
-  /**
-   * Runs `body` in a transaction under the idempotency key of `context` (if any). `request` is what
-   * the key is bound to (a different request with the same key is REQUEST.INVALID); `reply` parses a
-   * stored reply. Retries on a concurrent writer's version conflict.
-   */
-  async run<R>(
-    context: CommandContext,
-    request: unknown,
-    reply: z.ZodType<R>,
-    body: (tx: EventStoreTransaction) => Promise<R>,
-  ): Promise<R> {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        return await this.store.transaction(async (tx) => {
-          const key = context.idempotencyKey;
-          if (key !== undefined) {
-            const claimed = await tx.claimIdempotencyKey(context.tenantId, key, request);
-            if (claimed) return reply.parse(claimed.replay);
-          }
-          const result = await body(tx);
-          if (key !== undefined) await tx.saveIdempotentReply(context.tenantId, key, result);
-          return result;
-        });
-      } catch (error) {
-        if (error instanceof StreamVersionConflictError && attempt < MAX_ATTEMPTS) continue;
-        throw error;
-      }
-    }
-  }
 
   /**
    * Decides `command` against the stream of session `sessionId` of the context's tenant and appends
@@ -179,15 +143,4 @@ function replyOf(
   created: boolean,
 ): SessionWriteReply {
   return { session: record.view, position: appendedPosition ?? record.lastGlobalPosition, created };
-}
-
-/** The metadata stored with each event of a command: who, on whose behalf, and why. */
-export function eventMetadata(context: CommandContext, userId: string | null): EventMetadata {
-  return {
-    tenantId: context.tenantId,
-    userId,
-    ...(context.correlationId !== undefined ? { correlationId: context.correlationId } : {}),
-    ...(context.causationId !== undefined ? { causationId: context.causationId } : {}),
-    ...(context.idempotencyKey !== undefined ? { idempotencyKey: context.idempotencyKey } : {}),
-  };
 }

@@ -218,7 +218,7 @@ describe('session-service over NATS', () => {
   it('retries a command that lost the race to a concurrent writer (no If-Match): every update lands', async () => {
     const tenantId = newTenant();
     const { session } = await client.request(CreateSession, { context: { tenantId } });
-    const writers = 4; // = MAX_ATTEMPTS: even the writer that loses every round but the last gets through
+    const writers = 4; // = COMMAND_ATTEMPTS: even the writer that loses every round but the last gets through
     await Promise.all(
       Array.from({ length: writers }, (_, i) =>
         client.request(UpdateSession, {

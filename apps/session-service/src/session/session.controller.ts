@@ -1,7 +1,6 @@
 import { Controller } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
 import {
-  type CommandContext,
   CreateSession,
   DeleteSession,
   EndSession,
@@ -12,26 +11,14 @@ import {
   ListUserSessions,
   type ReplyOf,
   type RequestOf,
-  SessionWriteReply,
   UpdateSession,
 } from '@threadline/contracts';
-import { Db } from '@threadline/event-store';
+import { Db, EventStore, runCommand } from '@threadline/event-store';
 import { RequestHandler } from '@threadline/messaging';
 import { DomainError } from '@threadline/platform';
 import { SessionCommandHandler } from './session.command-handler';
 import { SessionNotFoundError } from './session.decider';
 import { findCurrentSession, findSession, listSessions } from './sessions.read-model';
-
-const DeleteReply = DeleteSession.reply;
-
-/**
- * What an idempotency key is bound to: the command's name and payload without its context (a retry
- * may carry another correlation id and is still the same request).
- */
-function idempotentRequest(name: string, payload: { context: CommandContext }): unknown {
-  const { context: _context, ...rest } = payload;
-  return { command: name, ...rest };
-}
 
 /**
  * The session-service's NATS commands and queries (subjects derived from the contracts in
@@ -43,6 +30,7 @@ function idempotentRequest(name: string, payload: { context: CommandContext }): 
 @Controller()
 export class SessionController {
   constructor(
+    private readonly store: EventStore,
     private readonly commands: SessionCommandHandler,
     private readonly db: Db,
   ) {}
@@ -50,9 +38,7 @@ export class SessionController {
   /** Creates a session; SESSION.ALREADY_EXISTS when the given `sessionId` was ever used in the tenant. */
   @RequestHandler(CreateSession)
   createSession(@Payload() p: RequestOf<typeof CreateSession>): Promise<ReplyOf<typeof CreateSession>> {
-    return this.commands.run(p.context, idempotentRequest(CreateSession.name, p), SessionWriteReply, (tx) =>
-      this.commands.create(tx, p.context, p),
-    );
+    return runCommand(this.store, CreateSession, p, (tx) => this.commands.create(tx, p.context, p));
   }
 
   /**
@@ -61,56 +47,46 @@ export class SessionController {
    */
   @RequestHandler(UpdateSession)
   updateSession(@Payload() p: RequestOf<typeof UpdateSession>): Promise<ReplyOf<typeof UpdateSession>> {
-    return this.commands.run(
-      p.context,
-      idempotentRequest(UpdateSession.name, p),
-      SessionWriteReply,
-      async (tx) => {
-        const decided = await this.commands.decideAndAppend(
-          tx,
-          p.context,
-          p.sessionId,
-          {
-            type: 'UpdateSession',
-            data: {
-              sessionId: p.sessionId,
-              actingUserId: p.userId,
-              title: p.title,
-              metadata: p.metadata,
-              expectedVersion: p.expectedVersion,
-            },
+    return runCommand(this.store, UpdateSession, p, async (tx) => {
+      const decided = await this.commands.decideAndAppend(
+        tx,
+        p.context,
+        p.sessionId,
+        {
+          type: 'UpdateSession',
+          data: {
+            sessionId: p.sessionId,
+            actingUserId: p.userId,
+            title: p.title,
+            metadata: p.metadata,
+            expectedVersion: p.expectedVersion,
           },
-          p.userId ?? null,
-        );
-        return this.commands.replyFor(tx, p.context.tenantId, p.sessionId, decided, false);
-      },
-    );
+        },
+        p.userId ?? null,
+      );
+      return this.commands.replyFor(tx, p.context.tenantId, p.sessionId, decided, false);
+    });
   }
 
   /** Ends a session (idempotent: an ended session is answered as it is). Errors: SESSION.NOT_FOUND. */
   @RequestHandler(EndSession)
   endSession(@Payload() p: RequestOf<typeof EndSession>): Promise<ReplyOf<typeof EndSession>> {
-    return this.commands.run(
-      p.context,
-      idempotentRequest(EndSession.name, p),
-      SessionWriteReply,
-      async (tx) => {
-        const decided = await this.commands.decideAndAppend(
-          tx,
-          p.context,
-          p.sessionId,
-          { type: 'EndSession', data: { sessionId: p.sessionId, actingUserId: p.userId, reason: p.reason } },
-          p.userId ?? null,
-        );
-        return this.commands.replyFor(tx, p.context.tenantId, p.sessionId, decided, false);
-      },
-    );
+    return runCommand(this.store, EndSession, p, async (tx) => {
+      const decided = await this.commands.decideAndAppend(
+        tx,
+        p.context,
+        p.sessionId,
+        { type: 'EndSession', data: { sessionId: p.sessionId, actingUserId: p.userId, reason: p.reason } },
+        p.userId ?? null,
+      );
+      return this.commands.replyFor(tx, p.context.tenantId, p.sessionId, decided, false);
+    });
   }
 
   /** Deletes a session; afterwards it is SESSION.NOT_FOUND everywhere. Answers the deletion's position. */
   @RequestHandler(DeleteSession)
   deleteSession(@Payload() p: RequestOf<typeof DeleteSession>): Promise<ReplyOf<typeof DeleteSession>> {
-    return this.commands.run(p.context, idempotentRequest(DeleteSession.name, p), DeleteReply, async (tx) => {
+    return runCommand(this.store, DeleteSession, p, async (tx) => {
       const decided = await this.commands.decideAndAppend(
         tx,
         p.context,
@@ -129,11 +105,8 @@ export class SessionController {
   getOrCreateCurrentSession(
     @Payload() p: RequestOf<typeof GetOrCreateCurrentSession>,
   ): Promise<ReplyOf<typeof GetOrCreateCurrentSession>> {
-    return this.commands.run(
-      p.context,
-      idempotentRequest(GetOrCreateCurrentSession.name, p),
-      SessionWriteReply,
-      (tx) => this.commands.getOrCreateCurrent(tx, p.context, p),
+    return runCommand(this.store, GetOrCreateCurrentSession, p, (tx) =>
+      this.commands.getOrCreateCurrent(tx, p.context, p),
     );
   }
 
