@@ -58,7 +58,6 @@ export const BaseConfig = z.object({
     .enum(['true', 'false'])
     .default('true')
     .transform((v) => v === 'true'),
-  HEALTH_PORT: Port.optional(),
 });
 export type BaseConfig = z.infer<typeof BaseConfig>;
 
