@@ -15,27 +15,43 @@ export const IdempotencyKey = z.string().min(1).max(200);
 /** ISO-8601 timestamp with offset, as produced by `Date.prototype.toISOString`. */
 export const IsoDate = z.iso.datetime({ offset: true });
 
-/** JSON value with bounded depth; metadata and state are JSON objects of at most 16 KiB (see Metadata). */
+/** A JSON value. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
-export const JsonValue: z.ZodType<Json> = z.lazy(() =>
-  z.union([
-    z.string(),
-    z.number(),
-    z.boolean(),
-    z.null(),
-    z.array(JsonValue),
-    z.record(z.string(), JsonValue),
-  ]),
+
+/** Deepest nesting any JSON value may have (objects and arrays count one level each). */
+export const MAX_JSON_DEPTH = 32;
+
+/**
+ * Whether `value` nests objects/arrays deeper than `limit`, found without recursion: hostile input
+ * nested thousands deep must get a validation error, not a stack overflow (found by the gateway's
+ * property tests).
+ */
+export function exceedsDepth(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [node, level] = next;
+    if (node === null || typeof node !== 'object') continue;
+    if (level + 1 > limit) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) stack.push([child, level + 1]);
+  }
+  return false;
+}
+
+const JsonTree: z.ZodType<Json> = z.lazy(() =>
+  z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(JsonTree), z.record(z.string(), JsonTree)]),
 );
+
+/**
+ * A JSON value at most {@link MAX_JSON_DEPTH} levels deep: the depth is checked before the recursive
+ * parse runs. Metadata and state bound their size and depth further.
+ */
+export const JsonValue: z.ZodType<Json> = z
+  .unknown()
+  .refine((v) => !exceedsDepth(v, MAX_JSON_DEPTH), `at most ${MAX_JSON_DEPTH} levels deep`)
+  .pipe(JsonTree);
 
 const MAX_METADATA_BYTES = 16 * 1024;
 const MAX_METADATA_DEPTH = 8;
-
-function depth(value: Json): number {
-  if (value === null || typeof value !== 'object') return 0;
-  const children = Array.isArray(value) ? value : Object.values(value);
-  return 1 + children.reduce<number>((max, child) => Math.max(max, depth(child)), 0);
-}
 
 /** Free-form metadata of a session: a JSON object, at most 16 KiB serialized and 8 levels deep. */
 export const Metadata = z
@@ -44,7 +60,7 @@ export const Metadata = z
     (m) => JSON.stringify(m).length <= MAX_METADATA_BYTES,
     `at most ${MAX_METADATA_BYTES} bytes as JSON`,
   )
-  .refine((m) => depth(m) <= MAX_METADATA_DEPTH, `at most ${MAX_METADATA_DEPTH} levels deep`);
+  .refine((m) => !exceedsDepth(m, MAX_METADATA_DEPTH), `at most ${MAX_METADATA_DEPTH} levels deep`);
 export type Metadata = z.infer<typeof Metadata>;
 
 /**
