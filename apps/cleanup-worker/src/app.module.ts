@@ -3,20 +3,21 @@ import { LoggerModule } from 'nestjs-pino';
 import type { MigrationInterface } from 'typeorm';
 import { EventStoreModule } from '@threadline/event-store';
 import { MessagingModule } from '@threadline/messaging';
-import type { CleanupWorkerConfig } from './config';
+import { CleanupModule } from './cleanup/cleanup.module';
+import { type CleanupWorkerConfig, cleanupSettingsOf } from './config';
 
 /**
- * The cleanup-worker: expiry and retention policies (ARCHITECTURE.md, "Services"). This issue gives it
- * its runtime only: the event store connection (migrated at start; it will hold the leader lock) and
- * NATS (the `RequestClient` it will send ExpireSession / DeleteSession commands with). No relay: it
- * appends nothing itself. The policies come in a later issue.
+ * The cleanup-worker: expiry and retention policies (ARCHITECTURE.md, "Services"). Postgres holds its
+ * locks only (leader lock, pass lock; it owns no tables); NATS carries its commands and queries to the
+ * session-service and serves `RunSessionCleanup`. No relay: it appends nothing itself. `clock` pins
+ * the time passes run against (tests).
  */
 @Module({})
 export class AppModule {
-  /** The worker's own migrations, run after the event store's (none yet). */
+  /** The worker's own migrations, run after the event store's (none: it keeps no tables). */
   static readonly migrations: (new () => MigrationInterface)[] = [];
 
-  static forRoot(config: CleanupWorkerConfig): DynamicModule {
+  static forRoot(config: CleanupWorkerConfig, opts: { clock?: () => Date } = {}): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -29,6 +30,7 @@ export class AppModule {
           migrations: AppModule.migrations,
           migrateOnStart: config.MIGRATE_ON_START,
         }),
+        CleanupModule.forRoot(cleanupSettingsOf(config), opts),
       ],
     };
   }

@@ -1,7 +1,9 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { migrateDatabase } from '@threadline/event-store';
+import { startServiceTransports } from '@threadline/messaging';
 import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
 import { AppModule } from './app.module';
 import { loadCleanupWorkerConfig } from './config';
@@ -19,11 +21,12 @@ runService('cleanup-worker', async () => {
     createLogger('cleanup-worker', config.LOG_LEVEL).info({ applied }, 'migrations applied');
     return;
   }
-  // An application context: the worker handles no requests and consumes no events (it is a client of
-  // the services), so it needs neither an HTTP adapter nor microservice transports.
-  const app = await NestFactory.createApplicationContext(AppModule.forRoot(config), { bufferLogs: true });
+  // A NestJS hybrid with no HTTP listener (Fastify adapter, as the session-service): core NATS serves
+  // `RunSessionCleanup` in the queue group `cleanup-worker`; it consumes no events.
+  const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapter(), { bufferLogs: true });
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
+  await startServiceTransports(app, config, { queue: 'cleanup-worker' });
   await app.init();
   app.get(Logger).log('cleanup-worker ready');
 });

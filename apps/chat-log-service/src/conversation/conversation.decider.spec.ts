@@ -405,6 +405,15 @@ describe('Conversation decider', () => {
     it('answers SESSION.ALREADY_ENDED for an ended session', () =>
       spec.given([created(), ended]).when(logTurn('t1')).thenThrows(expectCode('SESSION.ALREADY_ENDED')));
 
+    it('answers SESSION.ALREADY_ENDED for an expired session, like an ended one', () => {
+      const expired: DeciderEvent = {
+        type: 'SessionExpired.v1',
+        data: { sessionId: 's1', lastActivityAt: earlier, idleMs: 1, timeoutMs: 1, expiredAt: earlier },
+      };
+      expect(sessionLifecycleEventOf(expired)).toBe(expired);
+      spec.given([created(), expired]).when(logTurn('t1')).thenThrows(expectCode('SESSION.ALREADY_ENDED'));
+    });
+
     it('answers TURN.ALREADY_EXISTS for a turn id used before, even a deleted one', () => {
       spec
         .given([created(), logged('t1', 1)])

@@ -19,18 +19,19 @@ export type ConversationDomainEvent = ConversationEvent;
 /** The events of the session's own stream (`session:<tenant>:<id>`) that decide whether it takes turns. */
 export type SessionLifecycleEvent = Extract<
   SessionEvent,
-  { type: 'SessionCreated.v1' | 'SessionEnded.v1' | 'SessionDeleted.v1' }
+  { type: 'SessionCreated.v1' | 'SessionEnded.v1' | 'SessionExpired.v1' | 'SessionDeleted.v1' }
 >;
 
 /**
  * The lifecycle event among a session stream's events, or null for the others: title and metadata
- * changes do not decide whether a session takes turns. (Types this service does not know yet, a future
- * expiry event say, are skipped before parsing, by `loadSessionLifecycle`.)
+ * changes do not decide whether a session takes turns; `SessionExpired` counts as an end. (Types this
+ * service does not know yet are skipped before parsing, by `loadSessionLifecycle`.)
  */
 export function sessionLifecycleEventOf(event: SessionEvent): SessionLifecycleEvent | null {
   switch (event.type) {
     case 'SessionCreated.v1':
     case 'SessionEnded.v1':
+    case 'SessionExpired.v1':
     case 'SessionDeleted.v1':
       return event;
     case 'SessionTitleChanged.v1':
@@ -430,6 +431,7 @@ export function evolve(state: ConversationState, event: DeciderEvent): Conversat
     case 'SessionCreated.v1':
       return { ...state, session: { status: 'active', userId: event.data.userId } };
     case 'SessionEnded.v1':
+    case 'SessionExpired.v1': // an expired session takes no turns, like an ended one (issue 4)
       return state.session.status === 'active'
         ? { ...state, session: { ...state.session, status: 'ended' } }
         : state;

@@ -190,6 +190,7 @@ export class TurnsProjection implements Projection<ParsedEvent<typeof turnsEvent
       case 'SessionTitleChanged.v1':
       case 'SessionMetadataUpdated.v1':
       case 'SessionEnded.v1':
+      case 'SessionExpired.v1':
         return;
       case 'TurnLogged.v1':
       case 'TurnStarted.v1':

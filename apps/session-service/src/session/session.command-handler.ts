@@ -7,7 +7,17 @@ import {
   sessionStreamId,
 } from '@threadline/contracts';
 import { EventStore, type EventStoreTransaction, eventMetadata } from '@threadline/event-store';
-import { decide, evolve, initialState, type SessionCommand, type SessionState } from './session.decider';
+import {
+  decide,
+  evolve,
+  initialState,
+  type SessionCommand,
+  SessionLimitReachedError,
+  SessionNotFoundError,
+  type SessionState,
+} from './session.decider';
+import { activeSessionsOfUser, lastActivityOf } from './session-lifecycle.read-model';
+import { SESSION_LIMITS, type SessionLimits } from './session-limits';
 import { SessionsProjection, sessionEventRegistry } from './sessions.projection';
 import { findCurrentSession, findSession, type SessionRecord } from './sessions.read-model';
 
@@ -37,6 +47,7 @@ export class SessionCommandHandler {
     private readonly store: EventStore,
     private readonly projection: SessionsProjection,
     @Inject(SESSION_CLOCK) private readonly clock: Clock,
+    @Inject(SESSION_LIMITS) private readonly limits: SessionLimits,
   ) {}
 
   /**
@@ -56,7 +67,7 @@ export class SessionCommandHandler {
     const state = stored.map((e) => sessionEventRegistry.parse(e)).reduce(evolve, initialState());
     const events = decide(command, state, this.clock());
     if (events.length === 0) return { state, appendedPosition: null };
-    const owner = state.status === 'active' || state.status === 'ended' ? state.session.userId : null;
+    const owner = state.status === 'none' || state.status === 'deleted' ? null : state.session.userId;
     const result = await tx.append(streamId, SESSION_CATEGORY, state.version, events, {
       metadata: eventMetadata(context, userId ?? owner),
       inline: this.projection.inline,
@@ -82,7 +93,12 @@ export class SessionCommandHandler {
     return replyOf(record, decided.appendedPosition, created);
   }
 
-  /** Creates a session (new random UUID when `sessionId` is not given). */
+  /**
+   * Creates a session (new random UUID when `sessionId` is not given). A session of a user is first
+   * made room for under the per-user limit ({@link makeRoomFor}): this may end the user's least
+   * recently active sessions (reason `replaced`) in the same transaction, or throw
+   * SESSION.LIMIT_REACHED.
+   */
   async create(
     tx: EventStoreTransaction,
     context: CommandContext,
@@ -96,6 +112,7 @@ export class SessionCommandHandler {
   ): Promise<SessionWriteReply> {
     const sessionId = input.sessionId ?? randomUUID();
     const userId = input.userId ?? null;
+    if (userId !== null) await this.makeRoomFor(tx, context, userId);
     const decided = await this.decideAndAppend(
       tx,
       context,
@@ -132,6 +149,68 @@ export class SessionCommandHandler {
     const current = await findCurrentSession(tx.sql, context.tenantId, input.userId);
     if (current) return replyOf(current, null, false);
     return this.create(tx, context, { userId: input.userId, title: input.title, metadata: input.metadata });
+  }
+
+  /**
+   * The per-user limit (issue 4; `MAX_SESSIONS_PER_USER`, `MAX_SESSIONS_POLICY`): before a session of
+   * `userId` starts, the user may have at most `max - 1` active sessions. Serialized per tenant and
+   * user by the same transaction lock as get-or-create (`current-session:<tenant>:<user>`), taken
+   * before counting, so concurrent starts count each other's committed sessions and never leave more
+   * than `max` active. Policy `end_oldest` ends the surplus, least recently active first, with
+   * SessionEnded reason `replaced`; `reject` throws SESSION.LIMIT_REACHED (HTTP 409). No-op when the
+   * limit is 0 (none).
+   */
+  private async makeRoomFor(
+    tx: EventStoreTransaction,
+    context: CommandContext,
+    userId: string,
+  ): Promise<void> {
+    const max = this.limits.maxSessionsPerUser;
+    if (max === 0) return;
+    await tx.lock(`current-session:${context.tenantId}:${userId}`);
+    const active = await activeSessionsOfUser(tx.sql, context.tenantId, userId);
+    const surplus = active.length - (max - 1);
+    if (surplus <= 0) return;
+    if (this.limits.policy === 'reject') throw new SessionLimitReachedError(userId, max);
+    for (const sessionId of active.slice(0, surplus)) {
+      await this.decideAndAppend(
+        tx,
+        context,
+        sessionId,
+        { type: 'EndSession', data: { sessionId, reason: 'replaced' } },
+        userId,
+      );
+    }
+  }
+
+  /**
+   * Expires session `sessionId` if its last activity is at or before `idleCutoff` (ISO-8601; the
+   * cleanup pass's now minus the timeout `idleTimeoutMs`, ms). Locks the session's stream row first (`FOR UPDATE`): a turn being decided on the active
+   * session holds it `FOR SHARE` (chat-log-service), so this waits for it to commit and then sees its
+   * activity; a turn decided afterwards sees the session expired. The last activity is
+   * {@link lastActivityOf}. Answers `expired: false` when the decider appends nothing (not idle long
+   * enough, or already ended or expired). Throws SESSION.NOT_FOUND for an unknown or deleted session.
+   */
+  async expire(
+    tx: EventStoreTransaction,
+    context: CommandContext,
+    sessionId: string,
+    idleCutoff: string,
+    idleTimeoutMs: number,
+  ): Promise<{ expired: boolean; position: number | null }> {
+    await tx.sql.query('SELECT version FROM streams WHERE stream_id = $1 FOR UPDATE', [
+      sessionStreamId(context.tenantId, sessionId),
+    ]);
+    const lastActivityAt = await lastActivityOf(tx.sql, context.tenantId, sessionId);
+    if (lastActivityAt === null) throw new SessionNotFoundError(sessionId);
+    const decided = await this.decideAndAppend(
+      tx,
+      context,
+      sessionId,
+      { type: 'ExpireSession', data: { sessionId, lastActivityAt, idleCutoff, idleTimeoutMs } },
+      null,
+    );
+    return { expired: decided.appendedPosition !== null, position: decided.appendedPosition };
   }
 }
 

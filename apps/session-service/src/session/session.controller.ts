@@ -4,9 +4,12 @@ import {
   CreateSession,
   DeleteSession,
   EndSession,
+  ExpireSession,
   GetCurrentSession,
   GetOrCreateCurrentSession,
   GetSession,
+  ListIdleSessions,
+  ListRetiredSessions,
   ListSessions,
   ListUserSessions,
   type ReplyOf,
@@ -18,6 +21,7 @@ import { RequestHandler } from '@threadline/messaging';
 import { DomainError } from '@threadline/platform';
 import { SessionCommandHandler } from './session.command-handler';
 import { SessionNotFoundError } from './session.decider';
+import { listCleanupCandidates } from './session-lifecycle.read-model';
 import { findCurrentSession, findSession, listSessions } from './sessions.read-model';
 
 /**
@@ -35,7 +39,11 @@ export class SessionController {
     private readonly db: Db,
   ) {}
 
-  /** Creates a session; SESSION.ALREADY_EXISTS when the given `sessionId` was ever used in the tenant. */
+  /**
+   * Creates a session; SESSION.ALREADY_EXISTS when the given `sessionId` was ever used in the tenant.
+   * Over the per-user limit: ends the user's least recently active session (reason `replaced`) or
+   * SESSION.LIMIT_REACHED, per `MAX_SESSIONS_POLICY`.
+   */
   @RequestHandler(CreateSession)
   createSession(@Payload() p: RequestOf<typeof CreateSession>): Promise<ReplyOf<typeof CreateSession>> {
     return runCommand(this.store, CreateSession, p, (tx) => this.commands.create(tx, p.context, p));
@@ -97,6 +105,43 @@ export class SessionController {
       if (decided.appendedPosition === null)
         throw new Error(`DeleteSession of ${p.sessionId} appended nothing`);
       return { position: decided.appendedPosition };
+    });
+  }
+
+  /**
+   * Expires a session whose last activity is at or before `idleCutoff` (sent by the cleanup-worker);
+   * `expired: false` when it had activity since, or is already ended or expired. Errors: SESSION.NOT_FOUND.
+   */
+  @RequestHandler(ExpireSession)
+  expireSession(@Payload() p: RequestOf<typeof ExpireSession>): Promise<ReplyOf<typeof ExpireSession>> {
+    return runCommand(this.store, ExpireSession, p, (tx) =>
+      this.commands.expire(tx, p.context, p.sessionId, p.idleCutoff, p.idleTimeoutMs),
+    );
+  }
+
+  /** A batch of active sessions idle since before `idleBefore`, oldest first (the expiry policy's input). */
+  @RequestHandler(ListIdleSessions)
+  listIdleSessions(
+    @Payload() p: RequestOf<typeof ListIdleSessions>,
+  ): Promise<ReplyOf<typeof ListIdleSessions>> {
+    return listCleanupCandidates(this.db, 'idle', {
+      before: p.idleBefore,
+      limit: p.limit,
+      tenantId: p.tenantId,
+      after: p.after,
+    });
+  }
+
+  /** A batch of ended and expired sessions that ended before `endedBefore` (the retention policy's input). */
+  @RequestHandler(ListRetiredSessions)
+  listRetiredSessions(
+    @Payload() p: RequestOf<typeof ListRetiredSessions>,
+  ): Promise<ReplyOf<typeof ListRetiredSessions>> {
+    return listCleanupCandidates(this.db, 'retired', {
+      before: p.endedBefore,
+      limit: p.limit,
+      tenantId: p.tenantId,
+      after: p.after,
     });
   }
 

@@ -2,6 +2,7 @@ import {
   SessionCreatedV1,
   SessionDeletedV1,
   SessionEndedV1,
+  SessionExpiredV1,
   SessionMetadataUpdatedV1,
   SessionTitleChangedV1,
 } from '@threadline/contracts';
@@ -65,6 +66,7 @@ describe('Session decider', () => {
         SessionMetadataUpdatedV1,
         SessionEndedV1,
         SessionDeletedV1,
+        SessionExpiredV1,
       ].map((d) => d.type),
     ).toEqual([
       'SessionCreated.v1',
@@ -72,6 +74,7 @@ describe('Session decider', () => {
       'SessionMetadataUpdated.v1',
       'SessionEnded.v1',
       'SessionDeleted.v1',
+      'SessionExpired.v1',
     ]);
   });
 
@@ -297,6 +300,107 @@ describe('Session decider', () => {
         .given([created()])
         .when({ type: 'DeleteSession', data: { sessionId: 's1', actingUserId: 'u2' } })
         .thenThrows(expectCode('SESSION.NOT_FOUND')));
+  });
+
+  describe('ExpireSession', () => {
+    const hour = 3_600_000;
+    // `now` is 2025-01-02T03:04:05.678Z; the session was last active `idle` ms before it.
+    const expire = (idleMs: number, idleTimeoutMs = 24 * hour): SessionCommand => ({
+      type: 'ExpireSession',
+      data: {
+        sessionId: 's1',
+        lastActivityAt: new Date(now.getTime() - idleMs).toISOString(),
+        idleCutoff: new Date(now.getTime() - idleTimeoutMs).toISOString(),
+        idleTimeoutMs,
+      },
+    });
+    const expiredEvent = (idleMs: number): SessionDomainEvent => ({
+      type: 'SessionExpired.v1',
+      data: {
+        sessionId: 's1',
+        lastActivityAt: new Date(now.getTime() - idleMs).toISOString(),
+        idleMs,
+        timeoutMs: 24 * hour,
+        expiredAt: at,
+      },
+    });
+
+    it('expires an active session idle longer than the timeout, with the idle time', () =>
+      spec
+        .given([created()])
+        .when(expire(25 * hour))
+        .then([expiredEvent(25 * hour)]));
+
+    it('decides on the cutoff it is given, not on its own clock (the cleanup pass’s now)', () =>
+      spec
+        .given([created()])
+        .when({
+          type: 'ExpireSession',
+          data: { sessionId: 's1', lastActivityAt: at, idleCutoff: at, idleTimeoutMs: 24 * hour },
+        })
+        .then([
+          {
+            type: 'SessionExpired.v1',
+            data: { sessionId: 's1', lastActivityAt: at, idleMs: 0, timeoutMs: 24 * hour, expiredAt: at },
+          },
+        ]));
+
+    it('expires at exactly the timeout', () =>
+      spec
+        .given([created()])
+        .when(expire(24 * hour))
+        .then([expiredEvent(24 * hour)]));
+
+    it('does nothing for a session active within the timeout (activity since it was listed)', () =>
+      spec
+        .given([created()])
+        .when(expire(24 * hour - 1))
+        .then([]));
+
+    it('does nothing for an ended or already expired session', () => {
+      spec
+        .given([created(), ended])
+        .when(expire(48 * hour))
+        .then([]);
+      spec
+        .given([created(), expiredEvent(25 * hour)])
+        .when(expire(48 * hour))
+        .then([]);
+    });
+
+    it('rejects an unknown or deleted session', () => {
+      spec
+        .given([])
+        .when(expire(48 * hour))
+        .thenThrows(expectCode('SESSION.NOT_FOUND'));
+      spec
+        .given([created(), deleted])
+        .when(expire(48 * hour))
+        .thenThrows(expectCode('SESSION.NOT_FOUND'));
+    });
+
+    it('an expired session rejects updates, ends idempotently, and can be deleted', () => {
+      spec
+        .given([created(), expiredEvent(25 * hour)])
+        .when({ type: 'UpdateSession', data: { sessionId: 's1', title: 'X' } })
+        .thenThrows(expectCode('SESSION.ALREADY_ENDED'));
+      spec
+        .given([created(), expiredEvent(25 * hour)])
+        .when({ type: 'EndSession', data: { sessionId: 's1', reason: 'user' } })
+        .then([]);
+      spec
+        .given([created(), expiredEvent(25 * hour)])
+        .when({ type: 'DeleteSession', data: { sessionId: 's1' } })
+        .then([{ type: 'SessionDeleted.v1', data: { sessionId: 's1', deletedAt: at } }]);
+    });
+
+    it('evolves to expired with the expiry time as end', () => {
+      expect([created(), expiredEvent(25 * hour)].reduce(evolve, initialState())).toMatchObject({
+        status: 'expired',
+        version: 2,
+        session: { sessionId: 's1', endedAt: at },
+      });
+    });
   });
 
   describe('evolve', () => {

@@ -32,7 +32,7 @@ export interface SessionFacts {
   createdFrom: string | null;
   /** ISO-8601 */
   startedAt: string;
-  /** ISO-8601, null while active */
+  /** ISO-8601, null while active; for an expired session, when it expired */
   endedAt: string | null;
 }
 
@@ -44,6 +44,7 @@ export type SessionState =
   | { status: 'none'; version: number }
   | { status: 'active'; version: number; session: SessionFacts }
   | { status: 'ended'; version: number; session: SessionFacts }
+  | { status: 'expired'; version: number; session: SessionFacts }
   | { status: 'deleted'; version: number; sessionId: string };
 
 /** The state of a stream with no events. */
@@ -83,7 +84,19 @@ export type SessionCommand =
       type: 'EndSession';
       data: { sessionId: string; actingUserId?: string | undefined; reason: SessionEndReason };
     }
-  | { type: 'DeleteSession'; data: { sessionId: string; actingUserId?: string | undefined } };
+  | { type: 'DeleteSession'; data: { sessionId: string; actingUserId?: string | undefined } }
+  | {
+      type: 'ExpireSession';
+      data: {
+        sessionId: string;
+        /** ISO-8601: the session's last activity (its own writes and its turns), read under its lock. */
+        lastActivityAt: string;
+        /** ISO-8601: expire only if `lastActivityAt` is at or before it (the cleanup pass's now - timeout). */
+        idleCutoff: string;
+        /** The idle timeout in force, ms (`SESSION_TIMEOUT_HOURS`), recorded in the event. */
+        idleTimeoutMs: number;
+      };
+    };
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -106,6 +119,16 @@ export class SessionAlreadyExistsError extends DomainError {
 export class SessionAlreadyEndedError extends DomainError {
   constructor(sessionId: string) {
     super('SESSION.ALREADY_ENDED', `Session ${sessionId} has ended`, { sessionId });
+  }
+}
+
+/**
+ * SESSION.LIMIT_REACHED (HTTP 409): the user already has `limit` active sessions and the policy is
+ * `reject` (`MAX_SESSIONS_POLICY`).
+ */
+export class SessionLimitReachedError extends DomainError {
+  constructor(userId: string, limit: number) {
+    super('SESSION.LIMIT_REACHED', `User ${userId} already has ${limit} active sessions`, { userId, limit });
   }
 }
 
@@ -159,7 +182,7 @@ export function effectivePatch(current: Metadata, patch: Metadata): Metadata {
 // ---------------------------------------------------------------------------------------------------
 // decide / evolve
 
-type Existing = Extract<SessionState, { status: 'active' | 'ended' }>;
+type Existing = Extract<SessionState, { status: 'active' | 'ended' | 'expired' }>;
 
 function existing(state: SessionState, sessionId: string, actingUserId: string | undefined): Existing {
   switch (state.status) {
@@ -168,6 +191,7 @@ function existing(state: SessionState, sessionId: string, actingUserId: string |
       throw new SessionNotFoundError(sessionId);
     case 'active':
     case 'ended':
+    case 'expired':
       if (actingUserId !== undefined && state.session.userId !== actingUserId)
         throw new SessionNotFoundError(sessionId);
       return state;
@@ -187,8 +211,13 @@ function existing(state: SessionState, sessionId: string, actingUserId: string |
  *   effective part of the patch when it changes anything; nothing for a no-op. Throws
  *   SESSION.NOT_FOUND, then SESSION.VERSION_MISMATCH (`expectedVersion` given and not current), then
  *   SESSION.ALREADY_ENDED.
- * - EndSession: `SessionEnded`; nothing when already ended (idempotent). Throws SESSION.NOT_FOUND.
+ * - EndSession: `SessionEnded`; nothing when already ended or expired (idempotent). Throws
+ *   SESSION.NOT_FOUND.
  * - DeleteSession: `SessionDeleted`. Throws SESSION.NOT_FOUND (also when already deleted).
+ * - ExpireSession: `SessionExpired` with `idleMs = now - lastActivityAt` (ms, at least 0) when the
+ *   session is active and `lastActivityAt <= idleCutoff` (issue 4, "Expiry and retention"); nothing when
+ *   it had activity after the cutoff (after the cleanup-worker listed it) or is already ended or
+ *   expired. Throws SESSION.NOT_FOUND.
  */
 export function decide(command: SessionCommand, state: SessionState, now: Date): SessionDomainEvent[] {
   const at = now.toISOString();
@@ -216,7 +245,7 @@ export function decide(command: SessionCommand, state: SessionState, now: Date):
       if (c.expectedVersion !== undefined && c.expectedVersion !== s.version) {
         throw new SessionVersionMismatchError(c.sessionId, c.expectedVersion, s.version);
       }
-      if (s.status === 'ended') throw new SessionAlreadyEndedError(c.sessionId);
+      if (s.status !== 'active') throw new SessionAlreadyEndedError(c.sessionId);
       const events: SessionDomainEvent[] = [];
       if (c.title !== undefined && c.title !== s.session.title) {
         events.push({
@@ -236,13 +265,32 @@ export function decide(command: SessionCommand, state: SessionState, now: Date):
     case 'EndSession': {
       const c = command.data;
       const s = existing(state, c.sessionId, c.actingUserId);
-      if (s.status === 'ended') return [];
+      if (s.status !== 'active') return [];
       return [{ type: 'SessionEnded.v1', data: { sessionId: c.sessionId, reason: c.reason, endedAt: at } }];
     }
     case 'DeleteSession': {
       const c = command.data;
       existing(state, c.sessionId, c.actingUserId);
       return [{ type: 'SessionDeleted.v1', data: { sessionId: c.sessionId, deletedAt: at } }];
+    }
+    case 'ExpireSession': {
+      const c = command.data;
+      const s = existing(state, c.sessionId, undefined);
+      if (s.status !== 'active') return [];
+      if (Date.parse(c.lastActivityAt) > Date.parse(c.idleCutoff)) return [];
+      const idleMs = Math.max(0, now.getTime() - Date.parse(c.lastActivityAt));
+      return [
+        {
+          type: 'SessionExpired.v1',
+          data: {
+            sessionId: c.sessionId,
+            lastActivityAt: new Date(c.lastActivityAt).toISOString(),
+            idleMs,
+            timeoutMs: c.idleTimeoutMs,
+            expiredAt: at,
+          },
+        },
+      ];
     }
     default: {
       const unreachable: never = command;
@@ -275,18 +323,21 @@ export function evolve(state: SessionState, event: SessionDomainEvent): SessionS
       };
     }
     case 'SessionTitleChanged.v1':
-      if (state.status !== 'active' && state.status !== 'ended') return { ...state, version };
+      if (state.status === 'none' || state.status === 'deleted') return { ...state, version };
       return { ...state, version, session: { ...state.session, title: event.data.title } };
     case 'SessionMetadataUpdated.v1':
-      if (state.status !== 'active' && state.status !== 'ended') return { ...state, version };
+      if (state.status === 'none' || state.status === 'deleted') return { ...state, version };
       return {
         ...state,
         version,
         session: { ...state.session, metadata: mergeMetadata(state.session.metadata, event.data.patch) },
       };
     case 'SessionEnded.v1':
-      if (state.status !== 'active' && state.status !== 'ended') return { ...state, version };
+      if (state.status !== 'active') return { ...state, version };
       return { status: 'ended', version, session: { ...state.session, endedAt: event.data.endedAt } };
+    case 'SessionExpired.v1':
+      if (state.status !== 'active') return { ...state, version };
+      return { status: 'expired', version, session: { ...state.session, endedAt: event.data.expiredAt } };
     case 'SessionDeleted.v1':
       return { status: 'deleted', version, sessionId: event.data.sessionId };
     default: {

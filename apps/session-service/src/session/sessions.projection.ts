@@ -22,7 +22,7 @@ export const sessionEventRegistry = new EventRegistry(SessionEvents);
  * Idempotent: `version` holds the stream position of the last event applied, and an event at or
  * below it changes nothing, so replaying events twice gives the same rows as once (ARCHITECTURE
  * rule 6). Times come from the events' data (`startedAt`, `changedAt`, ...), never from the clock.
- * A title or metadata change counts as activity (`last_activity_at`); ending does not.
+ * A title or metadata change counts as activity (`last_activity_at`); ending and expiring do not.
  */
 export class SessionsProjection implements Projection<ParsedEvent<typeof SessionEvents>> {
   readonly name = 'sessions';
@@ -99,6 +99,16 @@ export class SessionsProjection implements Projection<ParsedEvent<typeof Session
         await sql.query(
           `UPDATE sessions SET status = 'ended', ended_at = $5::timestamptz, updated_at = $5::timestamptz, ${moved} ${guard}`,
           [tenantId, e.sessionId, position, global, e.endedAt],
+        );
+        return;
+      }
+      case 'SessionExpired.v1': {
+        // Expired sessions keep their row (status `expired`); `ended_at` is when they expired, the
+        // time the retention policy counts from.
+        const e = event.data;
+        await sql.query(
+          `UPDATE sessions SET status = 'expired', ended_at = $5::timestamptz, updated_at = $5::timestamptz, ${moved} ${guard}`,
+          [tenantId, e.sessionId, position, global, e.expiredAt],
         );
         return;
       }

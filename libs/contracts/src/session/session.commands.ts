@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CommandContext, Metadata, SessionId, UserId } from '../common';
+import { CommandContext, IsoDate, Metadata, SessionId, TenantId, UserId } from '../common';
 import { defineCommand } from '../define-message';
 import { SessionEndReason } from './session.events';
 import { SessionWriteReply } from './session.views';
@@ -65,4 +65,47 @@ export const GetOrCreateCurrentSession = defineCommand(
     metadata: Metadata.optional(),
   }),
   SessionWriteReply,
+);
+
+/**
+ * Expires a session if it is still idle: the session-service checks, under the session's stream lock,
+ * that its last activity (session writes and turns) is at or before `idleCutoff` (the cleanup pass's
+ * `now - timeout`), and appends `SessionExpired` stamped with its own clock (`idleTimeoutMs` is recorded
+ * as the timeout in force). Sent by the cleanup-worker. Answers `expired: false`
+ * (appending nothing) when the session has seen activity since, or is already ended or expired;
+ * SESSION.NOT_FOUND when it does not exist (or was deleted).
+ */
+export const ExpireSession = defineCommand(
+  'session',
+  'ExpireSession',
+  z.object({
+    context: CommandContext,
+    sessionId: SessionId,
+    idleCutoff: IsoDate.describe('Expire only if the last activity is at or before this instant'),
+    idleTimeoutMs: z.number().int().min(1).describe('Milliseconds'),
+  }),
+  z.object({
+    expired: z.boolean(),
+    position: z.number().int().nullable().describe('Global position of SessionExpired; null if none'),
+  }),
+);
+
+/** What one cleanup pass did: sessions expired, sessions deleted (retention), duration in ms. */
+export const CleanupReport = z.object({
+  expired: z.number().int().min(0),
+  deleted: z.number().int().min(0),
+  took_ms: z.number().int().min(0).describe('Milliseconds'),
+});
+export type CleanupReport = z.infer<typeof CleanupReport>;
+
+/**
+ * Runs a cleanup pass now (expiry, then retention), handled by the cleanup-worker (queue group
+ * `cleanup-worker`). With `tenantId`, the pass covers only that tenant's sessions (what
+ * `POST /sessions/cleanup` sends); without, every tenant (what the worker's own timer does).
+ */
+export const RunSessionCleanup = defineCommand(
+  'cleanup',
+  'RunSessionCleanup',
+  z.object({ tenantId: TenantId.optional() }),
+  CleanupReport,
 );

@@ -56,6 +56,26 @@ export const SessionDeletedV1 = defineEvent(
 );
 export type SessionDeletedV1 = EventOf<typeof SessionDeletedV1>;
 
+/**
+ * An active session was idle longer than the timeout and was expired by the cleanup policy
+ * (cleanup-worker, `SESSION_TIMEOUT_HOURS`). Afterwards it takes no turns and no updates, like an
+ * ended one. `lastActivityAt` is the activity the decision was made on (session writes and turns);
+ * `idleMs` = `expiredAt - lastActivityAt` (ms); `timeoutMs` the timeout in force (ms).
+ */
+export const SessionExpiredV1 = defineEvent(
+  SESSION_CATEGORY,
+  'SessionExpired',
+  1,
+  z.object({
+    sessionId: SessionId,
+    lastActivityAt: IsoDate,
+    idleMs: z.number().int().min(0).describe('Milliseconds between the last activity and the expiry'),
+    timeoutMs: z.number().int().min(0).describe('The idle timeout in force, milliseconds'),
+    expiredAt: IsoDate,
+  }),
+);
+export type SessionExpiredV1 = EventOf<typeof SessionExpiredV1>;
+
 /** Every event of the Session aggregate, latest versions (readers only ever see these). */
 export const SessionEvents = [
   SessionCreatedV1,
@@ -63,6 +83,7 @@ export const SessionEvents = [
   SessionMetadataUpdatedV1,
   SessionEndedV1,
   SessionDeletedV1,
+  SessionExpiredV1,
 ] as const;
 
 /** Every Session event, a discriminated union on `type`. */
