@@ -1,0 +1,4 @@
+export * from './state.events';
+export * from './state.views';
+export * from './state.commands';
+export * from './state.http';
