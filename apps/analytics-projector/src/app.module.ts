@@ -1,21 +1,34 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import { EventStoreModule } from '@threadline/event-store';
 import { MessagingModule } from '@threadline/messaging';
-import type { AnalyticsProjectorConfig } from './config';
+import { ANALYTICS_CONFIG, type AnalyticsProjectorConfig } from './config';
 import { analyticsMigrations } from './migrations';
 import { ProjectionsModule } from './projections/projections.module';
 
 /**
- * The analytics-projector: consumes events from JetStream into the analytics read models. It writes
- * no events, so it runs no relay.
+ * The analytics-projector: consumes events from JetStream into the analytics read models and answers
+ * the stats queries over NATS request/reply. It writes no events, so it runs no relay.
  */
+@Global()
+@Module({})
+class AnalyticsConfigModule {
+  static forRoot(config: AnalyticsProjectorConfig): DynamicModule {
+    return {
+      module: AnalyticsConfigModule,
+      providers: [{ provide: ANALYTICS_CONFIG, useValue: config }],
+      exports: [ANALYTICS_CONFIG],
+    };
+  }
+}
+
 @Module({})
 export class AppModule {
   static forRoot(config: AnalyticsProjectorConfig): DynamicModule {
     return {
       module: AppModule,
       imports: [
+        AnalyticsConfigModule.forRoot(config),
         LoggerModule.forRoot({ pinoHttp: { name: 'analytics-projector', level: config.LOG_LEVEL } }),
         MessagingModule.forRoot({ settings: config, name: 'analytics-projector' }),
         EventStoreModule.forRoot({

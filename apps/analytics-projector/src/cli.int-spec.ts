@@ -68,6 +68,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
 const StatusJson = z.array(
   z.object({
     name: z.string(),
+    version: z.number().nullable(),
     streamTypes: z.array(z.string()),
     checkpoint: z.number(),
     head: z.number(),
@@ -92,6 +93,7 @@ describe('projections CLI', () => {
     expect(before.code).toBe(0);
     expect(ListRow(before.out)).toEqual({
       name: 'session_counts',
+      version: null,
       streamTypes: ['session'],
       checkpoint: 0,
       head,
@@ -100,8 +102,11 @@ describe('projections CLI', () => {
 
     const text = await cli('list');
     expect(text.code).toBe(0);
-    expect(text.out).toMatch(/^projection\s+stream_types\s+checkpoint\s+head\s+lag\n/);
-    expect(text.out).toMatch(new RegExp(`\\nsession_counts\\s+session\\s+0\\s+${head}\\s+${head}\\n`));
+    expect(text.out).toMatch(/^projection\s+version\s+stream_types\s+checkpoint\s+head\s+lag\n/);
+    expect(text.out).toMatch(new RegExp(`\\nsession_counts\\s+-\\s+session\\s+0\\s+${head}\\s+${head}\\n`));
+    expect(text.out).toMatch(
+      new RegExp(`\\nusage_stats\\s+1\\s+session,conversation\\s+0\\s+${head}\\s+${head}\\n`),
+    );
 
     expect(await untilAllTailable(store)).toBe(events.length + 1);
     const rebuild = await cli('rebuild', 'session_counts', '--batch-size', '5');
@@ -111,6 +116,21 @@ describe('projections CLI', () => {
         `^rebuilt session_counts: replayed ${events.length + 1} events in \\d+\\.\\d{3} s \\(\\d+ events/s\\); checkpoint ${head}\\n$`,
       ),
     );
+    // The versioned projection: a new version beside the live one, only the events it follows.
+    const versioned = await cli('rebuild', 'usage_stats', '--batch-size', '4');
+    expect(versioned).toMatchObject({ code: 0, err: '' });
+    expect(versioned.out).toMatch(
+      new RegExp(
+        `^rebuilt usage_stats: replayed ${events.length} events in \\d+\\.\\d{3} s \\(\\d+ events/s\\); checkpoint ${head}; version 2 live\\n$`,
+      ),
+    );
+    expect(
+      StatusJson.parse(JSON.parse((await cli('list', '--json')).out)).find((r) => r.name === 'usage_stats'),
+    ).toMatchObject({
+      version: 2,
+      checkpoint: head,
+      lag: 0,
+    });
     expect(await readCounts(tdb.db, tenant)).toEqual(expectedScenarioCounts);
 
     const after = await cli('list', '--json');
@@ -126,7 +146,7 @@ describe('projections CLI', () => {
   it('fails clearly on an unknown projection, a bad option or an unknown command', async () => {
     const unknown = await cli('rebuild', 'nope');
     expect(unknown.code).toBe(1);
-    expect(unknown.err).toContain('Unknown projection nope; known: session_counts');
+    expect(unknown.err).toContain('Unknown projection nope; known: session_counts, usage_stats');
 
     const bad = await cli('rebuild', 'session_counts', '--batch-size', '0');
     expect(bad.code).not.toBe(0);
@@ -173,7 +193,7 @@ describe('projections CLI', () => {
     const one = await cli('retry', consumer, '--id', String(first));
     expect(one.code).toBe(0);
     expect(one.out).toMatch(
-      /^retried #\d+ SessionCreated\.v1 session:.*@1: session_counts=applied\n1 retried, 0 failed\n$/,
+      /^retried #\d+ SessionCreated\.v1 session:.*@1: session_counts=applied usage_stats=applied\n1 retried, 0 failed\n$/,
     );
 
     const rest = await cli('retry', consumer);

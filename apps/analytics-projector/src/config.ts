@@ -1,12 +1,23 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import { BaseConfig, loadConfig } from '@threadline/platform';
 
 /** Durable consumer base name: its JetStream consumers are `analytics-projector-<streamType>`. */
 export const ANALYTICS_DURABLE = 'analytics-projector';
 
-/** analytics-projector configuration (zod over env, validated at boot; see the README's table). */
-export const AnalyticsProjectorConfig = BaseConfig;
+/**
+ * analytics-projector configuration (zod over env, validated at boot; see the README's table).
+ *
+ * - `STATS_WAIT_MS`: longest wait of a stats query with `min_position` for the projection to reach it,
+ *   in ms (default 3000; keep it below the gateway's `REQUEST_TIMEOUT_MS`, default 5000, so the
+ *   client gets the 503 that says why rather than a timeout).
+ */
+export const AnalyticsProjectorConfig = BaseConfig.extend({
+  STATS_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(3000),
+});
 export type AnalyticsProjectorConfig = z.infer<typeof AnalyticsProjectorConfig>;
+
+/** DI token of the parsed {@link AnalyticsProjectorConfig}. */
+export const ANALYTICS_CONFIG = Symbol('ANALYTICS_CONFIG');
 
 export const loadAnalyticsProjectorConfig = (env: NodeJS.ProcessEnv = process.env) =>
   loadConfig(AnalyticsProjectorConfig, env);

@@ -1,6 +1,12 @@
 import type { AnyEventDefinition, EventEnvelope, EventRegistry, ParsedEvent } from '@threadline/contracts';
 import type { Db, Sql } from './db';
-import { type EventStore, EventStoreTransaction, START, type CommitPosition } from './event-store';
+import {
+  type EventStore,
+  EventStoreTransaction,
+  START,
+  type CommitPosition,
+  toEnvelope,
+} from './event-store';
 
 /**
  * A read model built from events. `apply` and `reset` write only through the `sql` they are given:
@@ -16,19 +22,105 @@ export interface Projection<E extends ParsedEvent = ParsedEvent> {
    * discriminated union on `type` to switch on.
    */
   apply(sql: Sql, event: E): Promise<void>;
-  /** Empties the read model (a rebuild starts from nothing). */
+  /** Empties the read model (a rebuild starts from nothing). Unused by versioned projections. */
   reset(sql: Sql): Promise<void>;
+  /**
+   * Optional: applies several events, in order, with few statements (multi-row writes). The runner
+   * uses it for a rebuild's batches and for a live event plus its backfill; without it, `apply` each.
+   * Must leave the same rows as `apply` of each event in turn.
+   */
+  applyBatch?(sql: Sql, events: readonly E[]): Promise<void>;
+  /**
+   * Optional: the read model is versioned (ARCHITECTURE rule 6). Each version lives in its own Postgres
+   * schema `<schemaPrefix>_v<n>`; the pointer row in `projection_versions` says which version is live.
+   * The runner sets `search_path` to the version's schema (then `public`) before calling `create`,
+   * `apply` or `applyBatch`, so the projection's SQL names its tables unqualified.
+   * A rebuild then builds a new version beside the live one (see `ProjectionRunner.rebuild`).
+   */
+  readonly versioning?: ProjectionVersioning;
+}
+
+/** How a versioned projection's tables are made; see {@link Projection.versioning}. */
+export interface ProjectionVersioning {
+  /** Lowercase SQL identifier (letters, digits, `_`): version n lives in schema `<schemaPrefix>_v<n>`. */
+  readonly schemaPrefix: string;
+  /** Creates the empty tables and indexes of a new version (unqualified names: search_path is set). */
+  create(sql: Sql): Promise<void>;
+  /**
+   * Optional: secondary indexes, created after a rebuild's bulk replay and before its catch-up and
+   * switch (building an index once is cheaper than maintaining it row by row). A version created
+   * empty (the first one) gets them right after `create`. Primary keys belong in `create`.
+   */
+  createIndexes?(sql: Sql): Promise<void>;
+}
+
+/** One version of a versioned projection, as `projection_versions` holds it. */
+export interface ProjectionVersion {
+  version: number;
+  schema: string;
+  status: 'building' | 'live';
+}
+
+/** Progress and result of a rebuild. `events` counts the events replayed; `tookMs` is wall time (ms). */
+export interface RebuildResult {
+  events: number;
+  tookMs: number;
+  /** The version now live (versioned projections only). */
+  version?: number;
+}
+
+/** `projection_versions`: created on first use by the runner (idempotent DDL under an advisory lock). */
+const PROJECTION_VERSIONS_DDL = `
+  CREATE TABLE IF NOT EXISTS projection_versions (
+    projection  text        NOT NULL,
+    version     integer     NOT NULL,
+    schema_name text        NOT NULL,
+    status      text        NOT NULL CHECK (status IN ('building', 'live')),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    switched_at timestamptz,
+    PRIMARY KEY (projection, version)
+  );
+  CREATE UNIQUE INDEX IF NOT EXISTS projection_versions_one_live ON projection_versions (projection)
+    WHERE status = 'live'`;
+
+const lockKey = (name: string) => `hashtextextended('${name.replaceAll("'", "''")}', 0)`;
+
+/** Thrown by `rebuild()` when another rebuild of the same projection holds its rebuild lock. */
+export class RebuildInProgressError extends Error {
+  constructor(name: string) {
+    super(`A rebuild of projection ${name} is already running`);
+    this.name = 'RebuildInProgressError';
+  }
 }
 
 export type HandleOutcome = 'applied' | 'skipped' | 'backfilled' | 'ignored';
+
+/** Postgres error codes of a relation or schema that no longer exists (a reader raced a drop). */
+const DROPPED_RELATION_CODES = new Set(['42P01', '3F000']);
+
+function pgCodeOf(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const direct = (error as { code?: unknown }).code;
+  if (typeof direct === 'string') return direct;
+  const driver = (error as { driverError?: { code?: unknown } }).driverError?.code;
+  return typeof driver === 'string' ? driver : undefined;
+}
 
 /**
  * Runs one projection, idempotently and gap-aware (ARCHITECTURE rules 5 and 6):
  * an event is applied only if its stream position is the next one for its stream; one already
  * applied is skipped; one past a gap first backfills the missing events from the event store.
  * The read-model writes, the stream position and the checkpoint commit in one transaction.
+ *
+ * A projection with `versioning` keeps its rows in one Postgres schema per version; the live one is
+ * named by a pointer row (`projection_versions`), its stream positions are kept under
+ * `<name>@v<n>` in `projection_streams` and its checkpoint is `projection:<name>@v<n>`. Its rebuild
+ * builds a new version beside the live one in short batch transactions, catches up, switches the
+ * pointer atomically and drops the old version, while queries ({@link read}) keep answering.
  */
 export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = readonly AnyEventDefinition[]> {
+  private liveEnsured = false;
+
   constructor(
     private readonly db: Db,
     private readonly store: EventStore,
@@ -36,23 +128,48 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     readonly projection: Projection<ParsedEvent<Defs>>,
   ) {}
 
+  /** Name of the lock shared by live handlers and taken exclusively by a rebuild's switch (and its checkpoint for unversioned projections). */
   get checkpointName(): string {
     return `projection:${this.projection.name}`;
+  }
+
+  /** Whether the projection keeps one schema per version (see {@link Projection.versioning}). */
+  get versioned(): boolean {
+    return this.projection.versioning !== undefined;
+  }
+
+  /** The `projection_streams.projection` key of a version (`<name>@v<n>`), or the name when unversioned. */
+  positionsKey(version: number | null): string {
+    return version === null ? this.projection.name : `${this.projection.name}@v${version}`;
+  }
+
+  /** The checkpoint name of a version (`projection:<name>@v<n>`), or `projection:<name>` when unversioned. */
+  checkpointOf(version: number | null): string {
+    return `projection:${this.positionsKey(version)}`;
   }
 
   /** Handles one event delivered live (from JetStream). Throws when the projection's `apply` throws. */
   async handle(envelope: EventEnvelope): Promise<HandleOutcome> {
     if (!this.projection.streamTypes.includes(envelope.streamType)) return 'ignored';
+    if (this.versioned) await this.ensureLive();
     return this.db.transaction(async (sql) => {
       // Shared with other live handlers, exclusive against a rebuild (see rebuild()).
-      await sql.query('SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))', [this.checkpointName]);
+      await sql.query(`SELECT pg_advisory_xact_lock_shared(${lockKey(this.checkpointName)})`);
+      let version: number | null = null;
+      if (this.versioned) {
+        // Read after the lock: a switch that committed while we waited is seen (READ COMMITTED).
+        const live = await this.useLive(sql);
+        if (!live) throw new Error(`Projection ${this.projection.name} has no live version`);
+        version = live.version;
+      }
+      const key = this.positionsKey(version);
       await sql.query(
         `INSERT INTO projection_streams (projection, stream_id, position) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`,
-        [this.projection.name, envelope.streamId],
+        [key, envelope.streamId],
       );
       const [row] = await sql.query<{ position: string }>(
         'SELECT position FROM projection_streams WHERE projection = $1 AND stream_id = $2 FOR UPDATE',
-        [this.projection.name, envelope.streamId],
+        [key, envelope.streamId],
       );
       const applied = Number(row?.position ?? 0);
       if (envelope.streamPosition <= applied) return 'skipped';
@@ -69,29 +186,376 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
         });
         // The event store is the record: what it holds between the two positions is what we apply.
       }
-      for (const event of events) await this.projection.apply(sql, this.registry.parse(event));
+      await this.applyEvents(sql, events);
       const last = events[events.length - 1] ?? envelope;
-      await this.savePositions(sql, envelope.streamId, last.streamPosition, last.globalPosition);
+      await sql.query(
+        'UPDATE projection_streams SET position = $3 WHERE projection = $1 AND stream_id = $2',
+        [key, envelope.streamId, last.streamPosition],
+      );
+      await this.saveCheckpoint(sql, version, null, last.globalPosition);
       return outcome;
     });
   }
 
   /**
-   * Rebuilds the read model from the event store in one transaction: empty it, replay every event
-   * in commit order, commit. Readers keep seeing the old rows until the commit (MVCC), and live
-   * handling waits for the rebuild (an exclusive advisory lock against the live handlers' shared one), then
-   * skips what the rebuild applied. Every event a live handler applied before the lock was published by
-   * the relay below the xmin horizon, so the replay includes it: nothing applied live is lost by the reset.
-   * Returns the number of events replayed and the time taken (ms).
+   * Rebuilds the read model from the event store and returns the events replayed and the time (ms).
+   *
+   * Versioned projections (ARCHITECTURE rule 6, no downtime): creates version n+1 in its own schema;
+   * replays every event of the followed stream types in commit order, `batchSize` events per short
+   * transaction (a long writing transaction would hold back `pg_snapshot_xmin`, and so every tail on
+   * the server); then, under the exclusive lock live handlers share, replays the tail that committed
+   * meanwhile and moves the pointer to n+1 in one commit; then drops version n. Live handling goes on
+   * into version n until the switch (it waits only for the switch's short transaction) and into n+1
+   * after it, skipping what the rebuild applied; queries read version n until the switch. Every event a
+   * live handler applied to version n was published by the relay below the xmin horizon, so the
+   * rebuild's final catch-up includes it. A second concurrent rebuild of the same projection throws
+   * {@link RebuildInProgressError}; a rebuild that died leaves a `building` version the next one drops.
+   *
+   * Unversioned projections: one transaction (reset, replay, commit); readers see the old rows until
+   * the commit (MVCC) and live handling waits for it.
    */
-  async rebuild(opts: { batchSize?: number; onProgress?: (replayed: number) => void } = {}): Promise<{
-    events: number;
-    tookMs: number;
-  }> {
+  async rebuild(
+    opts: { batchSize?: number; onProgress?: (replayed: number) => void } = {},
+  ): Promise<RebuildResult> {
+    return this.versioned ? this.rebuildVersioned(opts) : this.rebuildInOneTransaction(opts);
+  }
+
+  /**
+   * Runs `fn` on a consistent view of the live read model: one REPEATABLE READ, read-only transaction
+   * whose `search_path` is the live version's schema (versioned projections), with `asOf`, the highest
+   * global position applied to what `fn` reads (`as_of_position`). A read that races the drop of the
+   * version it started on is retried on the new one (at most 3 attempts).
+   */
+  async read<T>(fn: (sql: Sql, asOf: number) => Promise<T>): Promise<T> {
+    if (this.versioned) await this.ensureLive();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.db.transaction(async (sql) => {
+          await sql.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+          let version: number | null = null;
+          if (this.versioned) {
+            const live = await this.useLive(sql);
+            if (!live) throw new Error(`Projection ${this.projection.name} has no live version`);
+            version = live.version;
+          }
+          return fn(sql, await this.positionOf(sql, version));
+        });
+      } catch (error) {
+        const code = pgCodeOf(error);
+        if (attempt >= 3 || code === undefined || !DROPPED_RELATION_CODES.has(code)) throw error;
+      }
+    }
+  }
+
+  /** The highest global position this projection has applied (0 when none): `as_of_position`. */
+  async position(sql: Sql = this.db): Promise<number> {
+    if (!this.versioned) return this.positionOf(sql, null);
+    await this.ensureLive();
+    const live = await this.liveVersion(sql);
+    return live ? this.positionOf(sql, live.version) : 0;
+  }
+
+  /** The live version of a versioned projection (undefined when unversioned). */
+  async liveVersion(sql: Sql = this.db): Promise<ProjectionVersion | undefined> {
+    if (!this.versioned) return undefined;
+    await this.ensureLive();
+    const [row] = await sql.query<{ version: number; schema_name: string }>(
+      `SELECT version, schema_name FROM projection_versions WHERE projection = $1 AND status = 'live'`,
+      [this.projection.name],
+    );
+    return row ? { version: row.version, schema: row.schema_name, status: 'live' } : undefined;
+  }
+
+  /** The number of streams whose position the live version tracks. */
+  async streamsTracked(sql: Sql = this.db): Promise<number> {
+    const live = await this.liveVersion(sql);
+    const [row] = await sql.query<{ n: string }>(
+      'SELECT count(*) AS n FROM projection_streams WHERE projection = $1',
+      [this.positionsKey(live?.version ?? null)],
+    );
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * Makes sure a versioned projection has a live version: creates `projection_versions` when missing
+   * and version 1 (empty) when none is live. Idempotent and safe concurrently (advisory lock).
+   */
+  async ensureLive(): Promise<void> {
+    const versioning = this.projection.versioning;
+    if (!versioning || this.liveEnsured) return;
+    await this.db.transaction(async (sql) => {
+      await sql.query(`SELECT pg_advisory_xact_lock(${lockKey('projection_versions')})`);
+      await sql.query(PROJECTION_VERSIONS_DDL);
+      const [live] = await sql.query(
+        `SELECT 1 FROM projection_versions WHERE projection = $1 AND status = 'live'`,
+        [this.projection.name],
+      );
+      if (!live) await this.createVersion(sql, 'live');
+    });
+    this.liveEnsured = true;
+  }
+
+  // ---- internals ----
+
+  private async applyEvents(sql: Sql, events: readonly EventEnvelope[]): Promise<void> {
+    if (events.length === 0) return;
+    const parsed = events.map((e) => this.registry.parse(e));
+    if (this.projection.applyBatch) return this.projection.applyBatch(sql, parsed);
+    for (const event of parsed) await this.projection.apply(sql, event);
+  }
+
+  // Sets this transaction's search_path to the live version's schema and returns the version.
+  private async useLive(sql: Sql): Promise<ProjectionVersion | undefined> {
+    const [row] = await sql.query<{ version: number; schema_name: string }>(
+      `SELECT version, schema_name, set_config('search_path', quote_ident(schema_name) || ', public', true) AS path
+       FROM projection_versions WHERE projection = $1 AND status = 'live'`,
+      [this.projection.name],
+    );
+    return row ? { version: row.version, schema: row.schema_name, status: 'live' } : undefined;
+  }
+
+  private async useSchema(sql: Sql, schema: string): Promise<void> {
+    await sql.query(`SELECT set_config('search_path', quote_ident($1) || ', public', true)`, [schema]);
+  }
+
+  private async positionOf(sql: Sql, version: number | null): Promise<number> {
+    const [row] = await sql.query<{ global_position: string }>(
+      'SELECT global_position FROM checkpoints WHERE name = $1',
+      [this.checkpointOf(version)],
+    );
+    return Number(row?.global_position ?? 0);
+  }
+
+  private async saveCheckpoint(
+    sql: Sql,
+    version: number | null,
+    transactionId: string | null,
+    globalPosition: number,
+  ): Promise<void> {
+    await sql.query(
+      `INSERT INTO checkpoints (name, transaction_id, global_position) VALUES ($1, COALESCE($2::xid8, '0'::xid8), $3)
+       ON CONFLICT (name) DO UPDATE SET
+         transaction_id = COALESCE($2::xid8, checkpoints.transaction_id),
+         global_position = GREATEST(checkpoints.global_position, EXCLUDED.global_position),
+         updated_at = now()`,
+      [this.checkpointOf(version), transactionId, globalPosition],
+    );
+  }
+
+  // Creates the next version (schema, tables, pointer row with `status`) inside the caller's transaction,
+  // which holds the projection_versions lock. Drops what a dead rebuild left: `building` versions and
+  // schemas of this prefix that no row names.
+  private async createVersion(
+    sql: Sql,
+    status: 'building' | 'live',
+    opts: { indexes: boolean } = { indexes: true },
+  ): Promise<ProjectionVersion> {
+    const versioning = this.projection.versioning;
+    if (!versioning) throw new Error(`Projection ${this.projection.name} is not versioned`);
+    if (!/^[a-z][a-z0-9_]*$/.test(versioning.schemaPrefix)) {
+      throw new Error(`Invalid schema prefix ${versioning.schemaPrefix}: lowercase letters, digits and _`);
+    }
+    const leftovers = await sql.query<{ version: number }>(
+      `DELETE FROM projection_versions WHERE projection = $1 AND status = 'building' RETURNING version`,
+      [this.projection.name],
+    );
+    for (const l of leftovers) await this.forgetVersion(sql, l.version);
+    const orphans = await sql.query<{ nspname: string }>(
+      `SELECT nspname FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_v[0-9]+$')
+         AND nspname NOT IN (SELECT schema_name FROM projection_versions WHERE projection = $2)`,
+      [versioning.schemaPrefix, this.projection.name],
+    );
+    for (const o of orphans) await sql.query(`DROP SCHEMA IF EXISTS ${quoteIdent(o.nspname)} CASCADE`);
+    const [next] = await sql.query<{ v: number }>(
+      'SELECT (COALESCE(max(version), 0) + 1)::int AS v FROM projection_versions WHERE projection = $1',
+      [this.projection.name],
+    );
+    const version = next?.v ?? 1;
+    const schema = `${versioning.schemaPrefix}_v${version}`;
+    await this.forgetVersion(sql, version);
+    await sql.query(`CREATE SCHEMA ${quoteIdent(schema)}`);
+    await this.useSchema(sql, schema);
+    await versioning.create(sql);
+    if (opts.indexes) await versioning.createIndexes?.(sql);
+    await sql.query(`SELECT set_config('search_path', 'public', true)`);
+    await sql.query(
+      `INSERT INTO projection_versions (projection, version, schema_name, status, switched_at)
+       VALUES ($1, $2, $3, $4, CASE WHEN $4 = 'live' THEN now() END)`,
+      [this.projection.name, version, schema, status],
+    );
+    return { version, schema, status };
+  }
+
+  // Removes a version's positions and checkpoint (its schema is dropped by the caller or was never made).
+  private async forgetVersion(sql: Sql, version: number): Promise<void> {
+    const versioning = this.projection.versioning;
+    if (versioning) {
+      await sql.query(
+        `DROP SCHEMA IF EXISTS ${quoteIdent(`${versioning.schemaPrefix}_v${version}`)} CASCADE`,
+      );
+    }
+    await sql.query('DELETE FROM projection_streams WHERE projection = $1', [this.positionsKey(version)]);
+    await sql.query('DELETE FROM checkpoints WHERE name = $1', [this.checkpointOf(version)]);
+  }
+
+  // Events of the followed stream types after `after`, in commit order, below the xmin horizon.
+  private async readFollowed(sql: Sql, after: CommitPosition, limit: number): Promise<EventEnvelope[]> {
+    const rows = await sql.query(
+      `SELECT global_position, transaction_id::text AS transaction_id, stream_id, stream_type, stream_position,
+              event_id, event_type, schema_version, data, metadata, created_at
+       FROM events
+       WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
+         AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+         AND stream_type = ANY($3::text[])
+       ORDER BY transaction_id, global_position
+       LIMIT $4`,
+      [after.transactionId, after.globalPosition, [...this.projection.streamTypes], limit],
+    );
+    return rows.map(toEnvelope);
+  }
+
+  // Applies replayed events gap-aware against the in-memory positions (the rebuild owns the version it
+  // builds, so nobody else moves them); saves the positions of the streams touched and the checkpoint.
+  private async applyReplayed(
+    sql: Sql,
+    version: number,
+    batch: readonly EventEnvelope[],
+    positions: Map<string, number>,
+  ): Promise<void> {
+    const toApply: EventEnvelope[] = [];
+    const touched = new Set<string>();
+    let highest = 0;
+    for (const event of batch) {
+      const applied = positions.get(event.streamId) ?? 0;
+      if (event.streamPosition <= applied) continue;
+      if (event.streamPosition > applied + 1) {
+        // Commit order is not stream order when a later append's transaction got the lower xid.
+        toApply.push(
+          ...(await new EventStoreTransaction(sql).readStream(event.streamId, {
+            from: applied + 1,
+            to: event.streamPosition,
+          })),
+        );
+      } else {
+        toApply.push(event);
+      }
+      positions.set(event.streamId, event.streamPosition);
+      touched.add(event.streamId);
+    }
+    for (const e of toApply) highest = Math.max(highest, e.globalPosition);
+    await this.applyEvents(sql, toApply);
+    if (touched.size > 0) {
+      const ids = [...touched];
+      await sql.query(
+        `INSERT INTO projection_streams (projection, stream_id, position)
+         SELECT $1, s, p FROM unnest($2::text[], $3::bigint[]) AS u(s, p)
+         ON CONFLICT (projection, stream_id) DO UPDATE SET position = EXCLUDED.position`,
+        [this.positionsKey(version), ids, ids.map((id) => positions.get(id) ?? 0)],
+      );
+    }
+    const last = batch[batch.length - 1];
+    if (last) await this.saveCheckpoint(sql, version, last.transactionId, highest);
+  }
+
+  private async rebuildVersioned(opts: {
+    batchSize?: number;
+    onProgress?: (replayed: number) => void;
+  }): Promise<RebuildResult> {
+    const started = performance.now();
+    const batchSize = opts.batchSize ?? 5000;
+    await this.ensureLive();
+    // A session advisory lock on a dedicated connection (no transaction, so no xmin held) keeps two
+    // rebuilds of one projection apart.
+    const guard = await this.db.dedicated();
+    try {
+      const rebuildLock = lockKey(`rebuild:${this.checkpointName}`);
+      const [got] = await guard.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${rebuildLock}) AS ok`);
+      if (!got?.ok) throw new RebuildInProgressError(this.projection.name);
+      try {
+        const target = await this.db.transaction(async (sql) => {
+          await sql.query(`SELECT pg_advisory_xact_lock(${lockKey('projection_versions')})`);
+          return this.createVersion(sql, 'building', { indexes: false });
+        });
+        const positions = new Map<string, number>();
+        let after: CommitPosition = START;
+        let replayed = 0;
+        const advance = (batch: readonly EventEnvelope[]) => {
+          const last = batch[batch.length - 1];
+          if (last) after = { transactionId: last.transactionId, globalPosition: last.globalPosition };
+          replayed += batch.length;
+        };
+        // 1. Replay in batches, one short transaction each, while live handling goes on into the live version.
+        // The next batch is read while this one is applied (a second pool connection).
+        const none: Promise<EventEnvelope[]> = Promise.resolve([]);
+        let next = this.readFollowed(this.db, after, batchSize);
+        for (;;) {
+          const batch = await next;
+          if (batch.length === 0) break;
+          advance(batch);
+          next = batch.length < batchSize ? none : this.readFollowed(this.db, after, batchSize);
+          // Awaited in the next turn of the loop; if applying throws first, that rejection is the one reported.
+          next.catch(() => undefined);
+          await this.db.transaction(async (sql) => {
+            await this.useSchema(sql, target.schema);
+            await this.applyReplayed(sql, target.version, batch, positions);
+          });
+          opts.onProgress?.(replayed);
+        }
+        const versioning = this.projection.versioning;
+        if (versioning?.createIndexes) {
+          await this.db.transaction(async (sql) => {
+            await this.useSchema(sql, target.schema);
+            await versioning.createIndexes?.(sql);
+          });
+        }
+        // 2. Catch up and switch, under the lock live handlers share: they wait for this one transaction.
+        const old = await this.db.transaction(async (sql) => {
+          await sql.query(`SELECT pg_advisory_xact_lock(${lockKey(this.checkpointName)})`);
+          const tail: EventEnvelope[] = [];
+          for (;;) {
+            const batch = await this.readFollowed(sql, after, batchSize);
+            if (batch.length === 0) break;
+            tail.push(...batch);
+            advance(batch);
+          }
+          await this.useSchema(sql, target.schema);
+          await this.applyReplayed(sql, target.version, tail, positions);
+          await sql.query(`SELECT set_config('search_path', 'public', true)`);
+          // The new version's checkpoint can be below the old one's only if nothing was replayed since;
+          // never answer an older as_of_position than before the switch.
+          const previous = await sql.query<{ version: number }>(
+            `DELETE FROM projection_versions WHERE projection = $1 AND status = 'live' RETURNING version`,
+            [this.projection.name],
+          );
+          await sql.query(
+            `UPDATE projection_versions SET status = 'live', switched_at = now() WHERE projection = $1 AND version = $2`,
+            [this.projection.name, target.version],
+          );
+          return previous;
+        });
+        opts.onProgress?.(replayed);
+        // 3. Drop the old version. A reader still on it holds its tables' locks (the drop waits); one that
+        // read the old pointer but had not reached the tables retries on the new version (see read()).
+        for (const o of old) {
+          await this.db.transaction((sql) => this.forgetVersion(sql, o.version));
+        }
+        return { events: replayed, tookMs: performance.now() - started, version: target.version };
+      } finally {
+        await guard.query(`SELECT pg_advisory_unlock(${rebuildLock})`);
+      }
+    } finally {
+      await guard.release();
+    }
+  }
+
+  private async rebuildInOneTransaction(opts: {
+    batchSize?: number;
+    onProgress?: (replayed: number) => void;
+  }): Promise<RebuildResult> {
     const started = performance.now();
     const batchSize = opts.batchSize ?? 1000;
     const events = await this.db.transaction(async (sql) => {
-      await sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [this.checkpointName]);
+      await sql.query(`SELECT pg_advisory_xact_lock(${lockKey(this.checkpointName)})`);
       await this.projection.reset(sql);
       await sql.query('DELETE FROM projection_streams WHERE projection = $1', [this.projection.name]);
       const positions = new Map<string, { stream: number; global: number }>();
@@ -131,27 +595,8 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     });
     return { events, tookMs: performance.now() - started };
   }
+}
 
-  /** The highest global position this projection has applied (0 when none): `as_of_position`. */
-  async position(sql: Sql = this.db): Promise<number> {
-    const [row] = await sql.query<{ global_position: string }>(
-      'SELECT global_position FROM checkpoints WHERE name = $1',
-      [this.checkpointName],
-    );
-    return Number(row?.global_position ?? 0);
-  }
-
-  private async savePositions(sql: Sql, streamId: string, streamPosition: number, globalPosition: number) {
-    await sql.query('UPDATE projection_streams SET position = $3 WHERE projection = $1 AND stream_id = $2', [
-      this.projection.name,
-      streamId,
-      streamPosition,
-    ]);
-    await sql.query(
-      `INSERT INTO checkpoints (name, global_position) VALUES ($1, $2)
-       ON CONFLICT (name) DO UPDATE SET global_position = GREATEST(checkpoints.global_position, EXCLUDED.global_position),
-         updated_at = now()`,
-      [this.checkpointName, globalPosition],
-    );
-  }
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
 }

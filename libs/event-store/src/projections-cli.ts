@@ -7,7 +7,12 @@ import { Db } from './db';
 import { EventStore, toEnvelope } from './event-store';
 import { migrate } from './migrate';
 import { eventStoreMigrations } from './migrations';
-import { type HandleOutcome, type Projection, ProjectionRunner } from './projection-runner';
+import {
+  type HandleOutcome,
+  type Projection,
+  ProjectionRunner,
+  type RebuildResult,
+} from './projection-runner';
 
 /** Where the CLI writes: process.stdout/stderr, or any writable stream (tests capture with a PassThrough). */
 export type CliStream = NodeJS.WritableStream & { isTTY?: boolean };
@@ -39,6 +44,8 @@ export interface ProjectionsCliOptions {
 
 interface ProjectionStatus {
   name: string;
+  /** The live version of a versioned projection; null for an unversioned one. */
+  version: number | null;
   streamTypes: string[];
   checkpoint: number;
   head: number;
@@ -52,11 +59,12 @@ class CliError extends Error {}
 /**
  * The projections command line (ARCHITECTURE rule 6: read models are rebuilt by replaying the store):
  *
- * - `list [--json]`: each projection's checkpoint (highest global position applied), its head (highest
+ * - `list [--json]`: each projection's live version (versioned ones), checkpoint (highest global position applied), its head (highest
  *   global position of the stream types it follows) and the lag (head - checkpoint, in global positions);
  * - `status [--json]`: the same plus the streams it tracks and its unretried dead letters;
  * - `rebuild [name] [--batch-size n]`: rebuilds one projection (all when no name) with
- *   `ProjectionRunner.rebuild`, printing events replayed, time (s) and events per second;
+ *   `ProjectionRunner.rebuild` (a versioned projection: a new version beside the live one, switched
+ *   atomically; queries keep answering), printing events replayed, time (s) and events per second;
  * - `dead-letters [--consumer c] [--json]`: unretried dead letters, oldest first;
  * - `retry <consumer> [--id n...] [--projection name]`: re-applies that consumer's dead-lettered
  *   events through the projection runners (the event store's copy when the event id is known) and
@@ -80,7 +88,8 @@ export async function runProjectionsCli(
     if (context) return context;
     const db = await Db.connect({
       url: options.databaseUrl,
-      poolSize: 2,
+      // One connection holds a rebuild's lock, one reads the next batch, one applies the current one.
+      poolSize: 4,
       applicationName: 'threadline-projections-cli',
       migrations: [...eventStoreMigrations, ...(options.migrations ?? [])],
     });
@@ -122,19 +131,17 @@ export async function runProjectionsCli(
         [[...runner.projection.streamTypes]],
       );
       const head = Number(top?.head ?? 0);
+      const live = await runner.liveVersion();
       const status: ProjectionStatus = {
         name: runner.projection.name,
+        version: live?.version ?? null,
         streamTypes: [...runner.projection.streamTypes],
         checkpoint,
         head,
         lag: Math.max(0, head - checkpoint),
       };
       if (withDetails) {
-        const [streams] = await db.query<{ n: string }>(
-          'SELECT count(*) AS n FROM projection_streams WHERE projection = $1',
-          [runner.projection.name],
-        );
-        status.streams = Number(streams?.n ?? 0);
+        status.streams = await runner.streamsTracked();
         if (options.durable === undefined) {
           status.deadLetters = null;
         } else {
@@ -160,8 +167,8 @@ export async function runProjectionsCli(
       if (opts.json) return print(JSON.stringify(rows));
       print(
         table(
-          ['projection', 'stream_types', 'checkpoint', 'head', 'lag'],
-          rows.map((r) => [r.name, r.streamTypes.join(','), r.checkpoint, r.head, r.lag]),
+          ['projection', 'version', 'stream_types', 'checkpoint', 'head', 'lag'],
+          rows.map((r) => [r.name, r.version ?? '-', r.streamTypes.join(','), r.checkpoint, r.head, r.lag]),
         ),
       );
     });
@@ -175,9 +182,10 @@ export async function runProjectionsCli(
       if (opts.json) return print(JSON.stringify(rows));
       print(
         table(
-          ['projection', 'stream_types', 'checkpoint', 'head', 'lag', 'streams', 'dead_letters'],
+          ['projection', 'version', 'stream_types', 'checkpoint', 'head', 'lag', 'streams', 'dead_letters'],
           rows.map((r) => [
             r.name,
+            r.version ?? '-',
             r.streamTypes.join(','),
             r.checkpoint,
             r.head,
@@ -202,11 +210,20 @@ export async function runProjectionsCli(
     .command('rebuild')
     .description('rebuild a projection (every projection when no name is given) by replaying the event store')
     .argument('[name]', 'projection name')
-    .addOption(new Option('--batch-size <n>', 'events read per batch').default(1000).argParser(positiveInt))
+    .addOption(
+      new Option('--batch-size <n>', 'events read (and applied) per batch')
+        .default(5000)
+        .argParser(positiveInt),
+    )
     .action(async (name: string | undefined, opts: { batchSize: number }) => {
       const { db, runners } = await connect();
       for (const runner of select(runners, name)) {
-        const [count] = await db.query<{ n: string }>('SELECT count(*) AS n FROM events');
+        const [count] = runner.versioned
+          ? await db.query<{ n: string }>(
+              'SELECT count(*) AS n FROM events WHERE stream_type = ANY($1::text[])',
+              [[...runner.projection.streamTypes]],
+            )
+          : await db.query<{ n: string }>('SELECT count(*) AS n FROM events');
         const total = Number(count?.n ?? 0);
         const showBar = options.progress ?? err.isTTY === true;
         const bar = showBar
@@ -220,7 +237,7 @@ export async function runProjectionsCli(
             )
           : undefined;
         bar?.start(total, 0);
-        let result: { events: number; tookMs: number };
+        let result: RebuildResult;
         try {
           result = await runner.rebuild({
             batchSize: opts.batchSize,
@@ -236,7 +253,8 @@ export async function runProjectionsCli(
         const rate = seconds > 0 ? Math.round(result.events / seconds) : result.events;
         print(
           `rebuilt ${runner.projection.name}: replayed ${result.events} events in ${seconds.toFixed(3)} s ` +
-            `(${rate} events/s); checkpoint ${await runner.position()}`,
+            `(${rate} events/s); checkpoint ${await runner.position()}` +
+            (result.version === undefined ? '' : `; version ${result.version} live`),
         );
       }
     });

@@ -1,13 +1,22 @@
 import { Module } from '@nestjs/common';
 import { EventRegistry } from '@threadline/contracts';
 import { Db, EventStore, ProjectionRunner } from '@threadline/event-store';
+import {
+  AnalyticsEventsController,
+  SESSION_COUNTS_RUNNER,
+  USAGE_STATS_RUNNER,
+} from './analytics-events.controller';
 import { analyticsEventRegistry } from './projections';
-import { SESSION_COUNTS_RUNNER, SessionCountsController } from './session-counts/session-counts.controller';
 import { SessionCountsProjection } from './session-counts/session-counts.projection';
+import { StatsController } from './usage-stats/stats.controller';
+import { UsageStatsProjection } from './usage-stats/usage-stats.projection';
 
-/** The analytics projections: one `ProjectionRunner` and one JetStream consumer controller each. */
+/**
+ * The analytics projections: one `ProjectionRunner` each, fed by one JetStream consumer controller;
+ * the stats queries are answered from `usage_stats`.
+ */
 @Module({
-  controllers: [SessionCountsController],
+  controllers: [AnalyticsEventsController, StatsController],
   providers: [
     { provide: EventRegistry, useFactory: analyticsEventRegistry },
     {
@@ -16,7 +25,17 @@ import { SessionCountsProjection } from './session-counts/session-counts.project
         new ProjectionRunner(db, store, registry, new SessionCountsProjection()),
       inject: [Db, EventStore, EventRegistry],
     },
+    {
+      provide: USAGE_STATS_RUNNER,
+      useFactory: async (db: Db, store: EventStore, registry: EventRegistry) => {
+        const runner = new ProjectionRunner(db, store, registry, new UsageStatsProjection());
+        // The live version exists before the first event or query (version 1, empty, on a new database).
+        await runner.ensureLive();
+        return runner;
+      },
+      inject: [Db, EventStore, EventRegistry],
+    },
   ],
-  exports: [SESSION_COUNTS_RUNNER],
+  exports: [SESSION_COUNTS_RUNNER, USAGE_STATS_RUNNER],
 })
 export class ProjectionsModule {}

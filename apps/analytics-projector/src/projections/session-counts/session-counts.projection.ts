@@ -1,15 +1,10 @@
 import { z } from 'zod';
-import {
-  type ParsedEvent,
-  SESSION_CATEGORY,
-  type SessionEvents,
-} from '@threadline/contracts';
+import { type ParsedEvent, SESSION_CATEGORY, type SessionEvents } from '@threadline/contracts';
 import type { Projection, Sql } from '@threadline/event-store';
 
 /**
  * Status a session is counted under. `deleted` is counted apart from the session statuses of
  * the API (`active`, `ended`, `expired`): a deleted session leaves its previous status's count.
- * `expired` stays 0 until the cleanup worker's expiry event exists.
  */
 export const CountedStatus = z.enum(['active', 'ended', 'expired', 'deleted']);
 export type CountedStatus = z.infer<typeof CountedStatus>;
@@ -23,7 +18,6 @@ export const SessionCountsRow = z.object({
   total: z.coerce.number().int(),
 });
 export type SessionCountsRow = z.infer<typeof SessionCountsRow>;
-
 
 /**
  * The `session_counts` projection: per tenant (`session_counts_by_tenant`) and per user
@@ -59,6 +53,10 @@ export class SessionCountsProjection implements Projection<ParsedEvent<typeof Se
       case 'SessionEnded.v1':
         // Only an active session ends (an end of an ended or deleted one changes nothing).
         await this.transition(sql, tenantId, event.data.sessionId, 'ended', ['active'], event.type);
+        return;
+      case 'SessionExpired.v1':
+        // Only an active session expires.
+        await this.transition(sql, tenantId, event.data.sessionId, 'expired', ['active'], event.type);
         return;
       case 'SessionDeleted.v1':
         await this.transition(

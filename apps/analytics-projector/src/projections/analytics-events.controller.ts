@@ -1,0 +1,48 @@
+import { Controller, Inject, Logger } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import { CONVERSATION_CATEGORY, type EventEnvelope, SESSION_CATEGORY } from '@threadline/contracts';
+import type { ProjectionRunner } from '@threadline/event-store';
+import { OnStream } from '@threadline/messaging';
+
+/** Token of the `ProjectionRunner` of the `session_counts` projection. */
+export const SESSION_COUNTS_RUNNER = Symbol('SESSION_COUNTS_RUNNER');
+/** Token of the `ProjectionRunner` of the `usage_stats` projection. */
+export const USAGE_STATS_RUNNER = Symbol('USAGE_STATS_RUNNER');
+
+/**
+ * Feeds the events of JetStream's durable consumers (`analytics-projector-session`,
+ * `analytics-projector-conversation`) to every analytics runner that follows their stream type; each
+ * applies idempotently, backfills gaps from the event store and checkpoints in the same transaction.
+ * One handler per stream type (the transport keys handlers by pattern). A throw naks the message
+ * (redelivery with backoff, then a dead letter, see `JetStreamEventsServer`); a runner that already
+ * applied the event skips it on redelivery.
+ */
+@Controller()
+export class AnalyticsEventsController {
+  private readonly logger = new Logger(AnalyticsEventsController.name);
+
+  constructor(
+    @Inject(SESSION_COUNTS_RUNNER) private readonly sessionCounts: ProjectionRunner,
+    @Inject(USAGE_STATS_RUNNER) private readonly usageStats: ProjectionRunner,
+  ) {}
+
+  @OnStream(SESSION_CATEGORY)
+  async onSessionEvent(@Payload() envelope: EventEnvelope): Promise<void> {
+    await this.handle(this.sessionCounts, envelope);
+    await this.handle(this.usageStats, envelope);
+  }
+
+  @OnStream(CONVERSATION_CATEGORY)
+  async onConversationEvent(@Payload() envelope: EventEnvelope): Promise<void> {
+    await this.handle(this.usageStats, envelope);
+  }
+
+  private async handle(runner: ProjectionRunner, envelope: EventEnvelope): Promise<void> {
+    const outcome = await runner.handle(envelope);
+    if (outcome === 'backfilled') {
+      this.logger.log(
+        `${runner.projection.name}: backfilled ${envelope.streamId} up to position ${envelope.streamPosition}`,
+      );
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import { Controller, Inject } from '@nestjs/common';
+import { Payload } from '@nestjs/microservices';
+import {
+  GetGlobalStats,
+  GetSessionStats,
+  GetUsage,
+  GetUserStats,
+  type GlobalStatsView,
+  type RequestOf,
+  type SessionStatsView,
+  type UsageStatsView,
+  type UserStatsView,
+} from '@threadline/contracts';
+import type { ProjectionRunner, Sql } from '@threadline/event-store';
+import { RequestHandler } from '@threadline/messaging';
+import { DomainError } from '@threadline/platform';
+import { ANALYTICS_CONFIG, type AnalyticsProjectorConfig } from '../../config';
+import { USAGE_STATS_RUNNER } from '../analytics-events.controller';
+import { globalStats, sessionStats, usageStats, userStats } from './stats.queries';
+
+/**
+ * Answers the analytics queries (`<prefix>.qry.analytics.*`, queue group `analytics-projector`) from
+ * the live version of `usage_stats`. With `minPosition` (read-your-writes), waits until the projection
+ * has applied that global position, polling its checkpoint every 20 ms for at most `STATS_WAIT_MS`
+ * (ms), then answers SERVICE.UNAVAILABLE (HTTP 503) with `details: {min_position, as_of_position}`:
+ * an answer that says it includes a write it does not would be worse than none.
+ */
+@Controller()
+export class StatsController {
+  constructor(
+    @Inject(USAGE_STATS_RUNNER) private readonly runner: ProjectionRunner,
+    @Inject(ANALYTICS_CONFIG) private readonly config: AnalyticsProjectorConfig,
+  ) {}
+
+  @RequestHandler(GetGlobalStats)
+  async global(@Payload() q: RequestOf<typeof GetGlobalStats>): Promise<GlobalStatsView> {
+    return this.answer(q.minPosition, async (sql, asOf) => {
+      const live = await this.runner.liveVersion(sql);
+      return globalStats(sql, asOf, {
+        tenantId: q.tenantId,
+        positionsKey: this.runner.positionsKey(live?.version ?? null),
+        streamTypes: this.runner.projection.streamTypes,
+      });
+    });
+  }
+
+  @RequestHandler(GetSessionStats)
+  async session(@Payload() q: RequestOf<typeof GetSessionStats>): Promise<SessionStatsView> {
+    return this.answer(q.minPosition, (sql, asOf) => sessionStats(sql, asOf, q));
+  }
+
+  @RequestHandler(GetUserStats)
+  async user(@Payload() q: RequestOf<typeof GetUserStats>): Promise<UserStatsView> {
+    return this.answer(q.minPosition, (sql, asOf) => userStats(sql, asOf, q));
+  }
+
+  @RequestHandler(GetUsage)
+  async usage(@Payload() q: RequestOf<typeof GetUsage>): Promise<UsageStatsView> {
+    return this.answer(q.minPosition, (sql, asOf) => usageStats(sql, asOf, q));
+  }
+
+  private async answer<T>(
+    minPosition: number | undefined,
+    fn: (sql: Sql, asOf: number) => Promise<T>,
+  ): Promise<T> {
+    if (minPosition !== undefined) await waitForPosition(this.runner, minPosition, this.config.STATS_WAIT_MS);
+    return this.runner.read(fn);
+  }
+}
+
+/**
+ * Resolves once `runner` has applied global position `min`; polls every `pollMs` (ms). Throws
+ * SERVICE.UNAVAILABLE after `waitMs` (ms) with the position reached.
+ */
+export async function waitForPosition(
+  runner: Pick<ProjectionRunner, 'position'>,
+  min: number,
+  waitMs: number,
+  pollMs = 20,
+): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const asOf = await runner.position();
+    if (asOf >= min) return;
+    if (Date.now() >= deadline) {
+      throw new DomainError(
+        'SERVICE.UNAVAILABLE',
+        `The stats have not reached position ${min} within ${waitMs} ms (they are at ${asOf}); retry`,
+        { min_position: min, as_of_position: asOf },
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
+  }
+}

@@ -1,0 +1,272 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import {
+  CONVERSATION_CATEGORY,
+  type ConversationEvent,
+  conversationStreamId,
+  type EventEnvelope,
+  SESSION_CATEGORY,
+  type SessionEvent,
+  sessionStreamId,
+  type AgentResponseData,
+  type ToolCallData,
+} from '@threadline/contracts';
+import type { EventStore, Sql } from '@threadline/event-store';
+import { USAGE_STATS_TABLES } from './usage-stats.projection';
+
+// Test support for the usage_stats specs and the rebuild benchmark (no test framework here).
+
+export const at = (minute: number, day = 1) => new Date(Date.UTC(2025, 0, day, 12, minute)).toISOString();
+
+export const response = (
+  agentName: string,
+  model: string | null,
+  tokens: { in: number; out: number; cached?: number },
+  costUsd: number,
+  executionTimeMs: number | null,
+  startedAt: string | null = null,
+): AgentResponseData => ({
+  agentName,
+  response: `answer of ${agentName}`,
+  turnOrder: 0,
+  model,
+  startedAt,
+  executionTimeMs,
+  usage: {
+    inputTokens: tokens.in,
+    outputTokens: tokens.out,
+    cachedTokens: tokens.cached ?? 0,
+    reasoningTokens: 0,
+    totalTokens: tokens.in + tokens.out,
+  },
+  usageSource: 'reported',
+  costUsd,
+});
+
+export const toolCall = (
+  toolCallId: string,
+  status: ToolCallData['status'],
+  name = 'search',
+): ToolCallData => ({
+  toolCallId,
+  name,
+  request: { q: 'x' },
+  status,
+  result: status === 'completed' ? { ok: true } : null,
+  error: status === 'failed' ? 'boom' : null,
+});
+
+/** Appends session events to `session:<tenant>:<id>` (expected version 'any'). */
+export async function appendSession(
+  store: EventStore,
+  tenantId: string,
+  sessionId: string,
+  events: SessionEvent[],
+): Promise<EventEnvelope[]> {
+  const { events: stored } = await store.append(
+    sessionStreamId(tenantId, sessionId),
+    SESSION_CATEGORY,
+    'any',
+    events,
+    {
+      metadata: { tenantId },
+    },
+  );
+  return stored;
+}
+
+/** Appends conversation events to `conversation:<tenant>:<id>` (expected version 'any'). */
+export async function appendConversation(
+  store: EventStore,
+  tenantId: string,
+  sessionId: string,
+  events: ConversationEvent[],
+): Promise<EventEnvelope[]> {
+  const { events: stored } = await store.append(
+    conversationStreamId(tenantId, sessionId),
+    CONVERSATION_CATEGORY,
+    'any',
+    events,
+    { metadata: { tenantId } },
+  );
+  return stored;
+}
+
+export const created = (sessionId: string, userId: string | null, minute = 0): SessionEvent => ({
+  type: 'SessionCreated.v1',
+  data: { sessionId, userId, title: '', metadata: {}, createdFrom: null, startedAt: at(minute) },
+});
+
+/** Every row of every table of the live version (search_path set by the caller), sorted: for comparisons. */
+export async function dumpUsageStats(sql: Sql): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const table of USAGE_STATS_TABLES) {
+    out[table] = await sql.query(`SELECT * FROM ${table} ORDER BY 1, 2, 3, 4`);
+  }
+  return out;
+}
+
+const Dialog = z.object({
+  conversation_id: z.string(),
+  utterances: z.array(
+    z.object({
+      speaker: z.enum(['user', 'assistant']),
+      text: z.string(),
+      annotations: z
+        .array(z.object({ name: z.string(), value: z.string(), context: z.string() }))
+        .nullish()
+        .transform((a) => a ?? []),
+    }),
+  ),
+});
+
+/** The Taskmaster-4 dialogs of `../shared/data/taskmaster4/data_00.json` (CC BY 4.0, Byrne & Ganesh, Google). */
+export function loadTaskmasterDialogs(root = join(__dirname, '../../../../../..')): z.infer<typeof Dialog>[] {
+  const file = join(root, 'shared/data/taskmaster4/data_00.json');
+  return z.array(Dialog).parse(JSON.parse(readFileSync(file, 'utf8')));
+}
+
+const MODELS = ['gpt-4o-mini', 'gpt-4o', null] as const;
+
+/**
+ * Imports `dialogs` as events, as the demo importer does through the API: each dialog a session of one
+ * of `users` users; each user utterance and the assistant reply after it a turn (whole, or incrementally
+ * for every third turn: started, responded, tool calls, completed); `api_call` annotations become tool
+ * calls. Every 7th dialog's session is ended, every 11th deleted, every 5th dialog's second turn
+ * deleted and every 13th dialog's last turn fails. Appends with `store` (one append per session
+ * event and per turn). `tag` makes ids unique per call. Returns the events appended.
+ */
+export async function importDialogs(
+  store: EventStore,
+  tenantId: string,
+  dialogs: z.infer<typeof Dialog>[],
+  opts: { users?: number; tag?: string } = {},
+): Promise<number> {
+  const users = opts.users ?? 7;
+  let appended = 0;
+  for (const [i, dialog] of dialogs.entries()) {
+    const sessionId = `${opts.tag ?? 's'}-${i}`;
+    const userId = `user-${i % users}`;
+    const day = 1 + (i % 3);
+    appended += (await appendSession(store, tenantId, sessionId, [created(sessionId, userId)])).length;
+    let turn = 0;
+    const turnIds: string[] = [];
+    for (let u = 0; u < dialog.utterances.length; u++) {
+      const utterance = dialog.utterances[u];
+      if (!utterance || utterance.speaker !== 'user') continue;
+      const reply = dialog.utterances[u + 1]?.speaker === 'assistant' ? dialog.utterances[u + 1] : undefined;
+      turn += 1;
+      const turnId = `${sessionId}-t${turn}`;
+      turnIds.push(turnId);
+      const model = MODELS[(i + turn) % MODELS.length] ?? null;
+      const calls = utterance.annotations
+        .filter((a) => a.name === 'api_call')
+        .map((a, k) => toolCall(`${turnId}-c${k}`, k % 4 === 3 ? 'failed' : 'completed', a.value));
+      const r = response(
+        turn % 2 ? 'planner' : 'barista',
+        model,
+        { in: utterance.text.length, out: reply?.text.length ?? 0, cached: turn % 3 },
+        (utterance.text.length + (reply?.text.length ?? 0)) / 1_000_000,
+        100 + ((i * 37 + turn * 11) % 900),
+        at(turn, day),
+      );
+      const fails = i % 13 === 0 && u + 2 >= dialog.utterances.length;
+      const startedAt = at(turn, day);
+      if (turn % 3 === 0) {
+        const events: ConversationEvent[] = [
+          {
+            type: 'TurnStarted.v1',
+            data: {
+              turnId,
+              sessionId,
+              userId,
+              conversationTurn: turn,
+              userInput: utterance.text,
+              vectorCacheHit: false,
+              startedAt,
+            },
+          },
+          {
+            type: 'AgentResponded.v1',
+            data: { turnId, sessionId, agentResponse: r, respondedAt: at(turn + 1, day) },
+          },
+          ...calls.map((c): ConversationEvent => ({
+            type: 'ToolCallRecorded.v1',
+            data: { turnId, sessionId, toolCall: c, recordedAt: startedAt },
+          })),
+        ];
+        for (const e of events)
+          appended += (await appendConversation(store, tenantId, sessionId, [e])).length;
+        const close: ConversationEvent = fails
+          ? {
+              type: 'TurnFailed.v1',
+              data: {
+                turnId,
+                sessionId,
+                error: 'backend down',
+                processingTimeMs: 900,
+                failedAt: at(turn + 2, day),
+              },
+            }
+          : {
+              type: 'TurnCompleted.v1',
+              data: {
+                turnId,
+                sessionId,
+                processingTimeMs: null,
+                vectorCacheHit: turn % 2 === 0,
+                completedAt: at(turn + 2, day),
+              },
+            };
+        appended += (await appendConversation(store, tenantId, sessionId, [close])).length;
+      } else {
+        appended += (
+          await appendConversation(store, tenantId, sessionId, [
+            {
+              type: 'TurnLogged.v1',
+              data: {
+                turnId,
+                sessionId,
+                userId,
+                conversationTurn: turn,
+                userInput: utterance.text,
+                agentResponses: [r],
+                toolCalls: calls,
+                vectorCacheHit: turn % 4 === 0,
+                processingTimeMs: turn % 5 === 0 ? null : 150 + turn * 10,
+                status: fails ? 'failed' : 'completed',
+                error: fails ? 'backend down' : null,
+                startedAt,
+                completedAt: at(turn + 1, day),
+              },
+            },
+          ])
+        ).length;
+      }
+    }
+    const second = turnIds[1];
+    if (i % 5 === 0 && second) {
+      appended += (
+        await appendConversation(store, tenantId, sessionId, [
+          { type: 'TurnDeleted.v1', data: { turnId: second, sessionId, deletedAt: at(50, day) } },
+        ])
+      ).length;
+    }
+    if (i % 7 === 0) {
+      appended += (
+        await appendSession(store, tenantId, sessionId, [
+          { type: 'SessionEnded.v1', data: { sessionId, reason: 'user', endedAt: at(55, day) } },
+        ])
+      ).length;
+    }
+    if (i % 11 === 0) {
+      appended += (
+        await appendSession(store, tenantId, sessionId, [
+          { type: 'SessionDeleted.v1', data: { sessionId, deletedAt: at(58, day) } },
+        ])
+      ).length;
+    }
+  }
+  return appended;
+}
