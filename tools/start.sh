@@ -16,6 +16,10 @@ export PORT="${PORT:-3000}"
 ensure_dependencies
 build
 bash tools/migrate.sh
+# On an empty database (no API key yet), create the first admin key and print it, once.
+if [ "${AUTH_MODE:-api_key}" != "none" ]; then
+  node dist/apps/gateway/src/keys-cli.js bootstrap
+fi
 
 # Prints the URL once the gateway is healthy; exits by itself when the stack stops first.
 node tools/stack.js wait-ready --url "http://localhost:$PORT" --started-at "$started_at" &

@@ -13,12 +13,13 @@ import { BaseConfig, ConfigError, loadConfig } from '@threadline/platform';
  * (a service still running after {@link MIGRATE_TIMEOUT_MS} counts as failed).
  */
 
-/** Services with tables, in migration order (the gateway has none of its own). */
+/** Services with tables, in migration order (the gateway's are its API keys and rate limits). */
 export const MIGRATED_SERVICES = [
   'session-service',
   'chat-log-service',
   'cleanup-worker',
   'analytics-projector',
+  'gateway',
 ] as const;
 /** Longest one service's migration may take, ms. */
 export const MIGRATE_TIMEOUT_MS = 120_000;

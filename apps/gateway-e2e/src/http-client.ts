@@ -17,13 +17,41 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
-/** A plain `fetch` client of the gateway, as an application would call it. */
+/** The credential `startStack` created for each running stack, by its base URL (see {@link Api}). */
+const defaultCredentials = new Map<string, string>();
+
+/** Makes `credential` the one every `new Api(baseUrl)` sends by default (`startStack` calls it). */
+export function setDefaultCredential(baseUrl: string, credential: string | undefined): void {
+  if (credential === undefined) defaultCredentials.delete(baseUrl);
+  else defaultCredentials.set(baseUrl, credential);
+}
+
+/**
+ * A plain `fetch` client of the gateway, as an application would call it. It sends
+ * `Authorization: Bearer <credential>`: by default the admin key `startStack` created for the stack
+ * at `baseUrl`; `credential` overrides it (an API key or a user token; `null` sends none). A request
+ * whose `headers` has its own `authorization` sends that one instead.
+ */
 export class Api {
-  constructor(readonly baseUrl: string) {}
+  readonly credential: string | undefined;
+
+  constructor(
+    readonly baseUrl: string,
+    credential?: string | null,
+  ) {
+    this.credential = credential === null ? undefined : (credential ?? defaultCredentials.get(baseUrl));
+  }
+
+  /** The same gateway with another credential (`null`: none). */
+  as(credential: string | null): Api {
+    return new Api(this.baseUrl, credential);
+  }
 
   /** Sends `method path`; never throws on an HTTP status, only when the gateway is unreachable. */
   async request(method: string, path: string, opts: RequestOptions = {}): Promise<Reply> {
-    const headers: Record<string, string> = { accept: 'application/json', ...opts.headers };
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.credential !== undefined) headers['authorization'] = `Bearer ${this.credential}`;
+    for (const [name, value] of Object.entries(opts.headers ?? {})) headers[name.toLowerCase()] = value;
     let body: string | undefined;
     if (opts.json !== undefined) {
       headers['content-type'] = 'application/json';

@@ -1,8 +1,13 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
 import { createTestDatabase, createTestNats, type TestDatabase, type TestNats } from '@threadline/testing';
+import { setDefaultCredential } from './http-client';
+
+const run = promisify(execFile);
 
 /** The five services, each run from its build output `dist/apps/<name>/src/main.js`. */
 export const SERVICES = [
@@ -28,12 +33,27 @@ interface ServiceProcess {
   stopping: boolean;
 }
 
+/** An API key made with the keys CLI: the key (shown once) and its public id. */
+export const CreatedKey = z.object({
+  key: z.string(),
+  key_id: z.string(),
+  tenant_id: z.string(),
+  role: z.enum(['admin', 'service']),
+});
+export type CreatedKey = z.infer<typeof CreatedKey>;
+
 /** The running stack of one e2e file. */
 export interface Stack {
   /** `http://127.0.0.1:<port>` of the gateway. */
   baseUrl: string;
-  /** Tenant every request acts for (the gateway's `DEFAULT_TENANT_ID`). */
+  /** Tenant of the stack's admin key (also the gateway's `DEFAULT_TENANT_ID`). */
   tenantId: string;
+  /** An admin key of `tenantId`, sent by default by every `new Api(baseUrl)`. */
+  adminKey: CreatedKey;
+  /** Creates an API key with the keys CLI (`npm run keys -- create`), as an operator would. */
+  createKey(opts: { tenantId: string; role: 'admin' | 'service'; rateLimit?: number }): Promise<CreatedKey>;
+  /** Revokes a key with the keys CLI (`npm run keys -- revoke`). */
+  revokeKey(keyId: string): Promise<void>;
   /** The stack's own database (a pool of the test, to inspect events and read models). */
   database: TestDatabase;
   nats: TestNats;
@@ -99,12 +119,26 @@ async function stopProcess(proc: ServiceProcess): Promise<void> {
   }
 }
 
+/** Runs the built keys CLI (`dist/apps/gateway/src/keys-cli.js`) against `databaseUrl`; its stdout. */
+async function keysCli(databaseUrl: string, args: string[]): Promise<string> {
+  const cli = join(ROOT, 'dist/apps/gateway/src/keys-cli.js');
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: build first (npm run build)`);
+  const { stdout } = await run(process.execPath, [cli, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' },
+    timeout: 30_000,
+  });
+  return stdout;
+}
+
 /**
  * Starts the whole stack for one e2e file, as a deployment would: a fresh database, a JetStream
- * stream and subject prefix of its own, then the five BUILT services as child processes
- * (`LOG_LEVEL=warn`, the gateway on a free port). Resolves once the gateway's `GET /health` is 200
- * and a query through it reaches the session-service (bounded: `timeoutMs`, default 60 s).
- * Throws with every service's output when a service exits or the stack is not ready in time.
+ * stream and subject prefix of its own, an admin key of `tenantId` made with the keys CLI (which
+ * also applies the gateway's migrations), then the five BUILT services as child processes
+ * (`LOG_LEVEL=warn`, the gateway on a free port, rate limits high unless the environment sets
+ * `RATE_LIMIT_*`). Every `new Api(baseUrl)` then sends the admin key. Resolves once the gateway's
+ * `GET /health` is 200 and a query through it reaches the session-service (bounded: `timeoutMs`,
+ * default 60 s). Throws with every service's output when a service exits or the stack is not ready in time.
  */
 export async function startStack(opts: { tenantId?: string; timeoutMs?: number } = {}): Promise<Stack> {
   const tenantId = opts.tenantId ?? 'e2e';
@@ -112,7 +146,27 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
   const nats = await createTestNats();
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
+  const createKey: Stack['createKey'] = async (opts) => {
+    const args = ['create', '--tenant', opts.tenantId, '--role', opts.role, '--name', 'e2e', '--json'];
+    if (opts.rateLimit !== undefined) args.push('--rate-limit', String(opts.rateLimit));
+    return CreatedKey.parse(JSON.parse(await keysCli(database.url, args)));
+  };
+  const revokeKey = async (keyId: string) => {
+    await keysCli(database.url, ['revoke', keyId]);
+  };
+  let adminKey: CreatedKey;
+  try {
+    adminKey = await createKey({ tenantId, role: 'admin' });
+  } catch (error) {
+    await database.drop();
+    await nats.cleanup();
+    throw error;
+  }
+  setDefaultCredential(baseUrl, adminKey.key);
   const env: NodeJS.ProcessEnv = {
+    // Suites send hundreds of requests with one key; auth.e2e-spec gives a key its own low limit.
+    RATE_LIMIT_KEY_REQUESTS: '1000000',
+    RATE_LIMIT_USER_REQUESTS: '1000000',
     ...process.env,
     NODE_ENV: 'test',
     LOG_LEVEL: 'warn',
@@ -133,6 +187,7 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
       .join('\n');
   const stop = async () => {
     await Promise.all(procs.map(stopProcess));
+    setDefaultCredential(baseUrl, undefined);
     await database.drop();
     await nats.cleanup();
   };
@@ -141,7 +196,7 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
     for (const name of SERVICES) procs.push(launch(name, env));
     const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
     await waitFor200(baseUrl + '/health', procs, deadline);
-    await waitFor200(baseUrl + '/sessions?limit=1', procs, deadline);
+    await waitFor200(baseUrl + '/sessions?limit=1', procs, deadline, adminKey.key);
   } catch (error) {
     const output = report();
     await stop().catch(() => undefined);
@@ -149,17 +204,25 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
       `The stack did not start: ${error instanceof Error ? error.message : String(error)}\n${output}`,
     );
   }
-  return { baseUrl, tenantId, database, nats, report, stop };
+  return { baseUrl, tenantId, adminKey, createKey, revokeKey, database, nats, report, stop };
 }
 
 /** Polls `url` until it answers 200; throws at `deadline` (epoch ms) or as soon as a service has exited. */
-async function waitFor200(url: string, procs: readonly ServiceProcess[], deadline: number): Promise<void> {
+async function waitFor200(
+  url: string,
+  procs: readonly ServiceProcess[],
+  deadline: number,
+  credential?: string,
+): Promise<void> {
   let last = 'no answer';
   for (;;) {
     const dead = procs.find((p) => p.exited);
     if (dead) throw new Error(`${dead.name} exited while the stack was starting`);
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      const res = await fetch(url, {
+        signal: AbortSignal.timeout(2_000),
+        headers: credential !== undefined ? { authorization: `Bearer ${credential}` } : {},
+      });
       if (res.status === 200) return;
       last = `status ${res.status}`;
     } catch (error) {

@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { TenantId } from '@threadline/contracts';
 import { BaseConfig, loadConfig, Port } from '@threadline/platform';
+import { AuthConfig, assertAuthModeAllowed } from './auth/auth.config';
 
 /**
  * Gateway configuration (zod over env, validated at boot; see the README's table).
  *
  * - `PORT` / `HOST`: where the public HTTP API listens (default `0.0.0.0:3000`).
  * - `BODY_LIMIT_BYTES`: largest accepted request body in bytes (default 1 MiB); larger is 413.
- * - `DEFAULT_TENANT_ID`: the tenant every request acts for until API keys exist (see `tenant/`).
+ * - `DEFAULT_TENANT_ID`: the tenant of every request with `AUTH_MODE=none`, and of the first admin key.
+ * - `AUTH_*`, `RATE_LIMIT_*`: authentication and rate limits (see {@link AuthConfig}).
  * - `AGENT_*`: the agent backend of `POST /query` (see {@link AgentConfig}).
  */
 /** An unset variable and an empty one (`AGENT_BASE_URL=` in a compose file) both mean "not set". */
@@ -50,12 +52,19 @@ export const GatewayConfig = BaseConfig.extend({
     .default(1_048_576),
   DEFAULT_TENANT_ID: TenantId.default('default'),
   ...AgentConfig.shape,
+  ...AuthConfig.shape,
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 
-/** Parses the gateway's env; throws `ConfigError` naming every invalid variable. */
-export const loadGatewayConfig = (env: NodeJS.ProcessEnv = process.env): GatewayConfig =>
-  loadConfig(GatewayConfig, env);
+/**
+ * Parses the gateway's env; throws `ConfigError` naming every invalid variable, or refusing
+ * `AUTH_MODE=none` with `NODE_ENV=production`.
+ */
+export const loadGatewayConfig = (env: NodeJS.ProcessEnv = process.env): GatewayConfig => {
+  const config = loadConfig(GatewayConfig, env);
+  assertAuthModeAllowed(config);
+  return config;
+};
 
 /** DI token of the parsed {@link GatewayConfig}. */
 export const GATEWAY_CONFIG = Symbol('GATEWAY_CONFIG');

@@ -42,6 +42,8 @@ beforeAll(async () => {
     REQUEST_TIMEOUT_MS: '300',
     BODY_LIMIT_BYTES: String(BODY_LIMIT),
     LOG_LEVEL: 'silent',
+    // Authentication is auth/'s own tests (and the e2e matrix); these test routing and validation.
+    AUTH_MODE: 'none',
   });
   app = await createGateway(config);
   await app.listen({ port: 0, host: '127.0.0.1' });

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { Db } from '@threadline/event-store';
 import { NATS_CONNECTION, type NatsConnection } from '@threadline/messaging';
 import { createZodDto } from 'nestjs-zod';
+import { Public } from '../auth/auth.decorators';
 
 /** Longest a single check may take before it counts as down, in ms. */
 export const HEALTH_CHECK_TIMEOUT_MS = 2000;
@@ -34,6 +35,7 @@ async function check(probe: () => Promise<unknown>): Promise<'up' | 'down'> {
 
 /** `GET /health`: liveness and readiness; 200 when Postgres and NATS answer, else 503 naming the one down. */
 @ApiTags('health')
+@Public()
 @Controller('health')
 export class HealthController {
   constructor(

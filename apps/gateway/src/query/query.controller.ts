@@ -2,6 +2,7 @@ import { Body, Controller, Post, Req, Res } from '@nestjs/common';
 import { ApiBody, ApiExtraModels, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '@threadline/platform';
+import { AllowUserTokens } from '../auth/auth.decorators';
 import { POSITION_HEADER, WriteContext, type WriteMeta } from '../http/headers';
 import { ApiProblems } from '../http/openapi';
 import { PROBLEM_CONTENT_TYPE, problemFor } from '../http/problem-details';
@@ -18,6 +19,7 @@ import { QueryService } from './query.service';
   description: 'Echoed on the response; generated when absent',
 })
 @ApiExtraModels(AgentFailureProblemOutputDto)
+@AllowUserTokens()
 @Controller('query')
 export class QueryController {
   constructor(
@@ -64,7 +66,9 @@ export class QueryController {
     // Not passthrough: a 502 carries a problem body with extra fields, sent here, not by the filter.
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const outcome = await this.queries.query({ tenantId: this.tenants.tenantOf(request), ...meta }, body);
+    // A user token asks as its own user (user_id filled in; another user's is 404).
+    const asked = { ...body, user_id: this.tenants.userFor(request, body.user_id) };
+    const outcome = await this.queries.query({ tenantId: this.tenants.tenantOf(request), ...meta }, asked);
     if (outcome.position !== undefined) void reply.header(POSITION_HEADER, String(outcome.position));
     if (outcome.kind === 'answered') {
       await reply.status(200).send(outcome.reply);

@@ -27,6 +27,7 @@ import {
   UpdateSession,
 } from '@threadline/contracts';
 import { RequestClient } from '@threadline/messaging';
+import { AdminOnly, AllowUserTokens } from '../auth/auth.decorators';
 import { ZodHeader, WriteContext, type WriteMeta } from '../http/headers';
 import { ApiProblems } from '../http/openapi';
 import { TenantResolver } from '../tenant/tenant.provider';
@@ -59,6 +60,7 @@ const WRITE_HEADERS = {
   required: false,
   description: 'Echoed on the response; generated when absent',
 })
+@AllowUserTokens()
 @Controller('sessions')
 export class SessionsController {
   constructor(
@@ -88,7 +90,7 @@ export class SessionsController {
     const result = await this.client.request(CreateSession, {
       context: this.context(request, meta),
       sessionId: body.session_id,
-      userId: body.user_id,
+      userId: this.tenants.userFor(request, body.user_id),
       title: body.title,
       metadata: body.metadata,
       createdFrom: body.created_from,
@@ -99,7 +101,8 @@ export class SessionsController {
   }
 
   @Get()
-  @ApiOperation({ summary: "All sessions of the tenant, paged (operators' list)" })
+  @AdminOnly()
+  @ApiOperation({ summary: "All sessions of the tenant, paged (operators' list; admin keys only)" })
   @ApiResponse({ status: 200, type: SessionPageOutputDto })
   @ApiProblems(400, 503)
   async list(@Query() query: ListSessionsQueryDto, @Req() request: FastifyRequest): Promise<SessionPage> {
@@ -123,6 +126,7 @@ export class SessionsController {
     const session = await this.client.request(GetSession, {
       tenantId: this.tenants.tenantOf(request),
       sessionId: params.session_id,
+      ...this.tenants.scopeOf(request),
     });
     withSessionHeaders(reply, session);
     return session;
@@ -140,6 +144,7 @@ export class SessionsController {
     const session = await this.client.request(GetSession, {
       tenantId: this.tenants.tenantOf(request),
       sessionId: params.session_id,
+      ...this.tenants.scopeOf(request),
     });
     withSessionHeaders(reply, session);
   }
@@ -164,6 +169,7 @@ export class SessionsController {
     const result = await this.client.request(UpdateSession, {
       context: this.context(request, meta),
       sessionId: params.session_id,
+      ...this.tenants.scopeOf(request),
       title: body.title,
       metadata: body.metadata,
       expectedVersion,
@@ -186,6 +192,7 @@ export class SessionsController {
     const result = await this.client.request(EndSession, {
       context: this.context(request, meta),
       sessionId: params.session_id,
+      ...this.tenants.scopeOf(request),
       reason: 'user',
     });
     withWriteHeaders(reply, result);
@@ -210,6 +217,7 @@ export class SessionsController {
     const result = await this.client.request(DeleteSession, {
       context: this.context(request, meta),
       sessionId: params.session_id,
+      ...this.tenants.scopeOf(request),
     });
     withWriteHeaders(reply, result);
   }

@@ -9,6 +9,7 @@ import {
   type SessionView,
 } from '@threadline/contracts';
 import { RequestClient } from '@threadline/messaging';
+import { AllowUserTokens } from '../auth/auth.decorators';
 import { WriteContext, type WriteMeta } from '../http/headers';
 import { ApiProblems } from '../http/openapi';
 import { TenantResolver } from '../tenant/tenant.provider';
@@ -29,6 +30,8 @@ import {
   required: false,
   description: 'Echoed on the response; generated when absent',
 })
+// User tokens: the guard answers 404 for another user's user_id, so every handler is scoped.
+@AllowUserTokens()
 @Controller('users/:user_id/sessions')
 export class UserSessionsController {
   constructor(

@@ -15,6 +15,7 @@ import {
   type TurnView,
 } from '@threadline/contracts';
 import { RequestClient } from '@threadline/messaging';
+import { AllowUserTokens } from '../auth/auth.decorators';
 import { WriteContext, type WriteMeta } from '../http/headers';
 import { ApiProblems } from '../http/openapi';
 import { SessionIdParamsDto, UserIdParamsDto } from '../sessions/sessions.dto';
@@ -57,6 +58,7 @@ const contextOf = (tenants: TenantResolver, request: FastifyRequest, meta: Write
  */
 @ApiTags('turns')
 @ApiHeader(CORRELATION_DOC)
+@AllowUserTokens()
 @Controller('sessions/:session_id/turns')
 export class SessionTurnsController {
   constructor(
@@ -91,6 +93,7 @@ export class SessionTurnsController {
     const result = await this.client.request(LogTurn, {
       context: contextOf(this.tenants, request, meta),
       sessionId: params.session_id,
+      ...this.tenants.scopeOf(request),
       body,
     });
     withTurnWriteHeaders(reply, result);
@@ -114,6 +117,7 @@ export class SessionTurnsController {
     return this.client.request(ListSessionTurns, {
       tenantId: this.tenants.tenantOf(request),
       sessionId: params.session_id,
+      ...this.tenants.scopeOf(request),
       query,
     });
   }
@@ -122,6 +126,7 @@ export class SessionTurnsController {
 /** `/turns/{turn_id}`: one turn, its incremental logging (responses, complete, fail), and deletion. */
 @ApiTags('turns')
 @ApiHeader(CORRELATION_DOC)
+@AllowUserTokens()
 @Controller('turns/:turn_id')
 export class TurnsController {
   constructor(
@@ -134,7 +139,11 @@ export class TurnsController {
   @ApiResponse({ status: 200, type: TurnViewOutputDto })
   @ApiProblems(400, 404, 503)
   async get(@Param() params: TurnIdParamsDto, @Req() request: FastifyRequest): Promise<TurnView> {
-    return this.client.request(GetTurn, { tenantId: this.tenants.tenantOf(request), turnId: params.turn_id });
+    return this.client.request(GetTurn, {
+      tenantId: this.tenants.tenantOf(request),
+      turnId: params.turn_id,
+      ...this.tenants.scopeOf(request),
+    });
   }
 
   @Post('responses')
@@ -158,6 +167,7 @@ export class TurnsController {
     const result = await this.client.request(RecordTurnResponse, {
       context: contextOf(this.tenants, request, meta),
       turnId: params.turn_id,
+      ...this.tenants.scopeOf(request),
       body,
     });
     withTurnWriteHeaders(reply, result);
@@ -183,6 +193,7 @@ export class TurnsController {
     const result = await this.client.request(CompleteTurn, {
       context: contextOf(this.tenants, request, meta),
       turnId: params.turn_id,
+      ...this.tenants.scopeOf(request),
       body,
     });
     withTurnWriteHeaders(reply, result);
@@ -208,6 +219,7 @@ export class TurnsController {
     const result = await this.client.request(FailTurn, {
       context: contextOf(this.tenants, request, meta),
       turnId: params.turn_id,
+      ...this.tenants.scopeOf(request),
       body,
     });
     withTurnWriteHeaders(reply, result);
@@ -228,6 +240,7 @@ export class TurnsController {
     const result = await this.client.request(DeleteTurn, {
       context: contextOf(this.tenants, request, meta),
       turnId: params.turn_id,
+      ...this.tenants.scopeOf(request),
     });
     withTurnWriteHeaders(reply, result);
   }
@@ -236,6 +249,8 @@ export class TurnsController {
 /** `/users/{user_id}/turns`: a user's recent turns across their sessions, most recent first. */
 @ApiTags('turns')
 @ApiHeader(CORRELATION_DOC)
+// User tokens: the guard answers 404 for another user's user_id.
+@AllowUserTokens()
 @Controller('users/:user_id/turns')
 export class UserTurnsController {
   constructor(

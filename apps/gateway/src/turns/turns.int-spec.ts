@@ -44,6 +44,8 @@ beforeAll(async () => {
     DATABASE_URL: testDatabaseAdminUrl(),
     REQUEST_TIMEOUT_MS: '300',
     LOG_LEVEL: 'silent',
+    // Authentication is auth/'s own tests (and the e2e matrix); these test routing and validation.
+    AUTH_MODE: 'none',
     AGENT_BASE_URL: `http://127.0.0.1:${(agentServer.address() as AddressInfo).port}/v1`,
   });
   app = await createGateway(config);
