@@ -3,12 +3,16 @@ import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { LoggerModule } from 'nestjs-pino';
 import { MessagingModule } from '@threadline/messaging';
+import { AuthModule } from './auth/auth.module';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { HealthModule } from './health/health.module';
 import { CORRELATION_HEADER } from './http/headers';
+import { CleanupModule } from './cleanup/cleanup.module';
 import { QueryModule } from './query/query.module';
 import { SessionsController } from './sessions/sessions.controller';
 import { UserSessionsController } from './sessions/user-sessions.controller';
+import { StateModule } from './state/state.module';
+import { StatsModule } from './stats/stats.module';
 import { TenantResolver } from './tenant/tenant.provider';
 import { TurnsModule } from './turns/turns.module';
 
@@ -26,7 +30,8 @@ class GatewayConfigModule {
 
 /**
  * The gateway: the public HTTP API. It validates every request, sends commands and queries to the
- * services over NATS (`RequestClient`), and keeps no state; Postgres is used only by `/health`.
+ * services over NATS (`RequestClient`), and keeps no session state; in Postgres it owns only the
+ * API keys, the user-token secret and the rate-limit counters (`auth/`), and `/health` probes it.
  */
 @Module({})
 export class AppModule {
@@ -51,9 +56,13 @@ export class AppModule {
           },
         }),
         MessagingModule.forRoot({ settings: config, name: 'gateway' }),
+        AuthModule.forRoot(config),
         HealthModule,
         TurnsModule,
+        StateModule,
         QueryModule,
+        CleanupModule,
+        StatsModule,
       ],
       controllers: [SessionsController, UserSessionsController],
     };

@@ -4,6 +4,7 @@ import { EventStoreModule } from '@threadline/event-store';
 import { JetStreamPublisher, MessagingModule } from '@threadline/messaging';
 import type { SessionServiceConfig } from './config';
 import { SessionModule } from './session/session.module';
+import { StateModule } from './state/state.module';
 
 /** The session-service: Session aggregate (`session:<tenant>:<id>` streams) and the `sessions` read model. */
 @Module({})
@@ -22,7 +23,8 @@ export class AppModule {
           migrateOnStart: config.MIGRATE_ON_START,
           ...(config.RELAY_ENABLED ? { relay: { publisher: JetStreamPublisher } } : {}),
         }),
-        SessionModule,
+        SessionModule.forRoot(config),
+        StateModule,
       ],
     };
   }

@@ -10,3 +10,5 @@ export * from './http/sessions.http';
 export * from './conversation/conversation.events';
 export * from './conversation/turns.http';
 export * from './conversation/conversation.commands';
+export * from './state';
+export * from './analytics/analytics.stats';

@@ -5,6 +5,8 @@
 export const ErrorCodes = [
   'REQUEST.INVALID',
   'REQUEST.UNAUTHORIZED',
+  'REQUEST.FORBIDDEN',
+  'REQUEST.RATE_LIMITED',
   'REQUEST.TOO_LARGE',
   'REQUEST.UNSUPPORTED_MEDIA_TYPE',
   'ROUTE.NOT_FOUND',
@@ -12,6 +14,7 @@ export const ErrorCodes = [
   'SESSION.ALREADY_EXISTS',
   'SESSION.ALREADY_ENDED',
   'SESSION.VERSION_MISMATCH',
+  'SESSION.LIMIT_REACHED',
   'TURN.NOT_FOUND',
   'TURN.ALREADY_EXISTS',
   'TURN.NOT_OPEN',
@@ -66,7 +69,8 @@ export class StreamVersionConflictError extends DomainError {
 
 /**
  * HTTP status of each code, in one exhaustive switch (RFC 9110 semantics):
- * 400 bad input, 401 no identity, 404 unknown (also for other users' data, ARCHITECTURE rule 9),
+ * 400 bad input, 401 no identity, 403 a role that may not use the route, 429 over the rate limit,
+ * 404 unknown (also for other users' data, ARCHITECTURE rule 9),
  * 409 state conflict, 412 failed `If-Match`, 502 the agent backend of `/query` failed,
  * 503 a service did not answer.
  */
@@ -76,6 +80,10 @@ export function httpStatusOf(code: ErrorCode): number {
       return 400;
     case 'REQUEST.UNAUTHORIZED':
       return 401;
+    case 'REQUEST.FORBIDDEN':
+      return 403;
+    case 'REQUEST.RATE_LIMITED':
+      return 429;
     case 'REQUEST.TOO_LARGE':
       return 413;
     case 'REQUEST.UNSUPPORTED_MEDIA_TYPE':
@@ -87,6 +95,7 @@ export function httpStatusOf(code: ErrorCode): number {
       return 404;
     case 'SESSION.ALREADY_EXISTS':
     case 'SESSION.ALREADY_ENDED':
+    case 'SESSION.LIMIT_REACHED':
     case 'TURN.ALREADY_EXISTS':
     case 'TURN.NOT_OPEN':
     case 'STREAM.VERSION_CONFLICT':

@@ -7,6 +7,8 @@ import type { FastifyReply } from 'fastify';
 import { createZodDto, cleanupOpenApiDoc } from 'nestjs-zod';
 import { z } from 'zod';
 import { QUERY_DTOS } from '../query/query.dto';
+import { STATS_DTOS } from '../stats/stats.dto';
+import { STATE_DTOS } from '../state/state.dto';
 import { TURN_DTOS } from '../turns/turns.dto';
 import { PROBLEM_CONTENT_TYPE, ProblemDetails } from './problem-details';
 
@@ -142,7 +144,7 @@ const UI_INIT = `window.onload = function () {
  * `@fastify/static` on Fastify, which is not a dependency of this project.
  */
 export function setupOpenApi(app: NestFastifyApplication, dtos: readonly DocumentedDto[]): OpenAPIObject {
-  const document = buildOpenApiDocument(app, [...dtos, ...TURN_DTOS, ...QUERY_DTOS]);
+  const document = buildOpenApiDocument(app, [...dtos, ...TURN_DTOS, ...QUERY_DTOS, ...STATE_DTOS, ...STATS_DTOS]);
   SwaggerModule.setup('docs', app, document, { ui: false, raw: ['json'], jsonDocumentUrl: 'docs/json' });
   const fastify = app.getHttpAdapter().getInstance();
   const dir = swaggerUiDir();
