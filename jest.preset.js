@@ -7,6 +7,9 @@ delete swcrc.$schema;
 
 module.exports = {
   testEnvironment: 'node',
+  // A ceiling, not a wait: integration and e2e tests talk to real servers and must not fail because
+  // a loaded 2-core machine answers in 6 s instead of 1 s (tests wait on conditions, never on sleeps).
+  testTimeout: 30_000,
   transform: { '^.+\\.ts$': ['@swc/jest', { ...swcrc, swcrc: false }] },
   moduleFileExtensions: ['ts', 'js', 'json'],
   testMatch: ['**/?(*.)+(spec|int-spec|e2e-spec).ts'],

@@ -137,8 +137,8 @@ async function keysCli(databaseUrl: string, args: string[]): Promise<string> {
  * also applies the gateway's migrations), then the five BUILT services as child processes
  * (`LOG_LEVEL=warn`, the gateway on a free port, rate limits high unless the environment sets
  * `RATE_LIMIT_*`). Every `new Api(baseUrl)` then sends the admin key. Resolves once the gateway's
- * `GET /health` is 200 and a query through it reaches the session-service (bounded: `timeoutMs`,
- * default 60 s). Throws with every service's output when a service exits or the stack is not ready in time.
+ * `GET /health` is 200 and a query through it reaches each service that answers requests (bounded: `timeoutMs`,
+ * default 120 s). Throws with every service's output when a service exits or the stack is not ready in time.
  */
 export async function startStack(opts: { tenantId?: string; timeoutMs?: number } = {}): Promise<Stack> {
   const tenantId = opts.tenantId ?? 'e2e';
@@ -194,9 +194,13 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
 
   try {
     for (const name of SERVICES) procs.push(launch(name, env));
-    const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+    const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
     await waitFor200(baseUrl + '/health', procs, deadline);
-    await waitFor200(baseUrl + '/sessions?limit=1', procs, deadline, adminKey.key);
+    // Every service that answers requests must be listening, not just the gateway: a query through
+    // the gateway to each of them (session-service, chat-log-service, analytics-projector).
+    for (const path of ['/sessions?limit=1', '/users/e2e-ready/turns?limit=1', '/sessions/stats']) {
+      await waitFor200(baseUrl + path, procs, deadline, adminKey.key);
+    }
   } catch (error) {
     const output = report();
     await stop().catch(() => undefined);

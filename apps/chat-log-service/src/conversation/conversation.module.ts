@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { chatLogMigrations } from '../migrations';
 import { loadPriceTable } from '../usage/price-table';
+import { warmEncoders } from '../usage/tokenizer';
 import { type Meter, UsageMeter } from '../usage/usage-meter';
 import {
   type Clock,
@@ -33,6 +34,8 @@ export class ConversationModule {
 
   static forRoot(options: ConversationModuleOptions = {}): DynamicModule {
     const meter: Meter = new UsageMeter(loadPriceTable(options.priceTableFile));
+    // Before the service answers its first request: building an encoder takes about a second.
+    warmEncoders();
     return {
       module: ConversationModule,
       controllers: [ConversationController, SessionDeletionsController],
