@@ -8,7 +8,9 @@ import { type CreatedKey, type Stack, startStack } from './stack';
  * Issue 7, the access matrix: every endpoint with no key, a bad key, a revoked key, an expired user
  * token and a token of a revoked key is 401 (the operations come from the OpenAPI document, so new
  * endpoints are covered without editing this file); another tenant's key and another user's token
- * get 404 (or only their own, empty data) for everything of alice, and nothing of alice changes.
+ * get 404 (or only their own, empty data) for everything of alice (sessions, turns, /query, workflow
+ * state and history, stats) and nothing of alice changes; role-restricted routes are 403. A user
+ * token creating under an id another user holds gets the 404 a read of that id gives it, not a 409.
  */
 
 const TokenReply = z.object({
@@ -34,6 +36,15 @@ const BOB = 'bob';
 let sessionA: string;
 let turnA: string;
 let openTurnA: string;
+/** Global position of alice's last write: stats queries wait for it (`min_position`). */
+let positionA: number;
+
+const positionOf = (reply: Reply): number => {
+  const value = Number(reply.headers.get('x-threadline-position'));
+  if (!Number.isInteger(value)) throw new Error(`no X-Threadline-Position: HTTP ${reply.status}`);
+  return value;
+};
+const UsageOf = z.object({ rows: z.array(z.object({ turns: z.number(), calls: z.number() }).passthrough()) });
 
 async function mint(api: Api, userId: string, ttlSeconds = 600): Promise<string> {
   const reply = await api.post('/auth/user-tokens', { user_id: userId, ttl_seconds: ttlSeconds });
@@ -49,13 +60,18 @@ async function eventCount(where = 'true', params: unknown[] = []): Promise<numbe
   return Number(row?.n);
 }
 
-/** alice's world: her session (version and title) and her turns, as the service key sees them. */
+/** alice's world as the service key sees it: her session, turns, workflow state, history, event count. */
 async function aliceSnapshot(): Promise<unknown> {
   const session = sessionOf(await service.get(`/sessions/${sessionA}`), 200);
   const turns = await service.get(`/sessions/${sessionA}/turns?limit=200`);
+  const state = await service.get(`/sessions/${sessionA}/state`);
+  const history = await service.get(`/sessions/${sessionA}/history?limit=200`);
+  expect([state.status, history.status]).toEqual([200, 200]);
   return {
     session,
     turns: turns.json,
+    state: state.json,
+    history: history.json,
     events: await eventCount(`tenant_id = $1 AND metadata->>'userId' = $2`, [stack.tenantId, ALICE]),
   };
 }
@@ -76,13 +92,33 @@ beforeAll(async () => {
     201,
   );
   sessionA = created.session_id;
-  const turn = await service.post(`/sessions/${sessionA}/turns`, { user_input: `${marker} question` });
+  const turn = await service.post(`/sessions/${sessionA}/turns`, {
+    user_input: `${marker} question`,
+    agent_responses: [
+      {
+        agent_name: 'planner',
+        response: `${marker} answer`,
+        model: 'gpt-4o-mini',
+        execution_time_ms: 120,
+        usage: { input_tokens: 10, output_tokens: 5, total_tokens: 15 },
+      },
+    ],
+  });
   turnA = z.object({ turn_id: z.string() }).parse(turn.json).turn_id;
   const open = await service.post(`/sessions/${sessionA}/turns`, {
     user_input: `${marker} open`,
     status: 'in_progress',
   });
   openTurnA = z.object({ turn_id: z.string() }).parse(open.json).turn_id;
+  // alice's workflow state: a summary and a tool call, so "unchanged" has something to compare.
+  expect((await service.patch(`/sessions/${sessionA}/state`, { summary: `${marker} plan` })).status).toBe(
+    200,
+  );
+  const tool = await service.request('PUT', `/sessions/${sessionA}/tool-calls/search`, {
+    json: { status: 'completed', result: { found: marker } },
+  });
+  expect(tool.status).toBe(200);
+  positionA = positionOf(tool);
 }, 120_000);
 
 afterAll(async () => {
@@ -94,20 +130,29 @@ afterAll(async () => {
 interface Operation {
   method: string;
   path: string;
+  /** The OpenAPI `security` of the operation (absent: a public one). */
+  security?: unknown;
 }
+
+const OpenApiOperation = z.object({
+  security: z.array(z.record(z.string(), z.array(z.string()))).optional(),
+});
+const OpenApiDoc = z.object({
+  paths: z.record(z.string(), z.record(z.string(), z.unknown())),
+  components: z.object({ securitySchemes: z.record(z.string(), z.unknown()).optional() }),
+});
 
 /** Every operation of the OpenAPI document, with alice's ids in its path parameters. */
 async function operations(): Promise<Operation[]> {
-  const doc = z
-    .object({ paths: z.record(z.string(), z.record(z.string(), z.unknown())) })
-    .parse((await admin.get('/docs/json')).json);
+  const doc = OpenApiDoc.parse((await admin.as(null).get('/docs/json')).json);
   const ids: Record<string, string> = { session_id: sessionA, turn_id: turnA, user_id: ALICE };
   return Object.entries(doc.paths).flatMap(([path, methods]) =>
-    Object.keys(methods)
-      .filter((m) => ['get', 'head', 'post', 'put', 'patch', 'delete'].includes(m))
-      .map((method) => ({
+    Object.entries(methods)
+      .filter(([m]) => ['get', 'head', 'post', 'put', 'patch', 'delete'].includes(m))
+      .map(([method, operation]) => ({
         method: method.toUpperCase(),
         path: path.replace(/\{([^}]+)\}/g, (_all, name: string) => ids[name] ?? 'x1'),
+        security: OpenApiOperation.parse(operation).security,
       })),
   );
 }
@@ -141,7 +186,8 @@ describe('401 on every endpoint without valid credentials', () => {
       'token of a revoked key': admin.as(orphanToken),
       'forged token': admin.as(forged),
     };
-    const ops = (await operations()).filter((op) => !op.path.startsWith('/health'));
+    // The document's security requirements are the guard's rule: every operation with one is 401 here.
+    const ops = (await operations()).filter((op) => op.security !== undefined);
     expect(ops.length).toBeGreaterThanOrEqual(19);
     const before = await eventCount();
     const failures: string[] = [];
@@ -204,6 +250,50 @@ const attacks = (): { op: Operation; body?: unknown; otherTenant: number[]; othe
   { op: { method: 'GET', path: `/users/${ALICE}/sessions/current` }, otherTenant: [404], otherUser: [404] },
   { op: { method: 'GET', path: `/users/${ALICE}/turns` }, otherTenant: [200], otherUser: [404] },
   { op: { method: 'POST', path: `/users/${ALICE}/sessions/current` }, otherTenant: [201], otherUser: [404] },
+  // Workflow state and history of alice's session. (Before /query below: the other tenant's /query
+  // with alice's session id makes a session of its own under that id, whose state is its own.)
+  { op: { method: 'GET', path: `/sessions/${sessionA}/state` }, otherTenant: [404], otherUser: [404] },
+  {
+    op: { method: 'GET', path: `/sessions/${sessionA}/state?version=1` },
+    otherTenant: [404],
+    otherUser: [404],
+  },
+  {
+    op: { method: 'PATCH', path: `/sessions/${sessionA}/state` },
+    body: { summary: 'pwned', constraints: { pwned: true } },
+    otherTenant: [404],
+    otherUser: [404],
+  },
+  {
+    op: { method: 'PUT', path: `/sessions/${sessionA}/tool-calls/search` },
+    body: { status: 'failed', error: 'pwned' },
+    otherTenant: [404],
+    otherUser: [404],
+  },
+  {
+    op: { method: 'PUT', path: `/sessions/${sessionA}/tool-calls/new-tool` },
+    body: { status: 'pending' },
+    otherTenant: [404],
+    otherUser: [404],
+  },
+  { op: { method: 'GET', path: `/sessions/${sessionA}/history` }, otherTenant: [404], otherUser: [404] },
+  // Stats, once the projection has applied alice's writes: her session's are 404; her user stats
+  // are the other tenant's own (another "alice") and 404 for bob; usage is the caller's own only.
+  {
+    op: { method: 'GET', path: `/sessions/${sessionA}/stats?min_position=${positionA}` },
+    otherTenant: [404],
+    otherUser: [404],
+  },
+  {
+    op: { method: 'GET', path: `/users/${ALICE}/stats?min_position=${positionA}` },
+    otherTenant: [200],
+    otherUser: [404],
+  },
+  {
+    op: { method: 'GET', path: `/stats/usage?min_position=${positionA}` },
+    otherTenant: [200],
+    otherUser: [200],
+  },
   // Writes naming alice: another tenant writes into its own tenant; bob cannot name alice.
   {
     op: { method: 'POST', path: '/sessions' },
@@ -225,6 +315,8 @@ const attacks = (): { op: Operation; body?: unknown; otherTenant: number[]; othe
   },
   // Tenant-wide and key-only routes.
   { op: { method: 'GET', path: '/sessions' }, otherTenant: [200], otherUser: [403] },
+  { op: { method: 'GET', path: '/sessions/stats' }, otherTenant: [200], otherUser: [403] },
+  { op: { method: 'POST', path: '/sessions/cleanup' }, otherTenant: [200], otherUser: [403] },
   {
     op: { method: 'POST', path: '/auth/user-tokens' },
     body: { user_id: ALICE },
@@ -266,6 +358,154 @@ describe("another tenant's key and another user's token", () => {
     // Ids are per tenant (the other tenant's /query above made its own session under that id).
     expect(page.sessions.filter((s) => s.title === marker)).toEqual([]);
     expect(JSON.stringify(page)).not.toContain(marker);
+  });
+});
+
+describe('the OpenAPI document declares the bearer scheme', () => {
+  it('on every operation but /health, and /health and /docs answer without credentials', async () => {
+    const doc = OpenApiDoc.parse((await admin.as(null).get('/docs/json')).json);
+    expect(doc.components.securitySchemes).toEqual({
+      bearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }) as unknown,
+    });
+    const ops = await operations();
+    const open = ops.filter((op) => op.security === undefined).map((op) => `${op.method} ${op.path}`);
+    expect(open).toEqual(['GET /health']);
+    for (const op of ops.filter((o) => o.security !== undefined))
+      expect([op.path, op.security]).toEqual([op.path, [{ bearer: [] }]]);
+    expect(JSON.stringify(doc)).not.toContain('x-threadline-public');
+    expect((await admin.as(null).get('/docs')).status).toBe(200);
+    expect((await admin.as(null).get('/health')).status).toBe(200);
+  });
+});
+
+describe('stats and cleanup: only the caller\u2019s own data; cleanup is for admin keys', () => {
+  it("another user's usage is empty though alice's is not; a new tenant sees zeros", async () => {
+    const q = `min_position=${positionA}`;
+    // Controls: the projection has alice's turn, so an empty answer below means filtered, not late.
+    expect((await service.get(`/sessions/${sessionA}/stats?${q}`)).status).toBe(200);
+    const tenantUsage = UsageOf.parse((await service.get(`/stats/usage?${q}`)).json);
+    expect(tenantUsage.rows.reduce((n, r) => n + r.calls, 0)).toBeGreaterThanOrEqual(1);
+    const aliceUsage = UsageOf.parse((await alice.get(`/stats/usage?${q}`)).json);
+    expect(aliceUsage.rows.reduce((n, r) => n + r.calls, 0)).toBeGreaterThanOrEqual(1);
+    const aliceStats = z
+      .object({ turns: z.number() })
+      .parse((await service.get(`/users/${ALICE}/stats?${q}`)).json);
+    expect(aliceStats.turns).toBeGreaterThanOrEqual(2);
+
+    // bob has logged nothing: his usage is empty.
+    expect(UsageOf.parse((await bob.get(`/stats/usage?${q}`)).json).rows).toEqual([]);
+    // A tenant with no data: alice is a stranger there, and its figures are zeros.
+    const fresh = admin.as((await stack.createKey({ tenantId: 'fresh-tenant', role: 'admin' })).key);
+    const strangers = z
+      .object({ turns: z.number(), cost_usd: z.number(), sessions: z.object({ total: z.number() }) })
+      .parse((await fresh.get(`/users/${ALICE}/stats?${q}`)).json);
+    expect(strangers).toEqual({ turns: 0, cost_usd: 0, sessions: { total: 0 } });
+    expect(UsageOf.parse((await fresh.get(`/stats/usage?${q}`)).json).rows).toEqual([]);
+    const global = z
+      .object({ turns: z.number(), users: z.number(), sessions: z.object({ total: z.number() }) })
+      .parse((await fresh.get(`/sessions/stats?${q}`)).json);
+    expect(global).toEqual({ turns: 0, users: 0, sessions: { total: 0 } });
+    problemOf(await fresh.get(`/sessions/${sessionA}/stats?${q}`), 404);
+  });
+
+  it('POST /sessions/cleanup: 403 for a service key and a user token, 200 for an admin key', async () => {
+    const before = await eventCount();
+    expect(problemOf(await service.post('/sessions/cleanup'), 403).code).toBe('REQUEST.FORBIDDEN');
+    expect(problemOf(await alice.post('/sessions/cleanup'), 403).code).toBe('REQUEST.FORBIDDEN');
+    expect(await eventCount()).toBe(before);
+    expect((await admin.post('/sessions/cleanup')).status).toBe(200);
+  });
+});
+
+describe('creating under an id someone else holds', () => {
+  const problemParts = (reply: Reply, status: number) => {
+    const { code, title, detail } = problemOf(reply, status);
+    return { code, title, detail };
+  };
+  const TurnId = z.object({ turn_id: z.string() });
+
+  it("a user token gets the 404 a read of another user's session id gives it, never a 409", async () => {
+    const tenantEvents = await eventCount('tenant_id = $1', [stack.tenantId]);
+    const before = await aliceSnapshot();
+    const created = await bob.post('/sessions', { session_id: sessionA, title: 'mine now' });
+    expect(problemParts(created, 404)).toEqual(problemParts(await bob.get(`/sessions/${sessionA}`), 404));
+    expect(created.text).not.toContain(marker);
+    // Also with an idempotency key, and naming himself explicitly: the same 404, nothing appended.
+    const again = await bob.post(
+      '/sessions',
+      { session_id: sessionA, user_id: BOB },
+      { headers: { 'idempotency-key': `probe-${randomBytes(4).toString('hex')}` } },
+    );
+    expect(problemParts(again, 404).code).toBe('SESSION.NOT_FOUND');
+    expect(await eventCount('tenant_id = $1', [stack.tenantId])).toBe(tenantEvents);
+    expect(await aliceSnapshot()).toEqual(before);
+
+    // API keys see the whole tenant: the 409 tells them nothing new. alice holds the id: 409 too.
+    expect(problemOf(await service.post('/sessions', { session_id: sessionA }), 409).code).toBe(
+      'SESSION.ALREADY_EXISTS',
+    );
+    expect(problemOf(await alice.post('/sessions', { session_id: sessionA }), 409).code).toBe(
+      'SESSION.ALREADY_EXISTS',
+    );
+    // A free id is bob's to take (201), then his own: 409.
+    const bobsId = `bob-${randomBytes(6).toString('hex')}`;
+    expect(sessionOf(await bob.post('/sessions', { session_id: bobsId }), 201).user_id).toBe(BOB);
+    expect(problemOf(await bob.post('/sessions', { session_id: bobsId }), 409).code).toBe(
+      'SESSION.ALREADY_EXISTS',
+    );
+  });
+
+  it('an id of a deleted session is 404 for a user token (as GET answers), 409 for a key', async () => {
+    const gone = sessionOf(await alice.post('/sessions', { title: 'to delete' }), 201).session_id;
+    expect((await alice.delete(`/sessions/${gone}`)).status).toBe(204);
+    const retry = await alice.post('/sessions', { session_id: gone });
+    expect(problemParts(retry, 404)).toEqual(problemParts(await alice.get(`/sessions/${gone}`), 404));
+    expect(problemOf(await service.post('/sessions', { session_id: gone }), 409).code).toBe(
+      'SESSION.ALREADY_EXISTS',
+    );
+  });
+
+  it("a turn_id of another user's turn is the 404 GET /turns gives the token", async () => {
+    const bobsSession = sessionOf(await bob.post('/sessions', { title: 'bob' }), 201).session_id;
+    const tenantEvents = await eventCount('tenant_id = $1', [stack.tenantId]);
+    const stolen = await bob.post(`/sessions/${bobsSession}/turns`, { turn_id: turnA, user_input: 'mine' });
+    expect(problemParts(stolen, 404)).toEqual(problemParts(await bob.get(`/turns/${turnA}`), 404));
+    expect(await eventCount('tenant_id = $1', [stack.tenantId])).toBe(tenantEvents);
+
+    // bob's own turn id: 409 in his session; in alice's session, her session's 404 comes first.
+    const own = TurnId.parse(
+      (await bob.post(`/sessions/${bobsSession}/turns`, { user_input: 'hello' })).json,
+    ).turn_id;
+    expect(
+      problemOf(await bob.post(`/sessions/${bobsSession}/turns`, { turn_id: own, user_input: 'x' }), 409)
+        .code,
+    ).toBe('TURN.ALREADY_EXISTS');
+    const intoAlice = await bob.post(`/sessions/${sessionA}/turns`, { turn_id: own, user_input: 'x' });
+    expect(problemParts(intoAlice, 404)).toEqual(problemParts(await bob.get(`/sessions/${sessionA}`), 404));
+
+    // alice reusing her own turn id, and the service key: 409.
+    const alicesOther = sessionOf(await alice.post('/sessions', { title: 'second' }), 201).session_id;
+    expect(
+      problemOf(await alice.post(`/sessions/${alicesOther}/turns`, { turn_id: turnA, user_input: 'x' }), 409)
+        .code,
+    ).toBe('TURN.ALREADY_EXISTS');
+    expect(
+      problemOf(
+        await service.post(`/sessions/${bobsSession}/turns`, { turn_id: turnA, user_input: 'x' }),
+        409,
+      ).code,
+    ).toBe('TURN.ALREADY_EXISTS');
+  });
+
+  it('another tenant has its own id space: the same session and turn ids are free there', async () => {
+    const id = sessionOf(await alice.post('/sessions', { title: marker }), 201).session_id;
+    const theirs = sessionOf(await otherTenant.post('/sessions', { session_id: id, user_id: 'carol' }), 201);
+    expect(theirs).toMatchObject({ session_id: id, user_id: 'carol' });
+    expect(theirs.title).not.toBe(marker);
+    const turn = await otherTenant.post(`/sessions/${id}/turns`, { turn_id: turnA, user_input: 'theirs' });
+    expect(turn.status).toBe(201);
+    expect(turn.text).not.toContain(marker);
+    expect(sessionOf(await alice.get(`/sessions/${id}`), 200).title).toBe(marker);
   });
 });
 

@@ -10,7 +10,9 @@ import { startStackWithEnv } from './stack-env';
 // (MAX_SESSIONS_PER_USER=2, end_oldest) and POST /sessions/cleanup. The idle timeout is 3.6 s
 // (SESSION_TIMEOUT_HOURS=0.001) so a real session expires without waiting hours; the test waits on
 // the condition (a cleanup pass that expires it), never a fixed sleep. The leader's own timer runs
-// once at start (CLEANUP_INTERVAL_MINUTES=60) and does not interfere.
+// once at start (CLEANUP_INTERVAL_MINUTES=60) and does not interfere. POST /sessions/cleanup is an
+// operators' endpoint (admin keys only): `api` sends the stack's admin key; auth.e2e-spec checks that a
+// service key and a user token get 403.
 
 let stack: Stack;
 let api: Api;
@@ -111,7 +113,7 @@ describe('POST /sessions/cleanup', () => {
     // It is listed as expired, not as active.
     const expiredList = await api.get(`/users/${session.user_id}/sessions?status=expired`);
     expect(z.object({ total: z.number() }).parse(expiredList.json).total).toBe(1);
-  });
+  }, 60_000); // waits up to 30 s for the expiry (eventually), more than the default 5 s
 
   it('is not captured by /sessions/{session_id}: GET on it is a session lookup, POST the cleanup', async () => {
     expect(problemOf(await api.get('/sessions/cleanup'), 404).code).toBe('SESSION.NOT_FOUND');

@@ -1,5 +1,5 @@
 import { applyDecorators, SetMetadata } from '@nestjs/common';
-import { ApiBearerAuth } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiExtension } from '@nestjs/swagger';
 import type { Role } from './caller';
 
 /** Metadata key: the route needs no authentication. */
@@ -14,8 +14,18 @@ export const ROUTE_ROLES = 'threadline:auth:roles';
  */
 export const DEFAULT_ROLES: readonly Role[] = ['admin', 'service'];
 
-/** The route (or controller) needs no credentials (`/health`). */
-export const Public = () => SetMetadata(PUBLIC_ROUTE, true);
+/**
+ * OpenAPI extension marking a public operation; `buildOpenApiDocument` (http/openapi.ts) reads it to
+ * leave the operation without a security requirement, then removes it from the document.
+ */
+export const PUBLIC_OPERATION_EXTENSION = 'x-threadline-public';
+
+/**
+ * The route (or controller) needs no credentials (`/health`). Also marks its OpenAPI operations, so
+ * the document requires the bearer scheme on every operation but these (the guard's own rule).
+ */
+export const Public = () =>
+  applyDecorators(SetMetadata(PUBLIC_ROUTE, true), ApiExtension(PUBLIC_OPERATION_EXTENSION, true));
 
 /** Operators only: an admin key of the tenant (403 `REQUEST.FORBIDDEN` for others). */
 export const AdminOnly = () => applyDecorators(SetMetadata(ROUTE_ROLES, ['admin']), ApiBearerAuth());

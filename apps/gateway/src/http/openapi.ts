@@ -6,6 +6,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply } from 'fastify';
 import { createZodDto, cleanupOpenApiDoc } from 'nestjs-zod';
 import { z } from 'zod';
+import { PUBLIC_OPERATION_EXTENSION } from '../auth/auth.decorators';
 import { QUERY_DTOS } from '../query/query.dto';
 import { STATS_DTOS } from '../stats/stats.dto';
 import { STATE_DTOS } from '../state/state.dto';
@@ -16,25 +17,28 @@ export class ProblemDetailsDto extends createZodDto(ProblemDetails) {}
 
 const PROBLEM_DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid body, parameter or header (RFC 9457 problem naming each bad field)',
+  401: 'No credential, or an invalid, expired or revoked one (WWW-Authenticate: Bearer)',
+  403: 'The caller\u2019s role may not use this route',
   404: 'Unknown or deleted',
   409: 'Conflict with the current state',
   412: 'If-Match does not match the current version',
   413: 'Body larger than BODY_LIMIT_BYTES',
+  429: 'Rate limit of the key or user reached (Retry-After: seconds)',
   502: 'The agent backend failed',
   503: 'A service did not answer in time',
 };
 
 /** Documents the problem responses a route can give (`application/problem+json`). */
 export const ApiProblems = (...statuses: number[]) =>
-  applyDecorators(
-    ...statuses.map((status) =>
-      ApiResponse({
-        status,
-        description: PROBLEM_DESCRIPTIONS[status] ?? 'Problem',
-        content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: '#/components/schemas/ProblemDetailsDto' } } },
-      }),
-    ),
-  );
+  applyDecorators(...statuses.map((status) => ApiResponse({ status, ...problemResponse(status) })));
+
+/** Name of the bearer security scheme (`@nestjs/swagger`'s default, also used by `ApiBearerAuth()`). */
+export const BEARER_SCHEME = 'bearer';
+
+const problemResponse = (status: number) => ({
+  description: PROBLEM_DESCRIPTIONS[status] ?? 'Problem',
+  content: { [PROBLEM_CONTENT_TYPE]: { schema: { $ref: '#/components/schemas/ProblemDetailsDto' } } },
+});
 
 /** A nestjs-zod DTO class as the OpenAPI document names it (`…_Output` for output DTOs). */
 export interface DocumentedDto {
@@ -57,12 +61,48 @@ export function buildOpenApiDocument(
         'problem bodies (application/problem+json) with a stable `code`.',
     )
     .setVersion('0.1.0')
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        description:
+          'An API key of the tenant (tlk_…; role admin or service) or a user token minted by ' +
+          'POST /auth/user-tokens (a JWT scoped to one user).',
+      },
+      BEARER_SCHEME,
+    )
     .build();
   const document = cleanupOpenApiDoc(
     SwaggerModule.createDocument(app, config, { extraModels: [ProblemDetailsDto] }),
   );
   repairNullables(document, dtos);
+  requireBearer(document);
   return document;
+}
+
+const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/**
+ * Mirrors the global `AuthGuard` in the document: every operation requires the bearer scheme
+ * (`security: [{bearer: []}]`) and documents its 401 and 429 problems, except the operations marked
+ * `@Public()` (their `x-threadline-public` extension, removed here), which get no requirement. The
+ * Swagger UI docs routes (`/docs`, `/docs/json`) are plain Fastify routes, not in the document.
+ */
+export function requireBearer(document: OpenAPIObject): void {
+  for (const item of Object.values(document.paths)) {
+    for (const method of HTTP_METHODS) {
+      const operation = item[method];
+      if (!operation) continue;
+      const extensible = operation as unknown as JsonObject;
+      if (extensible[PUBLIC_OPERATION_EXTENSION] === true) {
+        delete extensible[PUBLIC_OPERATION_EXTENSION];
+        delete operation.security;
+        continue;
+      }
+      operation.security = [{ [BEARER_SCHEME]: [] }];
+      for (const status of [401, 429]) operation.responses[String(status)] ??= problemResponse(status);
+    }
+  }
 }
 
 type JsonObject = Record<string, unknown>;
@@ -144,7 +184,13 @@ const UI_INIT = `window.onload = function () {
  * `@fastify/static` on Fastify, which is not a dependency of this project.
  */
 export function setupOpenApi(app: NestFastifyApplication, dtos: readonly DocumentedDto[]): OpenAPIObject {
-  const document = buildOpenApiDocument(app, [...dtos, ...TURN_DTOS, ...QUERY_DTOS, ...STATE_DTOS, ...STATS_DTOS]);
+  const document = buildOpenApiDocument(app, [
+    ...dtos,
+    ...TURN_DTOS,
+    ...QUERY_DTOS,
+    ...STATE_DTOS,
+    ...STATS_DTOS,
+  ]);
   SwaggerModule.setup('docs', app, document, { ui: false, raw: ['json'], jsonDocumentUrl: 'docs/json' });
   const fastify = app.getHttpAdapter().getInstance();
   const dir = swaggerUiDir();

@@ -28,6 +28,7 @@ import {
 } from '@threadline/contracts';
 import { RequestClient } from '@threadline/messaging';
 import { AdminOnly, AllowUserTokens } from '../auth/auth.decorators';
+import { answerAsReadWould } from '../auth/chosen-ids';
 import { ZodHeader, WriteContext, type WriteMeta } from '../http/headers';
 import { ApiProblems } from '../http/openapi';
 import { TenantResolver } from '../tenant/tenant.provider';
@@ -72,7 +73,9 @@ export class SessionsController {
   @HttpCode(201)
   @ApiOperation({
     summary: 'Create a session',
-    description: 'A given session_id that already exists is 409.',
+    description:
+      'A given session_id that already exists is 409; with a user token, one the token cannot see ' +
+      '(another user\u2019s, or deleted) is 404, as GET /sessions/{session_id} answers.',
   })
   @ApiBody({ type: CreateSessionBodyDto, required: false })
   @ApiResponse({
@@ -87,13 +90,25 @@ export class SessionsController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<SessionView> {
-    const result = await this.client.request(CreateSession, {
-      context: this.context(request, meta),
-      sessionId: body.session_id,
-      userId: this.tenants.userFor(request, body.user_id),
-      title: body.title,
-      metadata: body.metadata,
-      createdFrom: body.created_from,
+    const tenantId = this.tenants.tenantOf(request);
+    const scope = this.tenants.scopeOf(request);
+    const sessionId = body.session_id;
+    const create = () =>
+      this.client.request(CreateSession, {
+        context: this.context(request, meta),
+        sessionId,
+        userId: this.tenants.userFor(request, body.user_id),
+        title: body.title,
+        metadata: body.metadata,
+        createdFrom: body.created_from,
+      });
+    const result = await answerAsReadWould(create, {
+      scoped: sessionId !== undefined && scope.userId !== undefined,
+      takenCode: 'SESSION.ALREADY_EXISTS',
+      reads:
+        sessionId === undefined
+          ? []
+          : [() => this.client.request(GetSession, { tenantId, sessionId, ...scope })],
     });
     withWriteHeaders(reply, result);
     void reply.header('location', locationOf(result.session));

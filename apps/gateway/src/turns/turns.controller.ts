@@ -6,6 +6,7 @@ import {
   CompleteTurn,
   DeleteTurn,
   FailTurn,
+  GetSession,
   GetTurn,
   ListSessionTurns,
   ListUserTurns,
@@ -16,6 +17,7 @@ import {
 } from '@threadline/contracts';
 import { RequestClient } from '@threadline/messaging';
 import { AllowUserTokens } from '../auth/auth.decorators';
+import { answerAsReadWould } from '../auth/chosen-ids';
 import { WriteContext, type WriteMeta } from '../http/headers';
 import { ApiProblems } from '../http/openapi';
 import { SessionIdParamsDto, UserIdParamsDto } from '../sessions/sessions.dto';
@@ -74,7 +76,8 @@ export class SessionTurnsController {
       'A whole turn (status completed or failed, with its agent responses and tool calls), or the start ' +
       'of one (status "in_progress"; responses follow on /turns/{turn_id}/responses). Usage not given is ' +
       'estimated with a tokenizer; cost comes from the price table. 404 for an unknown or deleted ' +
-      'session, 409 for an ended one or a turn_id already taken.',
+      'session, 409 for an ended one or a turn_id already taken; with a user token, a turn_id the token ' +
+      'cannot see (another user\u2019s, or deleted) is 404, as GET /turns/{turn_id} answers.',
   })
   @ApiBody({ type: LogTurnBodyDto })
   @ApiResponse({
@@ -90,11 +93,28 @@ export class SessionTurnsController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TurnView> {
-    const result = await this.client.request(LogTurn, {
-      context: contextOf(this.tenants, request, meta),
-      sessionId: params.session_id,
-      ...this.tenants.scopeOf(request),
-      body,
+    const tenantId = this.tenants.tenantOf(request);
+    const scope = this.tenants.scopeOf(request);
+    const turnId = body.turn_id;
+    const log = () =>
+      this.client.request(LogTurn, {
+        context: contextOf(this.tenants, request, meta),
+        sessionId: params.session_id,
+        ...scope,
+        body,
+      });
+    // A taken turn_id is checked before the session: a user token then gets the turn's 404, or
+    // (its own turn) the session's 404 when it is not its session, before the 409.
+    const result = await answerAsReadWould(log, {
+      scoped: turnId !== undefined && scope.userId !== undefined,
+      takenCode: 'TURN.ALREADY_EXISTS',
+      reads:
+        turnId === undefined
+          ? []
+          : [
+              () => this.client.request(GetTurn, { tenantId, turnId, ...scope }),
+              () => this.client.request(GetSession, { tenantId, sessionId: params.session_id, ...scope }),
+            ],
     });
     withTurnWriteHeaders(reply, result);
     void reply.header('location', turnLocationOf(result.turn));
