@@ -1,0 +1,226 @@
+import type { IngestResult } from './ingest';
+import type { MachineFacts } from './machine';
+import type { PgActivity } from './pg-activity';
+import type { MachineUsage, ProcessUsage } from './resources';
+import type { StoreResult } from './store';
+
+/** Everything one `npm run bench` measured; written as `bench/results/<date>.json`. */
+export interface BenchResults {
+  startedAt: string;
+  finishedAt: string;
+  /** The exact command line (what to run to measure again). */
+  command: string;
+  options: Record<string, unknown>;
+  machine: MachineFacts;
+  loadAtEnd: number[];
+  ingest?: IngestResult & {
+    resources: { processes: ProcessUsage[]; machine: MachineUsage };
+    postgresActivity: PgActivity;
+  };
+  store?: StoreResult;
+  /** Scenarios of issue 6 this run did not measure, with why. */
+  notDone: string[];
+  /** Each target of issue 6 this run can judge. */
+  targets: TargetCheck[];
+}
+
+/** One target of issue 6 against the measured figure. */
+export interface TargetCheck {
+  scenario: string;
+  what: string;
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+const n = (x: number) =>
+  Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: 2 }) : 'n/a';
+
+/** Judges the issue's targets (issue 6, "Targets on this 2-core machine") on what `r` measured. */
+export function checkTargets(r: Pick<BenchResults, 'ingest' | 'store' | 'options'>): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const i = r.ingest;
+  if (i) {
+    out.push({
+      scenario: '1',
+      what: 'turns/s',
+      target: '>= 3,000 (60 s)',
+      measured: `${n(i.turnsPerSecond)} (${i.measuredS} s)`,
+      met: i.turnsPerSecond >= 3000 && i.measuredS >= 60,
+    });
+    out.push({
+      scenario: '1',
+      what: 'p99 latency',
+      target: '<= 50 ms',
+      measured: `${n(i.latency.p99)} ms`,
+      met: i.latency.p99 <= 50,
+    });
+    out.push({
+      scenario: '1',
+      what: 'errors',
+      target: '0',
+      measured: n(i.errors.total),
+      met: i.errors.total === 0,
+    });
+    out.push({
+      scenario: '2',
+      what: 'projection lag p99',
+      target: '<= 250 ms at 3,000 turns/s',
+      measured: `${n(i.lag.latency.p99)} ms at ${n(i.turnsPerSecond)} turns/s${i.lag.notAppliedInTime ? `, ${i.lag.notAppliedInTime} probes > STATS_WAIT_MS` : ''}`,
+      met: i.lag.latency.p99 <= 250 && i.lag.notAppliedInTime === 0 && i.turnsPerSecond >= 3000,
+    });
+    for (const p of i.resources.processes) {
+      out.push({
+        scenario: '8',
+        what: `peak RSS ${p.name}`,
+        target: '<= 250 MB',
+        measured: `${n(p.peakRssMb)} MB`,
+        met: p.peakRssMb <= 250,
+      });
+    }
+  }
+  const s = r.store;
+  if (s) {
+    out.push({
+      scenario: '3',
+      what: 'single-event appends/s (8 writers)',
+      target: '>= 8,000',
+      measured: n(s.eventStoreSingle.rowsPerSecond),
+      met: s.eventStoreSingle.rowsPerSecond >= 8000,
+    });
+    out.push({
+      scenario: '3',
+      what: `batched events/s (${s.eventStoreBatched.batch} per append)`,
+      target: '>= 40,000',
+      measured: n(s.eventStoreBatched.rowsPerSecond),
+      met: s.eventStoreBatched.rowsPerSecond >= 40000,
+    });
+  }
+  return out;
+}
+
+/** The markdown report: command, machine, the targets table, then every figure. */
+export function toMarkdown(r: BenchResults): string {
+  const m = r.machine;
+  const lines: string[] = [];
+  lines.push(`# Threadline benchmark, ${r.startedAt}`, '');
+  lines.push('```sh', r.command, '```', '');
+  lines.push('| machine | |', '|---|---|');
+  lines.push(`| CPU | ${m.cores} cores, ${m.cpuModel} |`);
+  lines.push(`| memory | ${m.memoryGb} GB |`);
+  lines.push(
+    `| Node | ${m.node} |`,
+    `| Postgres | ${m.postgres} (${Object.entries(m.postgresSettings)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}) |`,
+  );
+  lines.push(`| NATS | ${m.nats} |`, `| kernel | ${m.kernel} |`, `| commit | ${m.commit} |`);
+  lines.push(
+    `| load average (1/5/15 min) | start ${m.loadAtStart.join(' / ')}, end ${r.loadAtEnd.join(' / ')} |`,
+    '',
+  );
+
+  lines.push(
+    '## Targets (issue 6)',
+    '',
+    '| scenario | what | target | measured | met |',
+    '|---|---|---|---|---|',
+  );
+  for (const t of r.targets)
+    lines.push(`| ${t.scenario} | ${t.what} | ${t.target} | ${t.measured} | ${t.met ? 'yes' : '**no**'} |`);
+  lines.push('');
+
+  const i = r.ingest;
+  if (i) {
+    lines.push('## 1. Turn ingestion over HTTP (`POST /sessions/{id}/turns`)', '');
+    lines.push(
+      `${i.users} virtual users (closed loop, one request in flight each), ${i.sessions} sessions (a new one after ${i.turnsPerSession || 'unlimited'} turns; ` +
+        `POST /sessions p50 ${n(i.sessionCreateLatency.p50)} ms, p99 ${n(i.sessionCreateLatency.p99)} ms, not counted below), turns of ${i.meanBodyBytes} bytes on average, ${i.warmupS} s warm-up then ${i.measuredS} s measured.`,
+      '',
+    );
+    lines.push(
+      '| turns/s | per-second min / median / max | p50 ms | p95 ms | p99 ms | max ms | errors | generator CPU |',
+      '|---|---|---|---|---|---|---|---|',
+    );
+    lines.push(
+      `| ${n(i.turnsPerSecond)} | ${i.perSecond.min} / ${i.perSecond.median} / ${i.perSecond.max} | ${n(i.latency.p50)} | ${n(i.latency.p95)} | ${n(i.latency.p99)} | ${n(i.latency.max)} | ${i.errors.total}${
+        i.errors.total
+          ? ` (${Object.entries(i.errors.byKind)
+              .map(([k, v]) => `${k}: ${v}`)
+              .join(', ')})`
+          : ''
+      } | ${i.generatorCpuPercent}% of a core |`,
+      '',
+    );
+    if (i.errors.examples.length)
+      lines.push('Error examples:', '', ...i.errors.examples.map((e) => `- \`${e.replace(/`/g, "'")}\``), '');
+    lines.push('## 2. Projection lag under that load', '');
+    lines.push(
+      "ms from a turn's 201 to `GET /sessions/{id}/stats?min_position=<its position>` answering 200 (includes that GET's own round trip).",
+      '',
+    );
+    lines.push(
+      '| probes | p50 ms | p95 ms | p99 ms | max ms | > STATS_WAIT_MS | failed | backlog after the load (ms) |',
+      '|---|---|---|---|---|---|---|---|',
+    );
+    const l = i.lag;
+    lines.push(
+      `| ${l.probes} | ${n(l.latency.p50)} | ${n(l.latency.p95)} | ${n(l.latency.p99)} | ${n(l.latency.max)} | ${l.notAppliedInTime} | ${l.failed} | ${l.drainMs ?? 'not drained in 120 s'} |`,
+      '',
+    );
+    lines.push('## 8. Memory and CPU of each service during scenario 1', '');
+    lines.push(
+      '| service | peak RSS (VmHWM) MB | highest sampled RSS MB | RSS at start MB | CPU % of one core |',
+      '|---|---|---|---|---|',
+    );
+    for (const p of i.resources.processes)
+      lines.push(
+        `| ${p.name} | ${n(p.peakRssMb)} | ${n(p.maxSampledRssMb)} | ${n(p.startRssMb)} | ${n(p.cpuPercent)} |`,
+      );
+    const mu = i.resources.machine;
+    lines.push(
+      `| all postgres processes (every database on the server) | | | | ${n(mu.postgresCpuPercent)} |`,
+    );
+    lines.push(`| nats-server | | | | ${n(mu.natsCpuPercent)} |`);
+    lines.push(`| load generator (this process) | | | | ${n(i.generatorCpuPercent)} |`, '');
+    lines.push(`Whole machine: ${n(mu.cpuBusyPercent)}% busy of ${mu.cores} cores.`, '');
+    const a = i.postgresActivity;
+    lines.push("### Where the services' Postgres connections spent scenario 1", '');
+    lines.push(
+      `${a.samples} samples of \`pg_stat_activity\` (non-idle connections of the bench database).`,
+      '',
+    );
+    lines.push(
+      '| state / wait event | share |',
+      '|---|---|',
+      ...a.waits.map((w) => `| ${w.what} | ${w.percent}% |`),
+      '',
+    );
+    lines.push(
+      '| statement (active or waiting) | share |',
+      '|---|---|',
+      ...a.statements.map((q) => `| \`${q.query.replace(/[|`]/g, ' ')}\` | ${q.percent}% |`),
+      '',
+    );
+  }
+  const s = r.store;
+  if (s) {
+    lines.push('## 3 and 4. Event store append against plain INSERT (same Postgres, same payload)', '');
+    lines.push(`Payload ${s.payloadBytes} bytes of JSON (one turn); ${s.seconds} s per series.`, '');
+    lines.push(
+      '| series | writers | rows per op | rows/s | ops/s | p50 ms | p99 ms | errors |',
+      '|---|---|---|---|---|---|---|---|',
+    );
+    const row = (name: string, w: StoreResult['plainSingle']) =>
+      lines.push(
+        `| ${name} | ${w.writers} | ${w.batch} | ${n(w.rowsPerSecond)} | ${n(w.opsPerSecond)} | ${n(w.latency.p50)} | ${n(w.latency.p99)} | ${w.errors} |`,
+      );
+    row('3. EventStore.append, one event', s.eventStoreSingle);
+    row('3. EventStore.append, batch', s.eventStoreBatched);
+    row('4. plain INSERT, one row', s.plainSingle);
+    row('4. plain INSERT, multi-row', s.plainBatched);
+    lines.push('', `Ratio to the physical limit: single ${s.singleRatio}, batched ${s.batchedRatio}.`, '');
+  }
+  if (r.notDone.length) lines.push('## Not measured by this run', '', ...r.notDone.map((x) => `- ${x}`), '');
+  return lines.join('\n');
+}

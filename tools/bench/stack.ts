@@ -1,0 +1,285 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { z } from 'zod';
+import { Db, ensureDatabase } from '@threadline/event-store';
+import { connectNats, deleteEventStream, ensureEventStream } from '@threadline/messaging';
+
+const run = promisify(execFile);
+
+/** The five services, in start order, each run from `dist/apps/<name>/src/main.js`. */
+export const SERVICES = [
+  'session-service',
+  'chat-log-service',
+  'cleanup-worker',
+  'analytics-projector',
+  'gateway',
+] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+const OUTPUT_LIMIT = 64 * 1024;
+const STOP_GRACE_MS = 10_000;
+
+/** One running service process and its last 64 KiB of output. */
+export interface ServiceProcess {
+  name: ServiceName;
+  pid: number;
+  child: ChildProcess;
+  output: string;
+  exited: boolean;
+  exit: Promise<void>;
+}
+
+/** The bench's own stack: database, stream, key and the five built services. */
+export interface BenchStack {
+  baseUrl: string;
+  databaseUrl: string;
+  databaseName: string;
+  stream: string;
+  prefix: string;
+  apiKey: string;
+  services: ServiceProcess[];
+  /** What every service wrote (for failures). */
+  report(): string;
+  /** SIGTERM (SIGKILL after 10 s) to every service, then drops the database and deletes the stream. */
+  stop(): Promise<void>;
+}
+
+const CreatedKey = z.object({ key: z.string().min(1), key_id: z.string() });
+
+/** A TCP port free on 127.0.0.1 now. */
+async function freePort(): Promise<number> {
+  return new Promise((done, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? done(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/** `postgres://.../<name>` of the server of `base` (default the local one). */
+export function databaseUrlFor(base: string, name: string): string {
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** Drops database `name` on the server of `baseUrl` (terminating its connections first). */
+export async function dropDatabase(baseUrl: string, name: string): Promise<void> {
+  const admin = await Db.connect({
+    url: databaseUrlFor(baseUrl, 'postgres'),
+    poolSize: 1,
+    applicationName: 'threadline-bench',
+  });
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+  } finally {
+    await admin.close();
+  }
+}
+
+function launch(root: string, name: ServiceName, env: NodeJS.ProcessEnv, nodeArgs: string[]): ServiceProcess {
+  const main = join(root, 'dist/apps', name, 'src/main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
+  const child = spawn(process.execPath, [...nodeArgs, main], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid === undefined) throw new Error(`${name} did not start`);
+  const proc: ServiceProcess = {
+    name,
+    pid: child.pid,
+    child,
+    output: '',
+    exited: false,
+    exit: new Promise((done) =>
+      child.once('exit', (code, signal) => {
+        proc.exited = true;
+        proc.output += `\n[${name} exited: code ${code}, signal ${signal}]\n`;
+        done();
+      }),
+    ),
+  };
+  const keep = (chunk: Buffer) => {
+    proc.output = (proc.output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return proc;
+}
+
+async function stopProcess(proc: ServiceProcess): Promise<void> {
+  if (proc.exited) return;
+  proc.child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const late = await Promise.race([
+    proc.exit.then(() => false),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), STOP_GRACE_MS))),
+  ]);
+  clearTimeout(timer);
+  if (late && !proc.exited) {
+    proc.child.kill('SIGKILL');
+    await proc.exit;
+  }
+}
+
+async function waitFor200(
+  url: string,
+  procs: readonly ServiceProcess[],
+  deadline: number,
+  key?: string,
+): Promise<void> {
+  let last = 'no answer';
+  for (;;) {
+    const dead = procs.find((p) => p.exited);
+    if (dead) throw new Error(`${dead.name} exited while the stack was starting`);
+    try {
+      const res = await fetch(url, {
+        signal: AbortSignal.timeout(2_000),
+        headers: key !== undefined ? { authorization: `Bearer ${key}` } : {},
+      });
+      if (res.status === 200) return;
+      last = `status ${res.status}`;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not answer 200 in time (last: ${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface StartStackOptions {
+  /** Repository root (where `dist/` is). */
+  root: string;
+  /** Postgres server URL (any database; the bench makes its own). */
+  postgresUrl: string;
+  natsUrl: string;
+  /** `<ts>` of `threadline_bench_<ts>`, the stream `THREADLINE_BENCH_<ts>` and the prefix `tlbench_<ts>`. */
+  runTag: string;
+  /** Pool size of each service (DATABASE_POOL_SIZE). */
+  poolSize: number;
+  /** Services started with `node --cpu-prof --cpu-prof-dir=<profileDir>`. */
+  profile: readonly ServiceName[];
+  profileDir: string;
+  /** Extra environment of every service (overrides the bench's defaults). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Starts the whole stack as a deployment would, on resources of its own: creates the database
+ * `threadline_bench_<tag>`, the JetStream stream and subject prefix, a service API key of tenant
+ * `default` with the keys CLI (which also migrates the gateway's tables), then the five built
+ * services (`LOG_LEVEL=warn`, `NODE_ENV=production`, rate limits raised to 10^7 per window (their maximum),
+ * `MAX_SESSIONS_PER_USER=0`, the gateway on a free port). Resolves when `GET /health` is 200 and an
+ * authenticated query reaches each of the session-service, chat-log-service and analytics-projector (at most 90 s). On failure everything made so far is
+ * removed and the error carries every service's output.
+ */
+export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
+  const databaseName = `threadline_bench_${opts.runTag}`;
+  const databaseUrl = databaseUrlFor(opts.postgresUrl, databaseName);
+  const stream = `THREADLINE_BENCH_${opts.runTag}`.toUpperCase();
+  const prefix = `tlbench_${opts.runTag}`;
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const services: ServiceProcess[] = [];
+
+  await ensureDatabase(databaseUrl);
+  const nc = await connectNats({ NATS_URL: opts.natsUrl }, 'threadline-bench');
+  await ensureEventStream(nc, stream, prefix);
+  await nc.close();
+
+  const report = () =>
+    services
+      .filter((p) => p.output.trim() !== '')
+      .map((p) => `----- ${p.name} (pid ${p.pid}) -----\n${p.output.trim()}`)
+      .join('\n');
+  const stop = async () => {
+    await Promise.all(services.map(stopProcess));
+    await dropDatabase(opts.postgresUrl, databaseName).catch((e: unknown) =>
+      process.stderr.write(`bench: could not drop ${databaseName}: ${String(e)}\n`),
+    );
+    const nc2 = await connectNats({ NATS_URL: opts.natsUrl }, 'threadline-bench-cleanup');
+    await deleteEventStream(nc2, stream);
+    await nc2.close();
+  };
+
+  try {
+    const cli = join(opts.root, 'dist/apps/gateway/src/keys-cli.js');
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: build first (npm run build)`);
+    const { stdout } = await run(
+      process.execPath,
+      [
+        cli,
+        'create',
+        '--tenant',
+        'default',
+        '--role',
+        'service',
+        '--name',
+        'bench',
+        '--rate-limit',
+        '10000000',
+        '--json',
+      ],
+      {
+        cwd: opts.root,
+        env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' },
+        timeout: 60_000,
+      },
+    );
+    const key = CreatedKey.parse(JSON.parse(stdout));
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      DATABASE_URL: databaseUrl,
+      DATABASE_POOL_SIZE: String(opts.poolSize),
+      NATS_URL: opts.natsUrl,
+      NATS_SUBJECT_PREFIX: prefix,
+      NATS_STREAM: stream,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DEFAULT_TENANT_ID: 'default',
+      RATE_LIMIT_KEY_REQUESTS: '10000000',
+      RATE_LIMIT_USER_REQUESTS: '10000000',
+      MAX_SESSIONS_PER_USER: '0',
+      ...opts.env,
+    };
+    if (opts.profile.length > 0) mkdirSync(opts.profileDir, { recursive: true });
+    for (const name of SERVICES) {
+      const nodeArgs = opts.profile.includes(name)
+        ? [
+            '--cpu-prof',
+            `--cpu-prof-dir=${opts.profileDir}`,
+            `--cpu-prof-name=${name}.${opts.runTag}.cpuprofile`,
+          ]
+        : [];
+      services.push(launch(opts.root, name, env, nodeArgs));
+    }
+    const deadline = Date.now() + 90_000;
+    await waitFor200(`${baseUrl}/health`, services, deadline);
+    // One query answered by each service that serves requests: session-service, chat-log-service, analytics-projector.
+    for (const path of [
+      '/users/bench-ready/sessions?limit=1',
+      '/users/bench-ready/turns?limit=1',
+      '/sessions/stats',
+    ]) {
+      await waitFor200(`${baseUrl}${path}`, services, deadline, key.key);
+    }
+    return { baseUrl, databaseUrl, databaseName, stream, prefix, apiKey: key.key, services, report, stop };
+  } catch (error) {
+    const output = report();
+    await stop().catch(() => undefined);
+    throw new Error(
+      `The stack did not start: ${error instanceof Error ? error.message : String(error)}\n${output}`,
+    );
+  }
+}
