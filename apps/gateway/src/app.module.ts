@@ -15,6 +15,7 @@ import { StateModule } from './state/state.module';
 import { StatsModule } from './stats/stats.module';
 import { TenantResolver } from './tenant/tenant.provider';
 import { TurnsModule } from './turns/turns.module';
+import { UsersModule } from './users/users.module';
 
 @Global()
 @Module({})
@@ -63,6 +64,7 @@ export class AppModule {
         QueryModule,
         CleanupModule,
         StatsModule,
+        UsersModule,
       ],
       controllers: [SessionsController, UserSessionsController],
     };

@@ -3,6 +3,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { EventStoreModule } from '@threadline/event-store';
 import { JetStreamPublisher, MessagingModule } from '@threadline/messaging';
 import type { SessionServiceConfig } from './config';
+import { ErasureModule } from './erasure/erasure.module';
 import { SessionModule } from './session/session.module';
 import { StateModule } from './state/state.module';
 
@@ -25,6 +26,7 @@ export class AppModule {
         }),
         SessionModule.forRoot(config),
         StateModule,
+        ErasureModule.forRoot({ stream: config.NATS_STREAM, prefix: config.NATS_SUBJECT_PREFIX }),
       ],
     };
   }

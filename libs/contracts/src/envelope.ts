@@ -8,6 +8,13 @@ export const EventMetadata = z.object({
   correlationId: z.string().max(128).optional(),
   causationId: z.string().max(128).optional(),
   idempotencyKey: IdempotencyKey.optional(),
+  /**
+   * Set by a user erasure (`DELETE /users/{user_id}`): the event's `data` was replaced by
+   * {@link ERASED_DATA} and its metadata cleared down to `tenantId` and this flag. Ids, type and
+   * positions stay, so stream versions and global positions are intact. Projections and folds skip
+   * such events ({@link isErased}); `EventRegistry.parse` would reject their data.
+   */
+  erased: z.literal(true).optional(),
 });
 export type EventMetadata = z.infer<typeof EventMetadata>;
 
@@ -30,3 +37,13 @@ export const EventEnvelope = z.object({
   createdAt: IsoDate,
 });
 export type EventEnvelope = z.infer<typeof EventEnvelope>;
+
+/** The `data` of an erased event (see `EventMetadata.erased`). */
+export const ERASED_DATA = { erased: true } as const;
+
+/**
+ * Whether `envelope` was erased (its data is the tombstone {@link ERASED_DATA}): every reader that
+ * parses event data skips it (projections, deciders' folds, history), so replays never bring the
+ * user's data back.
+ */
+export const isErased = (envelope: EventEnvelope): boolean => envelope.metadata.erased === true;

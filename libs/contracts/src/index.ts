@@ -12,3 +12,5 @@ export * from './conversation/turns.http';
 export * from './conversation/conversation.commands';
 export * from './state';
 export * from './analytics/analytics.stats';
+export * from './user/user.events';
+export * from './user/user.commands';

@@ -1,4 +1,11 @@
-import type { AnyEventDefinition, EventEnvelope, EventRegistry, ParsedEvent } from '@threadline/contracts';
+import {
+  type AnyEventDefinition,
+  type EventEnvelope,
+  type EventRegistry,
+  ERASED_DATA,
+  isErased,
+  type ParsedEvent,
+} from '@threadline/contracts';
 import type { Db, Sql } from './db';
 import {
   type EventStore,
@@ -186,7 +193,7 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
         });
         // The event store is the record: what it holds between the two positions is what we apply.
       }
-      await this.applyEvents(sql, events);
+      await this.applyEvents(sql, await this.withErasures(sql, events));
       const last = events[events.length - 1] ?? envelope;
       await sql.query(
         'UPDATE projection_streams SET position = $3 WHERE projection = $1 AND stream_id = $2',
@@ -297,9 +304,30 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
 
   // ---- internals ----
 
+  // The events as the store holds them now: those a user erasure tombstoned since they were published
+  // (or read) come back marked erased. The rows are locked FOR SHARE, so an erasure running now waits
+  // for this transaction, or this one waits for it and then sees the tombstones: a message still in
+  // flight on JetStream when its event is erased never brings the erased data into the read model.
+  private async withErasures(sql: Sql, events: readonly EventEnvelope[]): Promise<EventEnvelope[]> {
+    if (events.length === 0) return [];
+    const rows = await sql.query<{ global_position: string; erased: boolean }>(
+      `SELECT global_position, metadata ? 'erased' AS erased FROM events
+       WHERE global_position = ANY($1::bigint[]) FOR SHARE`,
+      [events.map((e) => e.globalPosition)],
+    );
+    const erased = new Set(rows.filter((r) => r.erased).map((r) => Number(r.global_position)));
+    return events.map((e) =>
+      erased.has(e.globalPosition) && !isErased(e)
+        ? { ...e, data: ERASED_DATA, metadata: { tenantId: e.metadata.tenantId, erased: true } }
+        : e,
+    );
+  }
+
+  // Erased events (a user erasure tombstoned their data, see `isErased`) are skipped: their positions
+  // still count as applied, and no replay brings the erased data back.
   private async applyEvents(sql: Sql, events: readonly EventEnvelope[]): Promise<void> {
-    if (events.length === 0) return;
-    const parsed = events.map((e) => this.registry.parse(e));
+    const parsed = events.filter((e) => !isErased(e)).map((e) => this.registry.parse(e));
+    if (parsed.length === 0) return;
     if (this.projection.applyBatch) return this.projection.applyBatch(sql, parsed);
     for (const event of parsed) await this.projection.apply(sql, event);
   }
@@ -569,7 +597,7 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
         if (batch.length === 0) break;
         for (const event of batch) {
           if (this.projection.streamTypes.includes(event.streamType)) {
-            await this.projection.apply(sql, this.registry.parse(event));
+            if (!isErased(event)) await this.projection.apply(sql, this.registry.parse(event));
             positions.set(event.streamId, { stream: event.streamPosition, global: event.globalPosition });
             highest = Math.max(highest, event.globalPosition);
           }

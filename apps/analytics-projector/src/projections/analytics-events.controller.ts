@@ -1,6 +1,11 @@
 import { Controller, Inject, Logger } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
-import { CONVERSATION_CATEGORY, type EventEnvelope, SESSION_CATEGORY } from '@threadline/contracts';
+import {
+  CONVERSATION_CATEGORY,
+  type EventEnvelope,
+  SESSION_CATEGORY,
+  USER_CATEGORY,
+} from '@threadline/contracts';
 import type { ProjectionRunner } from '@threadline/event-store';
 import { OnStream } from '@threadline/messaging';
 
@@ -34,6 +39,12 @@ export class AnalyticsEventsController {
 
   @OnStream(CONVERSATION_CATEGORY)
   async onConversationEvent(@Payload() envelope: EventEnvelope): Promise<void> {
+    await this.handle(this.usageStats, envelope);
+  }
+
+  /** `UserErased` (durable `analytics-projector-user`): the erased user's sessions leave usage_stats. */
+  @OnStream(USER_CATEGORY)
+  async onUserEvent(@Payload() envelope: EventEnvelope): Promise<void> {
     await this.handle(this.usageStats, envelope);
   }
 

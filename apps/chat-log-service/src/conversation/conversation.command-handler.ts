@@ -10,6 +10,7 @@ import {
   SessionEvents,
   sessionStreamId,
   type TurnWriteReply,
+  isErased,
 } from '@threadline/contracts';
 import { EventStore, EventStoreTransaction, eventMetadata, type Sql } from '@threadline/event-store';
 import type { Meter } from '../usage/usage-meter';
@@ -53,7 +54,7 @@ export async function loadSessionLifecycle(
   if (opts.lock) await sql.query('SELECT version FROM streams WHERE stream_id = $1 FOR SHARE', [streamId]);
   let state = initialState();
   for (const envelope of await new EventStoreTransaction(sql).readStream(streamId)) {
-    if (!sessionEventRegistry.knows(envelope.eventType)) continue;
+    if (isErased(envelope) || !sessionEventRegistry.knows(envelope.eventType)) continue;
     const event = sessionLifecycleEventOf(sessionEventRegistry.parse(envelope));
     if (event) state = evolve(state, event);
   }
@@ -133,6 +134,7 @@ export class ConversationCommandHandler {
     await tx.lock(streamId);
     let state = await loadSessionLifecycle(tx.sql, context.tenantId, sessionId, { lock: true });
     for (const envelope of await tx.readStream(streamId)) {
+      if (isErased(envelope)) continue;
       state = evolve(state, conversationEventRegistry.parse(envelope));
     }
     const events = decide(command, state, { now: this.clock(), newId: randomUUID, meter: this.meter });

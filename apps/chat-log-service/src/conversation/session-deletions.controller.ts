@@ -1,6 +1,6 @@
 import { Controller, Logger } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
-import { type EventEnvelope, SessionDeletedV1 } from '@threadline/contracts';
+import { type EventEnvelope, SessionDeletedV1, UserErasedV1 } from '@threadline/contracts';
 import { Db } from '@threadline/event-store';
 import { OnEvent } from '@threadline/messaging';
 import { TurnsProjection } from './turns.projection';
@@ -30,5 +30,23 @@ export class SessionDeletionsController {
     );
     if (removed > 0)
       this.logger.log(`turns: removed ${removed} turns of deleted session ${tenantId}/${sessionId}`);
+  }
+
+  /**
+   * Removes the turns of every session of an erased user (`UserErased`, durable `<service durable>-user`),
+   * in one transaction. Their events are already tombstoned in the event store, so a rebuild of `turns`
+   * never brings them back either. Throws `ZodError` for data that is not a `UserErased.v1`.
+   */
+  @OnEvent(UserErasedV1)
+  async onUserErased(@Payload() envelope: EventEnvelope): Promise<void> {
+    const { sessionIds, userId } = UserErasedV1.schema.parse(envelope.data);
+    const tenantId = envelope.metadata.tenantId;
+    const removed = await this.db.transaction(async (sql) => {
+      let n = 0;
+      for (const sessionId of sessionIds)
+        n += await this.projection.deleteSessionTurns(sql, tenantId, sessionId);
+      return n;
+    });
+    this.logger.log(`turns: removed ${removed} turns of erased user ${tenantId}/${userId}`);
   }
 }

@@ -2,6 +2,7 @@ import { Sessions1732200000000 } from './1732200000000-sessions';
 import { SessionContext1732210000000 } from './1732210000000-session-context';
 import { SessionLifecycle1732600000000 } from './1732600000000-session-lifecycle';
 import { SessionStates1732650000000 } from './1732650000000-session-states';
+import { Erasures1732800000000 } from './1732800000000-erasures';
 
 /** The session-service's read-model migrations, in order (run after the event store's). */
 export const sessionMigrations = [
@@ -9,4 +10,5 @@ export const sessionMigrations = [
   SessionContext1732210000000,
   SessionLifecycle1732600000000,
   SessionStates1732650000000,
+  Erasures1732800000000,
 ];

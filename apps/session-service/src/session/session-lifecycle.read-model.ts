@@ -6,6 +6,7 @@ import {
   SessionId,
   TenantId,
   UserId,
+  isErased,
 } from '@threadline/contracts';
 import { EventStoreTransaction, type Sql } from '@threadline/event-store';
 import { activityTimeOf, conversationEventRegistry } from './session-context';
@@ -116,7 +117,7 @@ export async function lastActivityOf(sql: Sql, tenantId: string, sessionId: stri
     limit: 10,
   });
   for (const envelope of recent) {
-    if (!conversationEventRegistry.knows(envelope.eventType)) continue;
+    if (isErased(envelope) || !conversationEventRegistry.knows(envelope.eventType)) continue;
     const at = activityTimeOf(conversationEventRegistry.parse(envelope));
     if (at !== null) last = Math.max(last, Date.parse(at));
   }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   type CommandContext,
+  isErased,
   SESSION_CATEGORY,
   type SessionWriteReply,
   sessionStreamId,
@@ -11,6 +12,7 @@ import {
   decide,
   evolve,
   initialState,
+  SessionAlreadyExistsError,
   type SessionCommand,
   SessionLimitReachedError,
   SessionNotFoundError,
@@ -64,6 +66,12 @@ export class SessionCommandHandler {
   ): Promise<Decided> {
     const streamId = sessionStreamId(context.tenantId, sessionId);
     const stored = await tx.readStream(streamId);
+    // An erased session (its user's data was erased) is gone for good; its id stays taken.
+    if (stored.some(isErased)) {
+      throw command.type === 'CreateSession'
+        ? new SessionAlreadyExistsError(sessionId)
+        : new SessionNotFoundError(sessionId);
+    }
     const state = stored.map((e) => sessionEventRegistry.parse(e)).reduce(evolve, initialState());
     const events = decide(command, state, this.clock());
     if (events.length === 0) return { state, appendedPosition: null };

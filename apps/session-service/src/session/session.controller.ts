@@ -19,6 +19,7 @@ import {
 import { Db, EventStore, runCommand } from '@threadline/event-store';
 import { RequestHandler } from '@threadline/messaging';
 import { DomainError } from '@threadline/platform';
+import { SessionStatesProjection } from '../state/session-states.projection';
 import { SessionCommandHandler } from './session.command-handler';
 import { SessionNotFoundError } from './session.decider';
 import { listCleanupCandidates } from './session-lifecycle.read-model';
@@ -37,6 +38,7 @@ export class SessionController {
     private readonly store: EventStore,
     private readonly commands: SessionCommandHandler,
     private readonly db: Db,
+    private readonly states: SessionStatesProjection,
   ) {}
 
   /**
@@ -91,7 +93,12 @@ export class SessionController {
     });
   }
 
-  /** Deletes a session; afterwards it is SESSION.NOT_FOUND everywhere. Answers the deletion's position. */
+  /**
+   * Deletes a session; afterwards it is SESSION.NOT_FOUND everywhere. Its `sessions` row goes with the
+   * append (inline projection), its workflow state row (`session_states`) in the same transaction; its
+   * turns leave the chat-log-service's read model when SessionDeleted reaches it over JetStream.
+   * Answers the deletion's position.
+   */
   @RequestHandler(DeleteSession)
   deleteSession(@Payload() p: RequestOf<typeof DeleteSession>): Promise<ReplyOf<typeof DeleteSession>> {
     return runCommand(this.store, DeleteSession, p, async (tx) => {
@@ -104,6 +111,7 @@ export class SessionController {
       );
       if (decided.appendedPosition === null)
         throw new Error(`DeleteSession of ${p.sessionId} appended nothing`);
+      await this.states.deleteState(tx.sql, p.context.tenantId, p.sessionId);
       return { position: decided.appendedPosition };
     });
   }

@@ -7,6 +7,7 @@ import { SessionContextProjection } from './session-context.projection';
 import { type Clock, SESSION_CLOCK, SessionCommandHandler } from './session.command-handler';
 import { SESSION_LIMITS, type SessionLimitsConfig, sessionLimitsOf } from './session-limits';
 import { SessionController } from './session.controller';
+import { StateModule } from '../state/state.module';
 import { SessionsProjection } from './sessions.projection';
 
 /**
@@ -17,6 +18,7 @@ import { SessionsProjection } from './sessions.projection';
  * {@link SessionModule.forRoot}, which supplies the per-user limit.
  */
 @Module({
+  imports: [StateModule],
   controllers: [SessionController, SessionContextController],
   providers: [
     SessionCommandHandler,

@@ -4,7 +4,9 @@ import {
   EventRegistry,
   JsonValue,
   type ParsedEvent,
+  SESSION_CATEGORY,
   SESSION_STATE_CATEGORY,
+  SessionEvents,
   SessionStateEvents,
   StateStatus,
   StateSummary,
@@ -22,6 +24,11 @@ import {
 
 /** Knows the workflow-state events and their upcasters (none yet). */
 export const stateEventRegistry = new EventRegistry(SessionStateEvents);
+
+/** What the `session_states` projection follows: the state events, and the session events for deletion. */
+const sessionStatesEvents = [...SessionStateEvents, ...SessionEvents] as const;
+/** The registry of a `ProjectionRunner` of {@link SessionStatesProjection}. */
+export const sessionStatesEventRegistry = new EventRegistry(sessionStatesEvents);
 
 /** The state document as stored in `session_states.document` (parsed when read back, never cast). */
 const StoredDocument = z.object({
@@ -99,23 +106,60 @@ export async function findStateRecord(
  *
  * Inline: `inline` is the `inline` callback of `EventStoreTransaction.append`, so a session's state
  * row commits with its events and a read right after a write sees it. Also a {@link Projection}
- * (`session_states`, stream type `session_state`) so a `ProjectionRunner` can rebuild it.
+ * (`session_states`, stream types `session_state` and `session`, registry
+ * `sessionStatesEventRegistry`) so a `ProjectionRunner` can rebuild it.
  *
  * Each event is folded with the decider's own `evolve` over the stored row, so the current state and
  * a time-travel fold of the stream (`?version=`, `?at=`) can never disagree. Idempotent: an event at
  * or below the row's `version` changes nothing (ARCHITECTURE rule 6). Times come from the events.
  */
-export class SessionStatesProjection implements Projection<ParsedEvent<typeof SessionStateEvents>> {
+export class SessionStatesProjection implements Projection<ParsedEvent<typeof sessionStatesEvents>> {
   readonly name = 'session_states';
-  readonly streamTypes = [SESSION_STATE_CATEGORY] as const;
+  readonly streamTypes = [SESSION_STATE_CATEGORY, SESSION_CATEGORY] as const;
 
   /** The `inline` callback of `append`: applies the just-stored events in the append's transaction. */
   readonly inline = async (sql: Sql, events: EventEnvelope[]): Promise<void> => {
     for (const envelope of events) await this.apply(sql, stateEventRegistry.parse(envelope));
   };
 
-  /** Applies one stored state event. Throws for invalid stored rows or event data. */
-  async apply(sql: Sql, event: ParsedEvent<typeof SessionStateEvents>): Promise<void> {
+  /**
+   * Applies one stored state event, or a session event: `SessionDeleted` removes the session's state
+   * row (a rebuild replays it after the state events, so a deleted session's state never comes back);
+   * the other session events change nothing. Throws for invalid stored rows or event data.
+   */
+  async apply(sql: Sql, event: ParsedEvent<typeof sessionStatesEvents>): Promise<void> {
+    switch (event.type) {
+      case 'SessionDeleted.v1':
+        await this.deleteState(sql, event.envelope.metadata.tenantId, event.data.sessionId);
+        return;
+      case 'SessionCreated.v1':
+      case 'SessionTitleChanged.v1':
+      case 'SessionMetadataUpdated.v1':
+      case 'SessionEnded.v1':
+      case 'SessionExpired.v1':
+        return;
+      case 'SessionStateUpdated.v1':
+      case 'ToolCallPlanned.v1':
+      case 'ToolCallStatusChanged.v1':
+        await this.applyStateEvent(sql, event);
+        return;
+      default: {
+        const unreachable: never = event;
+        return unreachable;
+      }
+    }
+  }
+
+  /** Removes the state row of session `sessionId` (its deletion); answers whether there was one. */
+  async deleteState(sql: Sql, tenantId: string, sessionId: string): Promise<boolean> {
+    const removed = await sql.query(
+      'DELETE FROM session_states WHERE tenant_id = $1 AND session_id = $2 RETURNING session_id',
+      [tenantId, sessionId],
+    );
+    return removed.length > 0;
+  }
+
+  private async applyStateEvent(sql: Sql, event: ParsedEvent<typeof SessionStateEvents>): Promise<void> {
     const tenantId = event.envelope.metadata.tenantId;
     const sessionId = event.data.sessionId;
     const position = event.envelope.streamPosition;

@@ -5,6 +5,7 @@ import {
   type SessionStateWriteReply,
   sessionStateStreamId,
   sessionStreamId,
+  isErased,
 } from '@threadline/contracts';
 import { type EventStoreTransaction, eventMetadata } from '@threadline/event-store';
 import { sessionEventRegistry } from '../session/sessions.projection';
@@ -41,7 +42,7 @@ export async function loadSessionLifecycle(
   await tx.sql.query('SELECT version FROM streams WHERE stream_id = $1 FOR SHARE', [streamId]);
   let state = initialState();
   for (const envelope of await tx.readStream(streamId)) {
-    if (!sessionEventRegistry.knows(envelope.eventType)) continue;
+    if (isErased(envelope) || !sessionEventRegistry.knows(envelope.eventType)) continue;
     const event = lifecycleEventOf(sessionEventRegistry.parse(envelope));
     if (event) state = evolve(state, event);
   }
@@ -79,7 +80,7 @@ export class StateCommandHandler {
     await tx.lock(streamId);
     let state = await loadSessionLifecycle(tx, context.tenantId, sessionId);
     for (const envelope of await tx.readStream(streamId))
-      state = evolve(state, stateEventRegistry.parse(envelope));
+      if (!isErased(envelope)) state = evolve(state, stateEventRegistry.parse(envelope));
     const events = decide(command, state, this.clock());
     let position: number | null = null;
     if (events.length > 0) {

@@ -28,7 +28,7 @@ import {
 import { AppModule } from '../app.module';
 import { SessionServiceConfig } from '../config';
 import { SessionModule } from '../session/session.module';
-import { SessionStatesProjection, stateEventRegistry } from './session-states.projection';
+import { SessionStatesProjection, sessionStatesEventRegistry } from './session-states.projection';
 
 jest.setTimeout(60_000);
 
@@ -478,7 +478,7 @@ describe('workflow state over NATS', () => {
     const runner = new ProjectionRunner(
       tdb.db,
       app.get(EventStore),
-      stateEventRegistry,
+      sessionStatesEventRegistry,
       new SessionStatesProjection(),
     );
     await runner.rebuild();
@@ -491,8 +491,9 @@ describe('workflow state over NATS', () => {
     expect(events.length).toBeGreaterThan(0);
     const store = app.get(EventStore);
     for (const batch of [await store.readAll({ transactionId: '0', globalPosition: 0 }, 10_000)]) {
-      for (const e of batch.filter((x) => x.streamType === 'session_state'))
-        await projection.apply(tdb.db, stateEventRegistry.parse(e));
+      // The projection's stream types: state events, and session events (SessionDeleted removes a row).
+      for (const e of batch.filter((x) => projection.streamTypes.some((t) => t === x.streamType)))
+        await projection.apply(tdb.db, sessionStatesEventRegistry.parse(e));
     }
     expect(await rows()).toEqual(before);
   });

@@ -8,6 +8,7 @@ import {
   SessionStateEvents,
   sessionStateStreamId,
   sessionStreamId,
+  isErased,
 } from '@threadline/contracts';
 import { type Sql, toEnvelope } from '@threadline/event-store';
 import { ValidationError } from '@threadline/platform';
@@ -55,7 +56,10 @@ export async function stateAt(
       { path: 'version', message: `at most ${events.length}, the current version` },
     ]);
   }
-  return events.reduce((state, e) => evolve(state, stateEventRegistry.parse(e)), initialState());
+  return events.reduce(
+    (state, e) => (isErased(e) ? state : evolve(state, stateEventRegistry.parse(e))),
+    initialState(),
+  );
 }
 
 /** The opaque history cursor: base64url of JSON `{ p: global position of the previous page's last event }`. */
@@ -78,7 +82,7 @@ function decodeCursor(text: string): number {
 
 function entryOf(envelope: EventEnvelope): HistoryEntry {
   // Readers see the latest version of each event; a type this service does not know is shown as stored.
-  const known = historyRegistry.knows(envelope.eventType);
+  const known = !isErased(envelope) && historyRegistry.knows(envelope.eventType);
   const parsed = known ? historyRegistry.parse(envelope) : null;
   return {
     event_id: envelope.eventId,

@@ -6,11 +6,13 @@ import {
   SessionEvents,
   type ToolCallData,
   type AgentResponseData,
+  USER_CATEGORY,
+  UserErasedV1,
 } from '@threadline/contracts';
 import type { Projection, ProjectionVersioning, Sql } from '@threadline/event-store';
 
-/** Every event definition the usage-stats projection reads (session and conversation streams). */
-export const UsageStatsEvents = [...SessionEvents, ...ConversationEvents] as const;
+/** Every event definition the usage-stats projection reads (session, conversation and user streams). */
+export const UsageStatsEvents = [...SessionEvents, ...ConversationEvents, UserErasedV1] as const;
 export type UsageStatsEvent = ParsedEvent<typeof UsageStatsEvents>;
 
 /** Name of the projection (checkpoint `projection:usage_stats@v<n>`). */
@@ -173,6 +175,8 @@ class BatchFold {
     { tenant_id: string; session_id: string; status: 'ended' | 'expired'; at: string }
   >();
   readonly sessionDeletes = new Map<string, { tenant_id: string; session_id: string; at: string }>();
+  /** Sessions of an erased user: deleted like SessionDeleted, and their tombstone row loses its user id. */
+  readonly sessionErasures = new Map<string, { tenant_id: string; session_id: string; at: string }>();
   readonly turns = new Map<string, TurnRow>();
   readonly turnUpdates = new Map<string, TurnUpdate>();
   readonly responses: ResponseRow[] = [];
@@ -213,6 +217,16 @@ class BatchFold {
             tenant_id: tenant,
             session_id: event.data.sessionId,
             at: event.data.deletedAt,
+          });
+        }
+        return;
+      }
+      case 'UserErased.v1': {
+        for (const sessionId of event.data.sessionIds) {
+          this.sessionErasures.set(key(tenant, sessionId), {
+            tenant_id: tenant,
+            session_id: sessionId,
+            at: event.data.erasedAt,
           });
         }
         return;
@@ -417,11 +431,13 @@ const NOT_DELETED = `WHERE NOT EXISTS (
  * turn rows from TurnLogged / TurnStarted, closed by TurnCompleted / TurnFailed; one response row per
  * agent response (keyed by the event's stream position and its index in the event, so replays give
  * the same keys); one tool-call row per tool call id with its latest status. TurnDeleted removes a
- * turn's rows; SessionDeleted removes the session's turn, response and tool-call rows.
+ * turn's rows; SessionDeleted removes the session's turn, response and tool-call rows; UserErased
+ * (stream type `user`) does the same for each of the erased user's sessions and clears the user id
+ * of their tombstone rows. Erased events themselves are skipped by the runner (`isErased`).
  */
 export class UsageStatsProjection implements Projection<UsageStatsEvent> {
   readonly name = USAGE_STATS;
-  readonly streamTypes = [SESSION_CATEGORY, CONVERSATION_CATEGORY] as const;
+  readonly streamTypes = [SESSION_CATEGORY, CONVERSATION_CATEGORY, USER_CATEGORY] as const;
   readonly versioning: ProjectionVersioning = {
     schemaPrefix: USAGE_STATS_SCHEMA_PREFIX,
     create: async (sql: Sql) => {
@@ -575,6 +591,25 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
          FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(tenant_id, session_id, at)
          WHERE s.tenant_id = u.tenant_id AND s.session_id = u.session_id AND s.deleted_at IS NULL`,
         [...params, dels.map((d) => d.at)],
+      );
+      for (const table of ['stats_responses', 'stats_tool_calls', 'stats_turns']) {
+        await sql.query(
+          `DELETE FROM ${table} x USING unnest($1::text[], $2::text[]) AS u(tenant_id, session_id)
+           WHERE x.tenant_id = u.tenant_id AND x.session_id = u.session_id`,
+          params,
+        );
+      }
+    }
+    if (fold.sessionErasures.size > 0) {
+      // Last: whatever this batch inserted for an erased session goes too. The tombstone row stays
+      // (late facts of the session are not inserted, see NOT_DELETED), without the user id.
+      const erased = [...fold.sessionErasures.values()];
+      const params = [erased.map((d) => d.tenant_id), erased.map((d) => d.session_id)];
+      await sql.query(
+        `UPDATE stats_sessions s SET deleted_at = COALESCE(s.deleted_at, u.at), user_id = NULL
+         FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(tenant_id, session_id, at)
+         WHERE s.tenant_id = u.tenant_id AND s.session_id = u.session_id`,
+        [...params, erased.map((d) => d.at)],
       );
       for (const table of ['stats_responses', 'stats_tool_calls', 'stats_turns']) {
         await sql.query(
