@@ -345,3 +345,53 @@ describe('ProjectionRunner.position (as_of)', () => {
     expect(await runner.position()).toBe(await store.headPosition());
   });
 });
+
+describe('erased events (user erasure, issue 4)', () => {
+  let e: TestDatabase;
+  let eStore: EventStore;
+  beforeAll(async () => {
+    e = await createTestDatabase([], 5);
+    eStore = new EventStore(e.db);
+  });
+  afterAll(async () => {
+    await e.drop();
+  });
+
+  it('a rebuild and a stale live delivery never bring erased data back; positions still count', async () => {
+    const erasedStream = `widget:${randomUUID()}`;
+    const keptStream = `widget:${randomUUID()}`;
+    const erased = await eStore.append(erasedStream, 'widget', 'no_stream', widgets(3), { metadata });
+    await eStore.append(keptStream, 'widget', 'no_stream', widgets(2), { metadata });
+    const stale = erased.events; // as published on JetStream before the erasure, data included
+
+    // What DELETE /users does to the store: tombstone data and metadata, keep ids, types and positions.
+    await e.db.query(
+      `UPDATE events SET data = '{"erased": true}', metadata = jsonb_build_object('tenantId', tenant_id, 'erased', true)
+       WHERE stream_id = $1`,
+      [erasedStream],
+    );
+
+    const projection = new CountingProjection(`p_${randomUUID().replaceAll('-', '').slice(0, 12)}`);
+    await projection.create(e.db);
+    const runner = new ProjectionRunner(e.db, eStore, registry, projection);
+    const total = (await readAllSettled(eStore)).length;
+    await eventually(async () => {
+      expect((await runner.rebuild()).events).toBe(total);
+      return true;
+    });
+    const kept = {
+      types: [{ stream_type: 'widget', events: 2 }],
+      streams: [{ stream_id: keptStream, positions: [1, 2], total: 3 }],
+    };
+    expect(await projection.rows(e.db)).toEqual(kept);
+
+    // A message still in flight from before the erasure: re-checked against the store, not applied,
+    // and its position counts as applied (a redelivery is skipped).
+    const fresh = new CountingProjection(`p_${randomUUID().replaceAll('-', '').slice(0, 12)}`);
+    await fresh.create(e.db);
+    const live = new ProjectionRunner(e.db, eStore, registry, fresh);
+    for (const event of stale) await live.handle(event);
+    expect(await fresh.rows(e.db)).toEqual({ types: [], streams: [] });
+    expect(await live.handle(stale[0]!)).toBe('skipped');
+  });
+});
