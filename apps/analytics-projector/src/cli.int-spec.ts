@@ -105,7 +105,7 @@ describe('projections CLI', () => {
     expect(text.out).toMatch(/^projection\s+version\s+stream_types\s+checkpoint\s+head\s+lag\n/);
     expect(text.out).toMatch(new RegExp(`\\nsession_counts\\s+-\\s+session\\s+0\\s+${head}\\s+${head}\\n`));
     expect(text.out).toMatch(
-      new RegExp(`\\nusage_stats\\s+1\\s+session,conversation\\s+0\\s+${head}\\s+${head}\\n`),
+      new RegExp(`\\nusage_stats\\s+1\\s+session,conversation,user\\s+0\\s+${head}\\s+${head}\\n`),
     );
 
     expect(await untilAllTailable(store)).toBe(events.length + 1);
