@@ -1,3 +1,4 @@
 export * from './servers';
 export * from './decider-spec';
 export * from './tail';
+export * from './expect-domain-error';

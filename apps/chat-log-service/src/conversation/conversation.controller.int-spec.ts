@@ -24,7 +24,6 @@ import {
 } from '@threadline/contracts';
 import { EventStore, ProjectionRunner } from '@threadline/event-store';
 import { RequestClient, startServiceTransports } from '@threadline/messaging';
-import { DomainError } from '@threadline/platform';
 import {
   createTestDatabase,
   createTestNats,
@@ -32,6 +31,7 @@ import {
   type TestDatabase,
   type TestNats,
   testNatsUrl,
+  expectDomainError,
 } from '@threadline/testing';
 import { AppModule } from '../app.module';
 import { ChatLogServiceConfig } from '../config';
@@ -47,16 +47,6 @@ let client: RequestClient;
 let store: EventStore;
 
 const newTenant = () => `t_${randomUUID().slice(0, 8)}`;
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<DomainError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DomainError);
-  expect((error as DomainError).code).toBe(code);
-  return error as DomainError;
-}
 
 const count = async (sql: string, params: unknown[]): Promise<number> => {
   const [row] = await tdb.db.query<{ n: unknown }>(sql, params);
@@ -255,7 +245,10 @@ describe('chat-log-service over NATS', () => {
       stream_id: `conversation:${tenantId}:${sessionId}`,
     });
     // Tenant isolation
-    await expectCode(client.request(GetTurn, { tenantId: newTenant(), turnId: 'turn-1' }), 'TURN.NOT_FOUND');
+    await expectDomainError(
+      client.request(GetTurn, { tenantId: newTenant(), turnId: 'turn-1' }),
+      'TURN.NOT_FOUND',
+    );
   });
 
   it('logs incrementally: start, response, tool call and its update, complete', async () => {
@@ -331,7 +324,7 @@ describe('chat-log-service over NATS', () => {
     expect(await client.request(GetTurn, { tenantId, turnId })).toEqual(completed.turn);
     expect(await conversationEventsOf(tenantId)).toBe(5);
 
-    await expectCode(
+    await expectDomainError(
       client.request(RecordTurnResponse, {
         context: { tenantId },
         turnId,
@@ -339,11 +332,11 @@ describe('chat-log-service over NATS', () => {
       }),
       'TURN.NOT_OPEN',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(CompleteTurn, { context: { tenantId }, turnId, body: {} }),
       'TURN.NOT_OPEN',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(CompleteTurn, { context: { tenantId }, turnId: 'no-such-turn', body: {} }),
       'TURN.NOT_FOUND',
     );
@@ -364,7 +357,7 @@ describe('chat-log-service over NATS', () => {
       error: 'agent backend timed out',
       processing_time_ms: 30_000,
     });
-    await expectCode(
+    await expectDomainError(
       client.request(CompleteTurn, { context: { tenantId }, turnId: turn.turn_id, body: {} }),
       'TURN.NOT_OPEN',
     );
@@ -404,21 +397,27 @@ describe('chat-log-service over NATS', () => {
 
   it('rejects turns on unknown, deleted and ended sessions and appends nothing', async () => {
     const tenantId = newTenant();
-    await expectCode(logTurn(tenantId, 'no-such-session', { user_input: 'x' }), 'SESSION.NOT_FOUND');
+    await expectDomainError(logTurn(tenantId, 'no-such-session', { user_input: 'x' }), 'SESSION.NOT_FOUND');
 
     const deleted = await createSession(tenantId);
     await deleteSession(tenantId, deleted);
-    await expectCode(logTurn(tenantId, deleted, { user_input: 'x' }), 'SESSION.NOT_FOUND');
+    await expectDomainError(logTurn(tenantId, deleted, { user_input: 'x' }), 'SESSION.NOT_FOUND');
 
     const ended = await createSession(tenantId);
     const open = await logTurn(tenantId, ended, { user_input: 'x', status: 'in_progress' });
     await endSession(tenantId, ended);
     const before = await conversationEventsOf(tenantId);
-    const error = await expectCode(logTurn(tenantId, ended, { user_input: 'y' }), 'SESSION.ALREADY_ENDED');
+    const error = await expectDomainError(
+      logTurn(tenantId, ended, { user_input: 'y' }),
+      'SESSION.ALREADY_ENDED',
+    );
     expect(error.details).toEqual({ sessionId: ended });
     // Another user's session is not revealed.
     const mine = await createSession(tenantId, 'u1');
-    await expectCode(logTurn(tenantId, mine, { user_input: 'x' }, { userId: 'u2' }), 'SESSION.NOT_FOUND');
+    await expectDomainError(
+      logTurn(tenantId, mine, { user_input: 'x' }, { userId: 'u2' }),
+      'SESSION.NOT_FOUND',
+    );
     expect(await conversationEventsOf(tenantId)).toBe(before);
     // A turn opened before the session ended can still be finished.
     const finished = await client.request(CompleteTurn, {
@@ -470,8 +469,8 @@ describe('chat-log-service over NATS', () => {
     const desc2 = await list({ order: 'desc', limit: 3, cursor: desc.next_cursor });
     expect(desc2.turns.map((t) => t.conversation_turn)).toEqual([2, 1]);
     // A cursor of another order is refused.
-    await expectCode(list({ order: 'asc', cursor: desc.next_cursor }), 'REQUEST.INVALID');
-    await expectCode(list({ cursor: 'garbage' }), 'REQUEST.INVALID');
+    await expectDomainError(list({ order: 'asc', cursor: desc.next_cursor }), 'REQUEST.INVALID');
+    await expectDomainError(list({ cursor: 'garbage' }), 'REQUEST.INVALID');
 
     const last = await list({ last: 3 });
     expect(last.turns.map((t) => t.user_input)).toEqual(['q3', 'q4', 'q5']);
@@ -479,8 +478,8 @@ describe('chat-log-service over NATS', () => {
     expect((await list({ last: 50 })).turns).toHaveLength(5);
 
     expect((await list({}, 'u1')).turns).toHaveLength(5);
-    await expectCode(list({}, 'u2'), 'SESSION.NOT_FOUND');
-    await expectCode(
+    await expectDomainError(list({}, 'u2'), 'SESSION.NOT_FOUND');
+    await expectDomainError(
       client.request(ListSessionTurns, { tenantId, sessionId: 'nope', query: query({}) }),
       'SESSION.NOT_FOUND',
     );
@@ -535,17 +534,23 @@ describe('chat-log-service over NATS', () => {
     await logTurn(tenantId, sessionId, { turn_id: 'b', user_input: 'two' });
     const deleted = await client.request(DeleteTurn, { context: { tenantId }, turnId: 'b' });
     expect(deleted.position).toBeGreaterThan(first.position);
-    await expectCode(client.request(GetTurn, { tenantId, turnId: 'b' }), 'TURN.NOT_FOUND');
-    await expectCode(client.request(DeleteTurn, { context: { tenantId }, turnId: 'b' }), 'TURN.NOT_FOUND');
+    await expectDomainError(client.request(GetTurn, { tenantId, turnId: 'b' }), 'TURN.NOT_FOUND');
+    await expectDomainError(
+      client.request(DeleteTurn, { context: { tenantId }, turnId: 'b' }),
+      'TURN.NOT_FOUND',
+    );
     const next = await logTurn(tenantId, sessionId, { turn_id: 'c', user_input: 'three' });
     expect(next.turn.conversation_turn).toBe(3);
-    await expectCode(
+    await expectDomainError(
       logTurn(tenantId, sessionId, { turn_id: 'b', user_input: 'again' }),
       'TURN.ALREADY_EXISTS',
     );
     // A turn id is unique in the tenant, across sessions; another tenant may use it.
     const other = await createSession(tenantId);
-    await expectCode(logTurn(tenantId, other, { turn_id: 'a', user_input: 'x' }), 'TURN.ALREADY_EXISTS');
+    await expectDomainError(
+      logTurn(tenantId, other, { turn_id: 'a', user_input: 'x' }),
+      'TURN.ALREADY_EXISTS',
+    );
     const elsewhere = newTenant();
     const foreign = await createSession(elsewhere);
     expect((await logTurn(elsewhere, foreign, { turn_id: 'a', user_input: 'x' })).turn.turn_id).toBe('a');
@@ -556,8 +561,11 @@ describe('chat-log-service over NATS', () => {
     });
     expect(page.turns.map((t) => t.turn_id)).toEqual(['a', 'c']);
     // Scoped callers see only their own turns.
-    await expectCode(client.request(GetTurn, { tenantId, turnId: 'a', userId: 'u2' }), 'TURN.NOT_FOUND');
-    await expectCode(
+    await expectDomainError(
+      client.request(GetTurn, { tenantId, turnId: 'a', userId: 'u2' }),
+      'TURN.NOT_FOUND',
+    );
+    await expectDomainError(
       client.request(DeleteTurn, { context: { tenantId }, turnId: 'a', userId: 'u2' }),
       'TURN.NOT_FOUND',
     );
@@ -579,14 +587,17 @@ describe('chat-log-service over NATS', () => {
       30_000,
       'turns of the deleted session removed',
     );
-    await expectCode(client.request(GetTurn, { tenantId, turnId: 'd1' }), 'TURN.NOT_FOUND');
-    await expectCode(
+    await expectDomainError(client.request(GetTurn, { tenantId, turnId: 'd1' }), 'TURN.NOT_FOUND');
+    await expectDomainError(
       client.request(CompleteTurn, { context: { tenantId }, turnId: 'd2', body: {} }),
       'TURN.NOT_FOUND',
     );
     expect((await client.request(GetTurn, { tenantId, turnId: 'k1' })).session_id).toBe(kept);
-    await expectCode(logTurn(tenantId, doomed, { user_input: 'more' }), 'SESSION.NOT_FOUND');
-    await expectCode(logTurn(tenantId, kept, { turn_id: 'd1', user_input: 'reuse' }), 'TURN.ALREADY_EXISTS');
+    await expectDomainError(logTurn(tenantId, doomed, { user_input: 'more' }), 'SESSION.NOT_FOUND');
+    await expectDomainError(
+      logTurn(tenantId, kept, { turn_id: 'd1', user_input: 'reuse' }),
+      'TURN.ALREADY_EXISTS',
+    );
   });
 
   it('answers a retry with the same idempotency key with the first reply, appending once', async () => {
@@ -605,7 +616,7 @@ describe('chat-log-service over NATS', () => {
       context: { ...payload.context, correlationId: 'retry' },
     });
     expect(again).toEqual(replies[0]);
-    await expectCode(
+    await expectDomainError(
       client.request(LogTurn, { ...payload, body: LogTurn.schema.shape.body.parse({ user_input: 'other' }) }),
       'REQUEST.INVALID',
     );

@@ -20,7 +20,6 @@ import {
 } from '@threadline/contracts';
 import { EventStore, ProjectionRunner, START } from '@threadline/event-store';
 import { RequestClient, startServiceTransports } from '@threadline/messaging';
-import { DomainError } from '@threadline/platform';
 import {
   createTestDatabase,
   createTestNats,
@@ -28,6 +27,7 @@ import {
   type TestDatabase,
   type TestNats,
   testNatsUrl,
+  expectDomainError,
 } from '@threadline/testing';
 import { AppModule } from '../app.module';
 import { SessionServiceConfig } from '../config';
@@ -47,15 +47,6 @@ let client: RequestClient;
 let store: EventStore;
 
 const newTenant = () => `t_${randomUUID().slice(0, 8)}`;
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DomainError);
-  expect((error as DomainError).code).toBe(code);
-}
 
 /** A session of `userId` with a workflow state and `turns` conversation events (appended as the chat-log-service would). */
 async function sessionWithData(tenantId: string, userId: string, turns = 2): Promise<string> {
@@ -150,8 +141,11 @@ describe('DELETE /sessions/{id}: the workflow state goes too', () => {
     expect(await rowsOf('session_states', tenantId)).toHaveLength(2);
     await client.request(DeleteSession, { context: { tenantId }, sessionId: deleted });
     expect(await rowsOf('session_states', tenantId)).toEqual([{ session_id: kept }]);
-    await expectCode(client.request(GetSessionState, { tenantId, sessionId: deleted }), 'SESSION.NOT_FOUND');
-    await expectCode(
+    await expectDomainError(
+      client.request(GetSessionState, { tenantId, sessionId: deleted }),
+      'SESSION.NOT_FOUND',
+    );
+    await expectDomainError(
       client.request(GetSessionHistory, { tenantId, sessionId: deleted, limit: 50 }),
       'SESSION.NOT_FOUND',
     );
@@ -255,9 +249,12 @@ describe('EraseUser (DELETE /users/{user_id})', () => {
     // Read models and every query: alice's sessions are gone, bob's is there.
     const check = async () => {
       for (const sessionId of [...alice, aliceDeleted]) {
-        await expectCode(client.request(GetSession, { tenantId, sessionId }), 'SESSION.NOT_FOUND');
-        await expectCode(client.request(GetSessionState, { tenantId, sessionId }), 'SESSION.NOT_FOUND');
-        await expectCode(
+        await expectDomainError(client.request(GetSession, { tenantId, sessionId }), 'SESSION.NOT_FOUND');
+        await expectDomainError(
+          client.request(GetSessionState, { tenantId, sessionId }),
+          'SESSION.NOT_FOUND',
+        );
+        await expectDomainError(
           client.request(GetSessionHistory, { tenantId, sessionId, limit: 50 }),
           'SESSION.NOT_FOUND',
         );
@@ -279,7 +276,7 @@ describe('EraseUser (DELETE /users/{user_id})', () => {
     await check();
 
     // Commands on an erased session: not found (or taken, for a create with its id).
-    await expectCode(
+    await expectDomainError(
       client.request(UpdateSessionState, {
         context: { tenantId },
         sessionId: alice[0]!,
@@ -287,7 +284,7 @@ describe('EraseUser (DELETE /users/{user_id})', () => {
       }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(CreateSession, { context: { tenantId }, sessionId: alice[0]!, userId: 'alice' }),
       'SESSION.ALREADY_EXISTS',
     );

@@ -23,7 +23,6 @@ import {
 } from '@threadline/contracts';
 import { EventStore, ProjectionRunner } from '@threadline/event-store';
 import { RequestClient, startServiceTransports } from '@threadline/messaging';
-import { DomainError } from '@threadline/platform';
 import {
   createTestDatabase,
   createTestNats,
@@ -31,6 +30,7 @@ import {
   type TestDatabase,
   type TestNats,
   testNatsUrl,
+  expectDomainError,
 } from '@threadline/testing';
 import { AppModule } from '../app.module';
 import { SessionServiceConfig } from '../config';
@@ -46,16 +46,6 @@ let proxy: ClientProxy;
 let client: RequestClient;
 
 const newTenant = () => `t_${randomUUID().slice(0, 8)}`;
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<DomainError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DomainError);
-  expect((error as DomainError).code).toBe(code);
-  return error as DomainError;
-}
 
 const count = async (sql: string, params: unknown[]): Promise<number> => {
   const [row] = await tdb.db.query<{ n: unknown }>(sql, params);
@@ -125,7 +115,7 @@ describe('session-service over NATS', () => {
     const got = await client.request(GetSession, { tenantId, sessionId: reply.session.session_id });
     expect(got).toEqual(reply.session);
     // Tenant isolation: the same id in another tenant is unknown.
-    await expectCode(
+    await expectDomainError(
       client.request(GetSession, { tenantId: newTenant(), sessionId: reply.session.session_id }),
       'SESSION.NOT_FOUND',
     );
@@ -140,7 +130,7 @@ describe('session-service over NATS', () => {
       user_id: null,
       metadata: {},
     });
-    await expectCode(
+    await expectDomainError(
       client.request(CreateSession, { context: { tenantId }, sessionId: 'chat-1' }),
       'SESSION.ALREADY_EXISTS',
     );
@@ -202,7 +192,7 @@ describe('session-service over NATS', () => {
       expectedVersion: 1,
     });
     expect(v2.session.version).toBe(2);
-    const error = await expectCode(
+    const error = await expectDomainError(
       client.request(UpdateSession, {
         context: { tenantId },
         sessionId: session.session_id,
@@ -253,11 +243,14 @@ describe('session-service over NATS', () => {
     expect(again).toEqual(ended);
     expect(await eventsOf(tenantId)).toBe(events);
 
-    await expectCode(
+    await expectDomainError(
       client.request(UpdateSession, { context: { tenantId }, sessionId: session.session_id, title: 'x' }),
       'SESSION.ALREADY_ENDED',
     );
-    await expectCode(client.request(GetCurrentSession, { tenantId, userId: 'u1' }), 'SESSION.NOT_FOUND');
+    await expectDomainError(
+      client.request(GetCurrentSession, { tenantId, userId: 'u1' }),
+      'SESSION.NOT_FOUND',
+    );
   });
 
   it('deletes a session: NOT_FOUND everywhere afterwards, and absent from lists', async () => {
@@ -274,20 +267,20 @@ describe('session-service over NATS', () => {
     });
     expect(deleted.position).toBeGreaterThan(0);
 
-    await expectCode(client.request(GetSession, { tenantId, sessionId: 'gone' }), 'SESSION.NOT_FOUND');
-    await expectCode(
+    await expectDomainError(client.request(GetSession, { tenantId, sessionId: 'gone' }), 'SESSION.NOT_FOUND');
+    await expectDomainError(
       client.request(UpdateSession, { context: { tenantId }, sessionId: 'gone', title: 'x' }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(EndSession, { context: { tenantId }, sessionId: 'gone', reason: 'user' }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(DeleteSession, { context: { tenantId }, sessionId: 'gone' }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(CreateSession, { context: { tenantId }, sessionId: 'gone' }),
       'SESSION.ALREADY_EXISTS',
     );
@@ -329,7 +322,7 @@ describe('session-service over NATS', () => {
     expect(await streamsOf(tenantId)).toBe(2);
 
     // The same key for another request is refused and changes nothing.
-    await expectCode(client.request(CreateSession, { ...command, title: 'Other' }), 'REQUEST.INVALID');
+    await expectDomainError(client.request(CreateSession, { ...command, title: 'Other' }), 'REQUEST.INVALID');
     expect(await eventsOf(tenantId)).toBe(2);
   });
 
@@ -365,19 +358,19 @@ describe('session-service over NATS', () => {
       title: 'Mine',
     });
     const id = session.session_id;
-    await expectCode(
+    await expectDomainError(
       client.request(GetSession, { tenantId, sessionId: id, userId: 'bob' }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(UpdateSession, { context: { tenantId }, sessionId: id, userId: 'bob', title: 'x' }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(EndSession, { context: { tenantId }, sessionId: id, userId: 'bob', reason: 'user' }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(DeleteSession, { context: { tenantId }, sessionId: id, userId: 'bob' }),
       'SESSION.NOT_FOUND',
     );
@@ -501,7 +494,7 @@ describe('session-service over NATS', () => {
       sort: 'created_at',
       order: 'desc',
     });
-    await expectCode(
+    await expectDomainError(
       client.request(ListUserSessions, {
         tenantId,
         userId: 'u1',

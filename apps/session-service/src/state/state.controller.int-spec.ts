@@ -17,13 +17,13 @@ import {
 } from '@threadline/contracts';
 import { EventStore, ProjectionRunner } from '@threadline/event-store';
 import { RequestClient, startServiceTransports } from '@threadline/messaging';
-import { DomainError } from '@threadline/platform';
 import {
   createTestDatabase,
   createTestNats,
   type TestDatabase,
   type TestNats,
   testNatsUrl,
+  expectDomainError,
 } from '@threadline/testing';
 import { AppModule } from '../app.module';
 import { SessionServiceConfig } from '../config';
@@ -39,16 +39,6 @@ let proxy: ClientProxy;
 let client: RequestClient;
 
 const newTenant = () => `t_${randomUUID().slice(0, 8)}`;
-
-async function expectCode(promise: Promise<unknown>, code: string): Promise<DomainError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DomainError);
-  expect((error as DomainError).code).toBe(code);
-  return error as DomainError;
-}
 
 const stateEventsOf = async (tenantId: string): Promise<number> => {
   const [row] = await tdb.db.query<{ n: unknown }>(
@@ -156,7 +146,7 @@ describe('workflow state over NATS', () => {
     const tenantId = newTenant();
     const sessionId = await newSession(tenantId);
     await client.request(UpdateSessionState, { context: { tenantId }, sessionId, patch: { summary: 'a' } });
-    const error = await expectCode(
+    const error = await expectDomainError(
       client.request(UpdateSessionState, {
         context: { tenantId },
         sessionId,
@@ -244,7 +234,7 @@ describe('workflow state over NATS', () => {
     expect(Date.parse(second!.updated_at)).toBeGreaterThanOrEqual(Date.parse(second!.planned_at));
     expect(await client.request(GetSessionState, { tenantId, sessionId })).toEqual(all.state);
     // An error without status failed is refused before anything is appended.
-    await expectCode(
+    await expectDomainError(
       client.request(SetToolCallStatus, {
         context: { tenantId },
         sessionId,
@@ -289,7 +279,10 @@ describe('workflow state over NATS', () => {
     const v4 = await client.request(GetSessionState, { tenantId, sessionId, version: 4 });
     expect(v4).toMatchObject({ version: 4, summary: 'three', is_complete: false });
     expect(v4.tool_calls).toEqual([expect.objectContaining({ name: 'q', status: 'pending' })]);
-    await expectCode(client.request(GetSessionState, { tenantId, sessionId, version: 6 }), 'REQUEST.INVALID');
+    await expectDomainError(
+      client.request(GetSessionState, { tenantId, sessionId, version: 6 }),
+      'REQUEST.INVALID',
+    );
 
     // By time: at each state event's time (as the history shows it), the state is the longest prefix
     // of events stored at or before it (events within the same millisecond come together).
@@ -360,7 +353,7 @@ describe('workflow state over NATS', () => {
     const otherHistory = await client.request(GetSessionHistory, { tenantId, sessionId: other, limit: 50 });
     expect(otherHistory.events.map((e) => e.type)).toEqual(['SessionCreated.v1']);
     expect(otherHistory.next_cursor).toBeNull();
-    await expectCode(
+    await expectDomainError(
       client.request(GetSessionHistory, { tenantId, sessionId, limit: 2, cursor: 'nope' }),
       'REQUEST.INVALID',
     );
@@ -370,19 +363,19 @@ describe('workflow state over NATS', () => {
     const tenantId = newTenant();
     const sessionId = await newSession(tenantId, 'owner');
     const patch = { summary: 'x' };
-    await expectCode(
+    await expectDomainError(
       client.request(UpdateSessionState, { context: { tenantId }, sessionId: 'nope', patch }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(UpdateSessionState, { context: { tenantId: newTenant() }, sessionId, patch }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(UpdateSessionState, { context: { tenantId }, sessionId, userId: 'intruder', patch }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(SetToolCallStatus, {
         context: { tenantId },
         sessionId,
@@ -392,11 +385,11 @@ describe('workflow state over NATS', () => {
       }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(GetSessionState, { tenantId, sessionId, userId: 'intruder' }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(GetSessionHistory, { tenantId, sessionId, userId: 'intruder', limit: 10 }),
       'SESSION.NOT_FOUND',
     );
@@ -414,16 +407,16 @@ describe('workflow state over NATS', () => {
     );
 
     await client.request(DeleteSession, { context: { tenantId }, sessionId });
-    await expectCode(
+    await expectDomainError(
       client.request(UpdateSessionState, { context: { tenantId }, sessionId, patch: { summary: 'y' } }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(client.request(GetSessionState, { tenantId, sessionId }), 'SESSION.NOT_FOUND');
-    await expectCode(
+    await expectDomainError(client.request(GetSessionState, { tenantId, sessionId }), 'SESSION.NOT_FOUND');
+    await expectDomainError(
       client.request(GetSessionState, { tenantId, sessionId, version: 1 }),
       'SESSION.NOT_FOUND',
     );
-    await expectCode(
+    await expectDomainError(
       client.request(GetSessionHistory, { tenantId, sessionId, limit: 10 }),
       'SESSION.NOT_FOUND',
     );
