@@ -1,4 +1,6 @@
-import { DataSource, type MigrationInterface, type QueryRunner } from 'typeorm';
+import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
+import { DataSource, type MigrationInterface } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
 
 /** Anything that runs SQL: the pool, or one transaction. Rows come back as plain objects (parse them). */
 export interface Sql {
@@ -8,12 +10,53 @@ export interface Sql {
 type MigrationClass = new () => MigrationInterface;
 
 /**
- * Postgres access for the whole project: a TypeORM DataSource (driver `pg`) used for its pool,
- * transactions and versioned migrations, with raw SQL on top; the event store is our core and
- * its SQL is written by hand.
+ * Distinct parameterized statements prepared per process; past it, statements run unnamed. Bounds
+ * what dynamically built SQL (search filters, multi-row inserts) can leave prepared on each connection.
+ */
+const MAX_PREPARED_STATEMENTS = 500;
+
+/**
+ * Names of prepared statements by SQL text. A statement with parameters is sent as a named prepared
+ * statement, so each pool connection parses and plans it once instead of on every call (node-postgres
+ * prepares a name once per connection). Statements without parameters may hold several commands (DDL)
+ * and are sent as they are.
+ */
+const preparedNames = new Map<string, string>();
+
+function toQuery(text: string, params: readonly unknown[]): QueryConfig | string {
+  if (params.length === 0) return text;
+  let name = preparedNames.get(text);
+  if (name === undefined && preparedNames.size < MAX_PREPARED_STATEMENTS) {
+    name = `tl_${preparedNames.size + 1}`;
+    preparedNames.set(text, name);
+  }
+  return name === undefined ? { text, values: [...params] } : { name, text, values: [...params] };
+}
+
+async function run<T>(client: Pool | PoolClient, text: string, params: readonly unknown[]): Promise<T[]> {
+  const query = toQuery(text, params);
+  type Row = Record<string, unknown>;
+  const result = (
+    typeof query === 'string' ? await client.query<Row>(query) : await client.query<Row>(query)
+  ) as QueryResult<Row> | QueryResult<Row>[];
+  // A multi-command text answers one result per command; callers want the last one's rows.
+  const last = Array.isArray(result) ? result[result.length - 1] : result;
+  return (last?.rows ?? []) as T[];
+}
+
+/**
+ * Postgres access for the whole project. A TypeORM DataSource (driver `pg`) owns the pool, its
+ * configuration and the versioned migrations; queries and transactions go straight to that pool's
+ * `pg` clients: the event store is our core and its SQL is written by hand, and TypeORM's query runner
+ * costs two extra round trips per transaction (`START TRANSACTION` then `SET TRANSACTION ISOLATION
+ * LEVEL`) plus an allocation per query. Parameterized statements are prepared once per connection.
+ * Errors are node-postgres's `DatabaseError` (SQLSTATE in `code`).
  */
 export class Db implements Sql {
-  private constructor(readonly dataSource: DataSource) {}
+  private constructor(
+    readonly dataSource: DataSource,
+    private readonly pool: Pool,
+  ) {}
 
   /** Connects a pool of `poolSize` connections to `url`. Throws when Postgres is unreachable. */
   static async connect(opts: {
@@ -34,35 +77,35 @@ export class Db implements Sql {
       extra: { connectionTimeoutMillis: 5000 },
     });
     await dataSource.initialize();
-    return new Db(dataSource);
+    const pool = (dataSource.driver as PostgresDriver).master as Pool;
+    return new Db(dataSource, pool);
   }
 
+  /** Runs one statement (its own implicit transaction) on any pooled connection. */
   async query<T = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<T[]> {
-    const runner = this.dataSource.createQueryRunner();
-    try {
-      return await runQuery<T>(runner, text, params);
-    } finally {
-      await runner.release();
-    }
+    return run<T>(this.pool, text, params);
   }
 
   /**
-   * Runs `fn` in one READ COMMITTED transaction on one connection; commits when it resolves,
-   * rolls back and rethrows when it throws.
+   * Runs `fn` in one READ COMMITTED transaction (Postgres's default level) on one connection; commits
+   * when it resolves, rolls back and rethrows when it throws.
    */
   async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
-    await runner.startTransaction('READ COMMITTED');
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
     try {
-      const result = await fn({ query: (text, params = []) => runQuery(runner, text, params) });
-      await runner.commitTransaction();
+      await client.query('BEGIN');
+      const result = await fn({ query: (text, params = []) => run(client, text, params) });
+      await client.query('COMMIT');
       return result;
     } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction();
+      await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+        // The connection is unusable (e.g. it was terminated): do not give it back to the pool.
+        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+      });
       throw error;
     } finally {
-      await runner.release();
+      client.release(broken);
     }
   }
 
@@ -70,21 +113,19 @@ export class Db implements Sql {
    * Holds one connection for the caller (advisory locks are per connection). `release` returns it.
    */
   async dedicated(): Promise<Sql & { release(): Promise<void> }> {
-    const runner = this.dataSource.createQueryRunner();
-    await runner.connect();
+    const client = await this.pool.connect();
+    let released = false;
     return {
-      query: (text, params = []) => runQuery(runner, text, params),
-      release: () => runner.release(),
+      query: (text, params = []) => run(client, text, params),
+      release: () => {
+        if (!released) client.release();
+        released = true;
+        return Promise.resolve();
+      },
     };
   }
 
   async close(): Promise<void> {
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
-}
-
-// TypeORM's plain query() returns [rows, count] for UPDATE/DELETE; the structured result is uniform.
-async function runQuery<T>(runner: QueryRunner, text: string, params: readonly unknown[]): Promise<T[]> {
-  const result = await runner.query(text, [...params], true);
-  return result.records as T[];
 }

@@ -12,7 +12,14 @@ import {
   type TurnWriteReply,
   isErased,
 } from '@threadline/contracts';
-import { EventStore, EventStoreTransaction, eventMetadata, type Sql } from '@threadline/event-store';
+import {
+  EVENT_COLUMNS,
+  EventStore,
+  EventStoreTransaction,
+  eventMetadata,
+  type Sql,
+  toEnvelope,
+} from '@threadline/event-store';
 import type { Meter } from '../usage/usage-meter';
 import {
   type ConversationCommand,
@@ -59,6 +66,67 @@ export async function loadSessionLifecycle(
     if (event) state = evolve(state, event);
   }
   return state;
+}
+
+/** Event names (any version) of the session stream that decide whether a session takes turns. */
+const LIFECYCLE_EVENT_NAMES = ['SessionCreated', 'SessionEnded', 'SessionExpired', 'SessionDeleted'];
+/** Event names (any version) that open a turn and give it its `conversationTurn`. */
+const TURN_OPENING_EVENT_NAMES = ['TurnLogged', 'TurnStarted'];
+
+/**
+ * What a conversation command needs of its conversation, read in ONE statement whatever the
+ * conversation's length: the session's lifecycle events, the conversation's version (its `streams`
+ * row), its last turn-opening event (the highest `conversationTurn`: numbers are given in order) and
+ * every event of turn `turnId` (when the command names one). Folded with `evolve`, this is the part of
+ * the full fold `decide` reads: `session`, `version`, `lastTurnNumber` and `turns[turnId]`. Erased
+ * events are skipped, as in a full fold. Run it after the conversation's lock (READ COMMITTED: the
+ * statement's snapshot then includes every command that held the lock before).
+ */
+export async function loadConversation(
+  sql: Sql,
+  tenantId: string,
+  sessionId: string,
+  turnId: string | null,
+): Promise<ConversationState> {
+  const sessionStream = sessionStreamId(tenantId, sessionId);
+  const conversationStream = conversationStreamId(tenantId, sessionId);
+  const rows = await sql.query<
+    Record<string, unknown> & { part: number; conversation_version: string | null }
+  >(
+    `SELECT p.part, ${EVENT_COLUMNS},
+            (SELECT version FROM streams WHERE stream_id = $2) AS conversation_version
+     FROM (
+       SELECT 0 AS part, global_position FROM events
+        WHERE stream_id = $1 AND split_part(event_type, '.', 1) = ANY($4::text[])
+       UNION ALL
+       (SELECT 1, global_position FROM events
+         WHERE stream_id = $2 AND split_part(event_type, '.', 1) = ANY($5::text[]) AND NOT metadata ? 'erased'
+         ORDER BY stream_position DESC LIMIT 1)
+       UNION
+       SELECT 2, global_position FROM events WHERE stream_id = $2 AND $3::text IS NOT NULL AND data->>'turnId' = $3
+     ) p JOIN events USING (global_position)
+     ORDER BY p.part = 0 DESC, stream_position`,
+    [sessionStream, conversationStream, turnId, LIFECYCLE_EVENT_NAMES, TURN_OPENING_EVENT_NAMES],
+  );
+  let state = initialState();
+  let version = 0;
+  let lastGlobal = 0;
+  for (const row of rows) {
+    const envelope = toEnvelope(row);
+    version = Number(row.conversation_version ?? 0);
+    // The last opener and the turn's own events may be the same row (UNION keeps parts apart).
+    if (row.part !== 0 && envelope.globalPosition === lastGlobal) continue;
+    if (row.part !== 0) lastGlobal = envelope.globalPosition;
+    if (isErased(envelope)) continue;
+    if (row.part === 0) {
+      if (!sessionEventRegistry.knows(envelope.eventType)) continue;
+      const event = sessionLifecycleEventOf(sessionEventRegistry.parse(envelope));
+      if (event) state = evolve(state, event);
+    } else {
+      state = evolve(state, conversationEventRegistry.parse(envelope));
+    }
+  }
+  return { ...state, version };
 }
 
 /**
@@ -131,12 +199,17 @@ export class ConversationCommandHandler {
   ): Promise<number> {
     const sessionId = command.data.sessionId;
     const streamId = conversationStreamId(context.tenantId, sessionId);
-    await tx.lock(streamId);
-    let state = await loadSessionLifecycle(tx.sql, context.tenantId, sessionId, { lock: true });
-    for (const envelope of await tx.readStream(streamId)) {
-      if (isErased(envelope)) continue;
-      state = evolve(state, conversationEventRegistry.parse(envelope));
-    }
+    // The conversation's lock, and the session's stream row FOR SHARE (it cannot end or be deleted
+    // before this turn commits), in one statement; the state is read in the next one.
+    await tx.sql.query(
+      `SELECT pg_advisory_xact_lock(hashtextextended($1, 0)),
+              (SELECT version FROM streams WHERE stream_id = $2 FOR SHARE) AS session_version`,
+      [streamId, sessionStreamId(context.tenantId, sessionId)],
+    );
+    // A LogTurn's generated turn id is new: no event to look for.
+    const knownTurnId =
+      command.type === 'LogTurn' && command.data.turn.turn_id === undefined ? null : command.data.turnId;
+    const state = await loadConversation(tx.sql, context.tenantId, sessionId, knownTurnId);
     const events = decide(command, state, { now: this.clock(), newId: randomUUID, meter: this.meter });
     const result = await tx.append(streamId, CONVERSATION_CATEGORY, state.version, events, {
       metadata: eventMetadata(context, command.data.actingUserId ?? state.session.userId),
