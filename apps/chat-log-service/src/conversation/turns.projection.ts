@@ -241,13 +241,7 @@ export class TurnsProjection implements Projection<ParsedEvent<typeof turnsEvent
     switch (event.type) {
       case 'TurnLogged.v1':
       case 'TurnStarted.v1': {
-        const [known] = await sql.query<{ deleted: boolean }>(
-          `INSERT INTO turn_ids (tenant_id, turn_id, session_id) VALUES ($1, $2, $3)
-           ON CONFLICT (tenant_id, turn_id) DO UPDATE SET deleted = turn_ids.deleted RETURNING deleted`,
-          [tenantId, event.data.turnId, event.data.sessionId],
-        );
-        if (known?.deleted) return;
-        await this.save(sql, tenantId, openedTurnView(event), position, global, 'insert');
+        await this.save(sql, tenantId, openedTurnView(event), position, global, 'open');
         return;
       }
       case 'AgentResponded.v1':
@@ -279,17 +273,21 @@ export class TurnsProjection implements Projection<ParsedEvent<typeof turnsEvent
     }
   }
 
-  /** Writes a turn's row; an `insert` of a row that exists (a replay) changes nothing. */
+  /**
+   * Writes a turn's row. `open` (the turn's first event) registers its id in `turn_ids` in the same
+   * statement and writes nothing when the id is marked deleted (a replay after a deletion) or the row
+   * exists (a replay); `update` replaces a row of a lower version.
+   */
   private async save(
     sql: Sql,
     tenantId: string,
     v: TurnView,
     position: number,
     global: number,
-    mode: 'insert' | 'update',
+    mode: 'open' | 'update',
   ): Promise<void> {
     const conflict =
-      mode === 'insert'
+      mode === 'open'
         ? 'DO NOTHING'
         : `DO UPDATE SET agent_responses = EXCLUDED.agent_responses, tool_calls = EXCLUDED.tool_calls,
              input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens,
@@ -300,13 +298,20 @@ export class TurnsProjection implements Projection<ParsedEvent<typeof turnsEvent
              updated_at = EXCLUDED.updated_at, version = EXCLUDED.version,
              last_global_position = EXCLUDED.last_global_position
            WHERE turns.version < EXCLUDED.version`;
+    // Opening: the id goes into turn_ids first (kept forever); a deleted id stops the row.
+    const registerId =
+      mode === 'open'
+        ? `WITH id AS (INSERT INTO turn_ids (tenant_id, turn_id, session_id) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id, turn_id) DO UPDATE SET deleted = turn_ids.deleted RETURNING deleted) `
+        : '';
     await sql.query(
-      `INSERT INTO turns (tenant_id, turn_id, session_id, user_id, conversation_turn, user_input, agent_responses,
-                          tool_calls, input_tokens, output_tokens, cached_tokens, reasoning_tokens, total_tokens,
-                          cost_usd, status, error, vector_cache_hit, processing_time_ms, started_at, completed_at,
-                          updated_at, version, last_global_position)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-               $19::timestamptz, $20::timestamptz, $21::timestamptz, $22, $23)
+      `${registerId}INSERT INTO turns (tenant_id, turn_id, session_id, user_id, conversation_turn, user_input,
+                          agent_responses, tool_calls, input_tokens, output_tokens, cached_tokens, reasoning_tokens,
+                          total_tokens, cost_usd, status, error, vector_cache_hit, processing_time_ms, started_at,
+                          completed_at, updated_at, version, last_global_position)
+       SELECT $1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+               $19::timestamptz, $20::timestamptz, $21::timestamptz, $22, $23
+       ${mode === 'open' ? 'WHERE NOT (SELECT deleted FROM id)' : ''}
        ON CONFLICT (tenant_id, turn_id) ${conflict}`,
       [
         tenantId,
