@@ -203,6 +203,91 @@ describe('append: concurrency', () => {
   });
 });
 
+describe('append: group commit of standalone appends', () => {
+  /** How many transactions wrote `streams`' events: appends sharing a statement share one. */
+  const transactionsOf = async (streams: string[]) => {
+    const rows = await t.db.query<{ n: string }>(
+      'SELECT count(DISTINCT transaction_id::text) AS n FROM events WHERE stream_id = ANY($1)',
+      [streams],
+    );
+    return Number(rows[0]?.n);
+  };
+
+  it('appends issued together share one statement, and each gets its own stream positions', async () => {
+    const streams = Array.from({ length: 12 }, streamOf);
+    const results = await Promise.all(
+      streams.map((s, i) => store.append(s, 'widget', 'no_stream', events(i + 1), { metadata })),
+    );
+    results.forEach((r, i) => {
+      expect(r.events.map((e) => e.streamId)).toEqual(Array(i + 1).fill(streams[i]));
+      expect(r.events.map((e) => e.streamPosition)).toEqual(Array.from({ length: i + 1 }, (_, k) => k + 1));
+      expect(r.nextExpectedVersion).toBe(i + 1);
+      expect(r.events.map((e) => (e.data as { n: number }).n)).toEqual(
+        Array.from({ length: i + 1 }, (_, k) => k + 1),
+      );
+    });
+    // At most maxInFlight statements for twelve appends issued in one turn of the event loop.
+    expect(await transactionsOf(streams)).toBeLessThanOrEqual(2);
+    for (const [i, s] of streams.entries()) expect(await store.readStream(s)).toHaveLength(i + 1);
+  });
+
+  it('a conflicting append fails alone; the others in its statement succeed', async () => {
+    const [a, b, c, d] = Array.from({ length: 4 }, streamOf) as [string, string, string, string];
+    await Promise.all([a, b, c].map((s) => store.append(s, 'widget', 'no_stream', events(2), { metadata })));
+    const results = await Promise.allSettled([
+      store.append(a, 'widget', 2, events(1, 10), { metadata }), // right version
+      store.append(b, 'widget', 1, events(1, 10), { metadata }), // stale version
+      store.append(c, 'widget', 'no_stream', events(1, 10), { metadata }), // exists already
+      store.append(d, 'widget', 'stream_exists', events(1, 10), { metadata }), // missing
+      store.append(streamOf(), 'widget', 'any', events(3), { metadata }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'rejected',
+      'rejected',
+      'fulfilled',
+    ]);
+    const [, staleB, existsC, missingD] = results as PromiseRejectedResult[];
+    expect(staleB?.reason).toBeInstanceOf(StreamVersionConflictError);
+    expect((staleB?.reason as StreamVersionConflictError).details).toMatchObject({ expected: 1, actual: 2 });
+    expect((existsC?.reason as StreamVersionConflictError).details).toMatchObject({ actual: 2 });
+    expect((missingD?.reason as StreamVersionConflictError).details).toMatchObject({ actual: null });
+    expect((await store.readStream(a)).map((e) => e.streamPosition)).toEqual([1, 2, 3]);
+    expect(await store.readStream(b)).toHaveLength(2);
+    expect(await store.readStream(c)).toHaveLength(2);
+    expect(await store.readStream(d)).toHaveLength(0);
+  });
+
+  it('two appends to one stream issued together are written one after the other, never merged', async () => {
+    const s = streamOf();
+    const [first, second] = await Promise.all([
+      store.append(s, 'widget', 'any', events(2), { metadata }),
+      store.append(s, 'widget', 'any', events(2, 3), { metadata }),
+    ]);
+    expect(first.events.map((e) => e.streamPosition)).toEqual([1, 2]);
+    expect(second.events.map((e) => e.streamPosition)).toEqual([3, 4]);
+    expect(await transactionsOf([s])).toBe(2);
+  });
+
+  it('a failure of the combined statement (a duplicate event id) gives each append its own outcome', async () => {
+    const s = streamOf();
+    const other = streamOf();
+    const withKey = { metadata: { tenantId, idempotencyKey: randomUUID() } };
+    await store.append(s, 'widget', 'any', events(1), withKey);
+    // A replay of the same key on the same stream derives the same event ids: it fails the combined
+    // statement, and alone; the append beside it succeeds.
+    const [replay, beside] = await Promise.allSettled([
+      store.append(s, 'widget', 'any', events(1), withKey),
+      store.append(other, 'widget', 'no_stream', events(1), { metadata }),
+    ]);
+    expect(replay?.status).toBe('rejected');
+    expect(beside?.status).toBe('fulfilled');
+    expect(await store.readStream(s)).toHaveLength(1);
+    expect(await store.readStream(other)).toHaveLength(1);
+  });
+});
+
 describe('readStream', () => {
   const s = streamOf();
   beforeAll(async () => {

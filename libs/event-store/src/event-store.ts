@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
-import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
-import { z } from 'zod';
-import { EventEnvelope, type EventMetadata } from '@threadline/contracts';
-import { DomainError, StreamVersionConflictError } from '@threadline/platform';
+import type { EventEnvelope, EventMetadata } from '@threadline/contracts';
+import { DomainError } from '@threadline/platform';
+import { appendPrepared, AppendBatcher, prepareAppend } from './append';
 import type { Db, Sql } from './db';
+import { EVENT_COLUMNS, toEnvelope } from './stored-event';
+
+export { EVENT_COLUMNS, toEnvelope } from './stored-event';
 
 /**
  * What `append` checks before writing (ARCHITECTURE rule 4):
@@ -52,57 +54,6 @@ export class IdempotencyKeyReusedError extends DomainError {
   }
 }
 
-/** The columns {@link toEnvelope} parses, for hand-written reads of `events`. */
-export const EVENT_COLUMNS = `global_position, transaction_id::text AS transaction_id, stream_id, stream_type,
-  stream_position, event_id, event_type, schema_version, data, metadata, created_at`;
-
-/**
- * A row of `events` (as selected by {@link EVENT_COLUMNS}) parsed into an {@link EventEnvelope} in one
- * pass: the envelope's own field schemas, with `global_position` (bigint, a string from `pg`) coerced.
- */
-const StoredEvent = z
-  .object({
-    global_position: z.coerce.number().int().min(1),
-    transaction_id: EventEnvelope.shape.transactionId,
-    stream_id: EventEnvelope.shape.streamId,
-    stream_type: EventEnvelope.shape.streamType,
-    stream_position: z.coerce.number().int().min(1),
-    event_id: EventEnvelope.shape.eventId,
-    event_type: EventEnvelope.shape.eventType,
-    schema_version: EventEnvelope.shape.schemaVersion,
-    data: z.unknown(),
-    metadata: EventEnvelope.shape.metadata,
-    created_at: z.date(),
-  })
-  .transform((r): EventEnvelope => ({
-    eventId: r.event_id,
-    eventType: r.event_type,
-    schemaVersion: r.schema_version,
-    streamId: r.stream_id,
-    streamType: r.stream_type,
-    streamPosition: r.stream_position,
-    globalPosition: r.global_position,
-    transactionId: r.transaction_id,
-    data: r.data,
-    metadata: r.metadata,
-    createdAt: r.created_at.toISOString(),
-  }));
-
-/** Rows read back from the store are parsed, never cast (STYLE.md, "Validation at every boundary"). */
-export function toEnvelope(row: unknown): EventEnvelope {
-  return StoredEvent.parse(row);
-}
-
-const VERSION_SUFFIX = /\.v(\d+)$/;
-function schemaVersionOf(type: string): number {
-  const match = VERSION_SUFFIX.exec(type);
-  if (!match?.[1]) throw new Error(`Event type ${type} has no version suffix (.vN)`);
-  return Number(match[1]);
-}
-
-// Namespace for event ids derived from idempotency keys (any fixed UUID).
-const EVENT_ID_NAMESPACE = '0f5c3c52-7a8e-4d53-9d5b-3f4bcb6b1a10';
-
 /**
  * The operations of one event-store transaction. Obtained from {@link EventStore.transaction};
  * everything done through it commits or rolls back together.
@@ -133,7 +84,12 @@ export class EventStoreTransaction {
     events: readonly NewEvent[],
     opts: AppendOptions,
   ): Promise<AppendResult> {
-    return appendWith(this.sql, streamId, streamType, expected, events, opts);
+    const stored = await appendPrepared(
+      this.sql,
+      prepareAppend(streamId, streamType, expected, events, opts),
+    );
+    if (opts.inline) await opts.inline(this.sql, stored.events);
+    return stored;
   }
 
   /**
@@ -177,96 +133,6 @@ export class EventStoreTransaction {
   }
 }
 
-/**
- * The append itself: ONE statement (a CTE moves the stream row's version, the insert depends on it),
- * so it is atomic on its own and needs no explicit transaction; then `opts.inline` on the same `sql`.
- * See {@link EventStoreTransaction.append}.
- */
-async function appendWith(
-  sql: Sql,
-  streamId: string,
-  streamType: string,
-  expected: ExpectedVersion,
-  events: readonly NewEvent[],
-  opts: AppendOptions,
-): Promise<AppendResult> {
-  if (events.length === 0) throw new Error('append needs at least one event');
-  const n = events.length;
-  const { tenantId, idempotencyKey } = opts.metadata;
-  const eventIds = events.map((_, i) =>
-    idempotencyKey
-      ? uuidv5(`${tenantId}\u0000${idempotencyKey}\u0000${streamId}\u0000${i}`, EVENT_ID_NAMESPACE)
-      : uuidv4(),
-  );
-
-  // The stream row is the per-stream lock: its version moves in the same statement as the insert,
-  // so two appends with the same expected version cannot both succeed. $1..$9 are the insert's,
-  // $10 the expected version (numeric mode only).
-  const params: unknown[] = [
-    streamId,
-    streamType,
-    tenantId,
-    n,
-    eventIds,
-    events.map((e) => e.type),
-    events.map((e) => JSON.stringify(e.data)),
-    events.map((e) => schemaVersionOf(e.type)),
-    JSON.stringify(opts.metadata),
-  ];
-  if (typeof expected === 'number' && expected !== 0) params.push(expected);
-
-  const rows = await sql.query(APPEND_SQL[appendMode(expected)], params);
-
-  if (rows.length === 0) {
-    const [current] = await sql.query<{ version: string }>(
-      'SELECT version FROM streams WHERE stream_id = $1',
-      [streamId],
-    );
-    throw new StreamVersionConflictError(streamId, expected, current ? Number(current.version) : null);
-  }
-  const stored = rows.map(toEnvelope).sort((a, b) => a.streamPosition - b.streamPosition);
-  if (opts.inline) await opts.inline(sql, stored);
-  const last = stored[stored.length - 1]!;
-  return {
-    nextExpectedVersion: last.streamPosition,
-    lastGlobalPosition: last.globalPosition,
-    events: stored,
-  };
-}
-
-type AppendMode = 'new' | 'any' | 'exists' | 'exact';
-
-function appendMode(expected: ExpectedVersion): AppendMode {
-  if (expected === 'no_stream' || expected === 0) return 'new';
-  if (expected === 'any') return 'any';
-  if (expected === 'stream_exists') return 'exists';
-  return 'exact';
-}
-
-const UPSERT_STREAM = `INSERT INTO streams (stream_id, stream_type, tenant_id, version) VALUES ($1, $2, $3, $4)`;
-const VERSION_CTE: Record<AppendMode, string> = {
-  new: `${UPSERT_STREAM} ON CONFLICT (stream_id) DO NOTHING RETURNING 0::bigint AS base`,
-  any: `${UPSERT_STREAM} ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + $4, updated_at = now()
-        RETURNING version - $4 AS base`,
-  exists: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1
-           RETURNING version - $4 AS base`,
-  exact: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1 AND version = $10
-          RETURNING version - $4 AS base`,
-};
-/** One fixed text per mode, so each is a prepared statement (see Db). */
-const APPEND_SQL = Object.fromEntries(
-  (Object.keys(VERSION_CTE) as AppendMode[]).map((mode) => [
-    mode,
-    `WITH s AS (${VERSION_CTE[mode]})
-     INSERT INTO events (stream_id, stream_type, stream_position, event_id, event_type, schema_version,
-                         data, metadata, tenant_id)
-     SELECT $1::text, $2::text, s.base + e.ord, e.event_id, e.event_type, e.schema_version, e.data, $9::jsonb, $3::text
-     FROM s, unnest($5::uuid[], $6::text[], $7::jsonb[], $8::int[]) WITH ORDINALITY
-            AS e(event_id, event_type, data, schema_version, ord)
-     RETURNING ${EVENT_COLUMNS}`,
-  ]),
-) as Record<AppendMode, string>;
-
 async function readStreamWith(
   sql: Sql,
   streamId: string,
@@ -287,15 +153,23 @@ async function readStreamWith(
  * events in commit-safe order. Errors: {@link StreamVersionConflictError}, {@link IdempotencyKeyReusedError}.
  */
 export class EventStore {
-  constructor(readonly db: Db) {}
+  private readonly batcher: AppendBatcher;
+
+  constructor(readonly db: Db) {
+    this.batcher = new AppendBatcher(db);
+  }
 
   /** Runs `fn` in one transaction; see {@link EventStoreTransaction}. */
   transaction<T>(fn: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
     return this.db.transaction((sql) => fn(new EventStoreTransaction(sql)));
   }
 
-  /** Appends atomically on its own (one statement; a transaction when `inline` is given); see {@link EventStoreTransaction.append}. */
-  append(
+  /**
+   * Appends atomically on its own; see {@link EventStoreTransaction.append}. Without `inline`, one
+   * statement, group-committed with appends made at the same time (see {@link AppendBatcher}); with
+   * `inline`, a transaction around the append and the inline projection.
+   */
+  async append(
     streamId: string,
     streamType: string,
     expected: ExpectedVersion,
@@ -303,7 +177,7 @@ export class EventStore {
     opts: AppendOptions,
   ): Promise<AppendResult> {
     // One statement is atomic on its own; an inline projection needs the transaction around both.
-    if (!opts.inline) return appendWith(this.db, streamId, streamType, expected, events, opts);
+    if (!opts.inline) return this.batcher.append(prepareAppend(streamId, streamType, expected, events, opts));
     return this.transaction((tx) => tx.append(streamId, streamType, expected, events, opts));
   }
 

@@ -1,0 +1,314 @@
+import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { StreamVersionConflictError } from '@threadline/platform';
+import type { Db, Sql } from './db';
+import type { AppendOptions, AppendResult, ExpectedVersion, NewEvent } from './event-store';
+import { EVENT_COLUMNS, toEnvelope } from './stored-event';
+
+/** How an append checks its stream's version; one fixed SQL text per mode (a prepared statement each). */
+type AppendMode = 'new' | 'any' | 'exists' | 'exact';
+
+/** An append with everything computed that does not need the database (ids, JSON, schema versions). */
+export interface PreparedAppend {
+  streamId: string;
+  streamType: string;
+  tenantId: string;
+  expected: ExpectedVersion;
+  mode: AppendMode;
+  eventIds: string[];
+  types: string[];
+  data: string[];
+  schemaVersions: number[];
+  metadata: string;
+}
+
+const VERSION_SUFFIX = /\.v(\d+)$/;
+function schemaVersionOf(type: string): number {
+  const match = VERSION_SUFFIX.exec(type);
+  if (!match?.[1]) throw new Error(`Event type ${type} has no version suffix (.vN)`);
+  return Number(match[1]);
+}
+
+function appendMode(expected: ExpectedVersion): AppendMode {
+  if (expected === 'no_stream' || expected === 0) return 'new';
+  if (expected === 'any') return 'any';
+  if (expected === 'stream_exists') return 'exists';
+  return 'exact';
+}
+
+// Namespace for event ids derived from idempotency keys (any fixed UUID).
+const EVENT_ID_NAMESPACE = '0f5c3c52-7a8e-4d53-9d5b-3f4bcb6b1a10';
+
+/**
+ * Validates and serializes one append. Event ids are random, or derived from the metadata's
+ * idempotency key (uuid v5 of tenant, key, stream and index: a retry yields the same ids).
+ * Throws for no events or an event type without its `.vN` suffix.
+ */
+export function prepareAppend(
+  streamId: string,
+  streamType: string,
+  expected: ExpectedVersion,
+  events: readonly NewEvent[],
+  opts: AppendOptions,
+): PreparedAppend {
+  if (events.length === 0) throw new Error('append needs at least one event');
+  const { tenantId, idempotencyKey } = opts.metadata;
+  return {
+    streamId,
+    streamType,
+    tenantId,
+    expected,
+    mode: appendMode(expected),
+    eventIds: events.map((_, i) =>
+      idempotencyKey
+        ? uuidv5(`${tenantId}\u0000${idempotencyKey}\u0000${streamId}\u0000${i}`, EVENT_ID_NAMESPACE)
+        : uuidv4(),
+    ),
+    types: events.map((e) => e.type),
+    data: events.map((e) => JSON.stringify(e.data)),
+    schemaVersions: events.map((e) => schemaVersionOf(e.type)),
+    metadata: JSON.stringify(opts.metadata),
+  };
+}
+
+const UPSERT_STREAM = `INSERT INTO streams (stream_id, stream_type, tenant_id, version) VALUES ($1, $2, $3, $4)`;
+const VERSION_CTE: Record<AppendMode, string> = {
+  new: `${UPSERT_STREAM} ON CONFLICT (stream_id) DO NOTHING RETURNING 0::bigint AS base`,
+  any: `${UPSERT_STREAM} ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + $4, updated_at = now()
+        RETURNING version - $4 AS base`,
+  exists: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1
+           RETURNING version - $4 AS base`,
+  exact: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1 AND version = $10
+          RETURNING version - $4 AS base`,
+};
+// The stream row is the per-stream lock: its version moves in the same statement as the insert, so
+// two appends with the same expected version cannot both succeed. $1..$9 are the insert's, $10 the
+// expected version (exact mode only).
+const APPEND_SQL = Object.fromEntries(
+  (Object.keys(VERSION_CTE) as AppendMode[]).map((mode) => [
+    mode,
+    `WITH s AS (${VERSION_CTE[mode]})
+     INSERT INTO events (stream_id, stream_type, stream_position, event_id, event_type, schema_version,
+                         data, metadata, tenant_id)
+     SELECT $1::text, $2::text, s.base + e.ord, e.event_id, e.event_type, e.schema_version, e.data, $9::jsonb, $3::text
+     FROM s, unnest($5::uuid[], $6::text[], $7::jsonb[], $8::int[]) WITH ORDINALITY
+            AS e(event_id, event_type, data, schema_version, ord)
+     RETURNING ${EVENT_COLUMNS}`,
+  ]),
+) as Record<AppendMode, string>;
+
+function resultOf(rows: readonly unknown[]): AppendResult {
+  const events = rows.map(toEnvelope).sort((a, b) => a.streamPosition - b.streamPosition);
+  const last = events[events.length - 1]!;
+  return { nextExpectedVersion: last.streamPosition, lastGlobalPosition: last.globalPosition, events };
+}
+
+async function conflictOf(sql: Sql, append: PreparedAppend): Promise<StreamVersionConflictError> {
+  const [current] = await sql.query<{ version: string }>('SELECT version FROM streams WHERE stream_id = $1', [
+    append.streamId,
+  ]);
+  return new StreamVersionConflictError(
+    append.streamId,
+    append.expected,
+    current ? Number(current.version) : null,
+  );
+}
+
+/**
+ * Runs one append as ONE statement (a CTE moves the stream row's version, the insert depends on it),
+ * atomic on its own or as part of the caller's transaction. Throws {@link StreamVersionConflictError}
+ * when the stream's version does not match.
+ */
+export async function appendPrepared(sql: Sql, append: PreparedAppend): Promise<AppendResult> {
+  const params: unknown[] = [
+    append.streamId,
+    append.streamType,
+    append.tenantId,
+    append.eventIds.length,
+    append.eventIds,
+    append.types,
+    append.data,
+    append.schemaVersions,
+    append.metadata,
+  ];
+  if (append.mode === 'exact') params.push(append.expected);
+  const rows = await sql.query(APPEND_SQL[append.mode], params);
+  if (rows.length === 0) throw await conflictOf(sql, append);
+  return resultOf(rows);
+}
+
+/**
+ * Several appends to DISTINCT streams in ONE statement: `a` holds one row per append (its index `i`,
+ * stream, mode, expected version, metadata), `e` one row per event. Each mode's CTE moves the versions
+ * of its appends' streams and yields their base version; an append whose check fails yields no base
+ * and so inserts nothing (its caller gets a conflict), the others are unaffected.
+ */
+const BATCH_SQL = `
+WITH a AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::int[], $7::jsonb[])
+    WITH ORDINALITY AS a(stream_id, stream_type, tenant_id, mode, expected, n, metadata, i)
+), fresh AS (
+  INSERT INTO streams (stream_id, stream_type, tenant_id, version)
+  SELECT stream_id, stream_type, tenant_id, n FROM a WHERE mode = 'new'
+  ON CONFLICT (stream_id) DO NOTHING
+  RETURNING stream_id, 0::bigint AS base
+), upserted AS (
+  INSERT INTO streams (stream_id, stream_type, tenant_id, version)
+  SELECT stream_id, stream_type, tenant_id, n FROM a WHERE mode = 'any'
+  ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + EXCLUDED.version, updated_at = now()
+  RETURNING stream_id, version
+), updated AS (
+  UPDATE streams SET version = streams.version + a.n, updated_at = now()
+  FROM a
+  WHERE streams.stream_id = a.stream_id
+    AND (a.mode = 'exists' OR (a.mode = 'exact' AND streams.version = a.expected))
+  RETURNING streams.stream_id, streams.version - a.n AS base
+), bases AS (
+  SELECT stream_id, base FROM fresh
+  UNION ALL SELECT u.stream_id, u.version - a.n FROM upserted u JOIN a USING (stream_id)
+  UNION ALL SELECT stream_id, base FROM updated
+)
+INSERT INTO events (stream_id, stream_type, stream_position, event_id, event_type, schema_version,
+                    data, metadata, tenant_id)
+SELECT a.stream_id, a.stream_type, b.base + e.ord, e.event_id, e.event_type, e.schema_version, e.data, a.metadata,
+       a.tenant_id
+FROM unnest($8::int[], $9::int[], $10::uuid[], $11::text[], $12::jsonb[], $13::int[])
+       AS e(i, ord, event_id, event_type, data, schema_version)
+JOIN a ON a.i = e.i
+JOIN bases b ON b.stream_id = a.stream_id
+ORDER BY e.i, e.ord
+RETURNING ${EVENT_COLUMNS}`;
+
+/** What the batcher settles for each queued append. */
+interface Pending {
+  append: PreparedAppend;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit of standalone appends (`EventStore.append` without an inline projection): appends
+ * that arrive while earlier ones are being written are written together, in one statement and one
+ * commit, instead of one commit each (the WAL flush of a commit is the cost that concurrent writers
+ * share; the idea of Postgres's own group commit, one level up). Each append keeps its own outcome:
+ * a version conflict fails only that append; any other failure of a combined statement (a duplicate
+ * event id, a deadlock) reruns its appends one by one, so each caller gets its own result or error.
+ * Two appends to the same stream never share a statement (the second waits for the next one).
+ * At most {@link AppendBatcher.maxInFlight} statements run at once; a batch holds at most
+ * {@link AppendBatcher.maxBatch} appends.
+ */
+export class AppendBatcher {
+  static readonly maxInFlight = 2;
+  static readonly maxBatch = 256;
+  private queue: Pending[] = [];
+  private inFlight = 0;
+  private scheduled = false;
+
+  constructor(private readonly db: Db) {}
+
+  append(append: PreparedAppend): Promise<AppendResult> {
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ append, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  // Deferred to the next turn of the event loop, so appends issued together are written together.
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= AppendBatcher.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.startFlush();
+    });
+  }
+
+  private startFlush(): void {
+    if (this.inFlight >= AppendBatcher.maxInFlight) return;
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    const streams = new Set<string>();
+    for (const pending of this.queue) {
+      if (batch.length >= AppendBatcher.maxBatch || streams.has(pending.append.streamId)) rest.push(pending);
+      else {
+        streams.add(pending.append.streamId);
+        batch.push(pending);
+      }
+    }
+    if (batch.length === 0) return;
+    this.queue = rest;
+    this.inFlight += 1;
+    void this.flush(batch).finally(() => {
+      this.inFlight -= 1;
+      this.schedule();
+    });
+    this.schedule();
+  }
+
+  private async flush(batch: readonly Pending[]): Promise<void> {
+    if (batch.length === 1) {
+      const [only] = batch as [Pending];
+      await appendPrepared(this.db, only.append).then(only.resolve, only.reject);
+      return;
+    }
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await this.db.query(BATCH_SQL, batchParams(batch.map((p) => p.append)));
+    } catch {
+      // Whatever failed the combined statement, each append gets its own outcome.
+      await Promise.all(batch.map((p) => appendPrepared(this.db, p.append).then(p.resolve, p.reject)));
+      return;
+    }
+    const byStream = new Map<string, Record<string, unknown>[]>();
+    for (const row of rows) {
+      const streamId = String(row['stream_id']);
+      const list = byStream.get(streamId);
+      if (list) list.push(row);
+      else byStream.set(streamId, [row]);
+    }
+    await Promise.all(
+      batch.map(async (p) => {
+        try {
+          const stored = byStream.get(p.append.streamId);
+          if (stored) p.resolve(resultOf(stored));
+          else p.reject(await conflictOf(this.db, p.append));
+        } catch (error) {
+          p.reject(error);
+        }
+      }),
+    );
+  }
+}
+
+function batchParams(appends: readonly PreparedAppend[]): unknown[] {
+  const eventIndex: number[] = [];
+  const ord: number[] = [];
+  const eventIds: string[] = [];
+  const types: string[] = [];
+  const data: string[] = [];
+  const schemaVersions: number[] = [];
+  appends.forEach((a, i) => {
+    a.eventIds.forEach((id, k) => {
+      eventIndex.push(i + 1);
+      ord.push(k + 1);
+      eventIds.push(id);
+      types.push(a.types[k]!);
+      data.push(a.data[k]!);
+      schemaVersions.push(a.schemaVersions[k]!);
+    });
+  });
+  return [
+    appends.map((a) => a.streamId),
+    appends.map((a) => a.streamType),
+    appends.map((a) => a.tenantId),
+    appends.map((a) => a.mode),
+    appends.map((a) => (a.mode === 'exact' ? a.expected : null)),
+    appends.map((a) => a.eventIds.length),
+    appends.map((a) => a.metadata),
+    eventIndex,
+    ord,
+    eventIds,
+    types,
+    data,
+    schemaVersions,
+  ];
+}
