@@ -2,7 +2,8 @@ import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
 import { StreamVersionConflictError } from '@threadline/platform';
 import type { Db, Sql } from './db';
 import type { AppendOptions, AppendResult, ExpectedVersion, NewEvent } from './event-store';
-import { EVENT_COLUMNS, toEnvelope } from './stored-event';
+import { z } from 'zod';
+import { EventEnvelope } from '@threadline/contracts';
 
 /** How an append checks its stream's version; one fixed SQL text per mode (a prepared statement each). */
 type AppendMode = 'new' | 'any' | 'exists' | 'exact';
@@ -70,6 +71,19 @@ export function prepareAppend(
   };
 }
 
+/**
+ * What the database assigns to an appended event; the rest of its envelope is what the append sent,
+ * so the data does not travel back (a 50-event append of 1 KB events would read 50 KB back and parse it).
+ */
+const APPENDED_COLUMNS =
+  'global_position, transaction_id::text AS transaction_id, stream_position, created_at';
+const AppendedRow = z.object({
+  global_position: z.coerce.number().int().min(1),
+  transaction_id: EventEnvelope.shape.transactionId,
+  stream_position: z.coerce.number().int().min(1),
+  created_at: z.date(),
+});
+
 const UPSERT_STREAM = `INSERT INTO streams (stream_id, stream_type, tenant_id, version) VALUES ($1, $2, $3, $4)`;
 const VERSION_CTE: Record<AppendMode, string> = {
   new: `${UPSERT_STREAM} ON CONFLICT (stream_id) DO NOTHING RETURNING 0::bigint AS base`,
@@ -92,12 +106,34 @@ const APPEND_SQL = Object.fromEntries(
      SELECT $1::text, $2::text, s.base + e.ord, e.event_id, e.event_type, e.schema_version, e.data, $9::jsonb, $3::text
      FROM s, unnest($5::uuid[], $6::text[], $7::jsonb[], $8::int[]) WITH ORDINALITY
             AS e(event_id, event_type, data, schema_version, ord)
-     RETURNING ${EVENT_COLUMNS}`,
+     RETURNING ${APPENDED_COLUMNS}`,
   ]),
 ) as Record<AppendMode, string>;
 
-function resultOf(rows: readonly unknown[]): AppendResult {
-  const events = rows.map(toEnvelope).sort((a, b) => a.streamPosition - b.streamPosition);
+/** The envelopes of `append` from the rows its insert returned (one per event, any order). */
+function resultOf(append: PreparedAppend, rows: readonly unknown[]): AppendResult {
+  const metadata = EventEnvelope.shape.metadata.parse(JSON.parse(append.metadata));
+  const events = rows
+    .map((row) => AppendedRow.parse(row))
+    .sort((a, b) => a.stream_position - b.stream_position)
+    // Sorted by stream position, row k is the append's event k.
+    .map((r, k): EventEnvelope => {
+      return {
+        eventId: append.eventIds[k]!,
+        eventType: append.types[k]!,
+        schemaVersion: append.schemaVersions[k]!,
+        streamId: append.streamId,
+        streamType: append.streamType,
+        streamPosition: r.stream_position,
+        globalPosition: r.global_position,
+        transactionId: r.transaction_id,
+        data: JSON.parse(append.data[k]!) as unknown,
+        metadata,
+        createdAt: r.created_at.toISOString(),
+      };
+    });
+  if (events.length !== append.eventIds.length)
+    throw new Error(`append of ${append.eventIds.length} events stored ${events.length}`);
   const last = events[events.length - 1]!;
   return { nextExpectedVersion: last.streamPosition, lastGlobalPosition: last.globalPosition, events };
 }
@@ -133,7 +169,7 @@ export async function appendPrepared(sql: Sql, append: PreparedAppend): Promise<
   if (append.mode === 'exact') params.push(append.expected);
   const rows = await sql.query(APPEND_SQL[append.mode], params);
   if (rows.length === 0) throw await conflictOf(sql, append);
-  return resultOf(rows);
+  return resultOf(append, rows);
 }
 
 /**
@@ -176,7 +212,7 @@ FROM unnest($8::int[], $9::int[], $10::uuid[], $11::text[], $12::jsonb[], $13::i
 JOIN a ON a.i = e.i
 JOIN bases b ON b.stream_id = a.stream_id
 ORDER BY e.i, e.ord
-RETURNING ${EVENT_COLUMNS}`;
+RETURNING stream_id, ${APPENDED_COLUMNS}`;
 
 /** What the batcher settles for each queued append. */
 interface Pending {
@@ -269,7 +305,7 @@ export class AppendBatcher {
       batch.map(async (p) => {
         try {
           const stored = byStream.get(p.append.streamId);
-          if (stored) p.resolve(resultOf(stored));
+          if (stored) p.resolve(resultOf(p.append, stored));
           else p.reject(await conflictOf(this.db, p.append));
         } catch (error) {
           p.reject(error);
