@@ -1,12 +1,10 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
-import type { IncomingMessage } from 'node:http';
-import { randomUUID } from 'node:crypto';
 import { LoggerModule } from 'nestjs-pino';
 import { MessagingModule } from '@threadline/messaging';
+import type { Logger as PinoRootLogger } from '@threadline/platform';
 import { AuthModule } from './auth/auth.module';
 import { GATEWAY_CONFIG, type GatewayConfig } from './config';
 import { HealthModule } from './health/health.module';
-import { CORRELATION_HEADER } from './http/headers';
 import { CleanupModule } from './cleanup/cleanup.module';
 import { QueryModule } from './query/query.module';
 import { SessionsController } from './sessions/sessions.controller';
@@ -36,26 +34,15 @@ class GatewayConfigModule {
  */
 @Module({})
 export class AppModule {
-  static forRoot(config: GatewayConfig): DynamicModule {
+  /** `logger`: the process's root logger (`createLogger`), the application's and the access log's. */
+  static forRoot(config: GatewayConfig, logger: PinoRootLogger): DynamicModule {
     return {
       module: AppModule,
       imports: [
         GatewayConfigModule.forRoot(config),
-        LoggerModule.forRoot({
-          pinoHttp: {
-            name: 'gateway',
-            level: config.LOG_LEVEL,
-            // The correlation id (set by the onRequest hook) is the request id in every log line.
-            genReqId: (req: IncomingMessage) => {
-              const id = req.headers[CORRELATION_HEADER];
-              return typeof id === 'string' ? id : randomUUID();
-            },
-            redact: {
-              paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'],
-              censor: '[redacted]',
-            },
-          },
-        }),
+        // nestjs-pino makes `logger` the application's logger; its pino-http middleware is mounted on no
+        // route: the access log is a Fastify hook (`http/access-log.ts`, see there why).
+        LoggerModule.forRoot({ pinoHttp: { logger }, forRoutes: [] }),
         MessagingModule.forRoot({ settings: config, name: 'gateway' }),
         AuthModule.forRoot(config),
         HealthModule,

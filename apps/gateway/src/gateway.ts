@@ -1,8 +1,10 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
+import { createLogger } from '@threadline/platform';
 import { AppModule } from './app.module';
 import type { GatewayConfig } from './config';
+import { accessLogHook } from './http/access-log';
 import { correlationIdHook, requestIdOf } from './http/headers';
 import { HealthReportDto } from './health/health.controller';
 import { ProblemDetailsDto, setupOpenApi } from './http/openapi';
@@ -12,7 +14,7 @@ import { SESSION_DTOS } from './sessions/sessions.dto';
 
 /**
  * Builds the gateway application (not yet listening): Fastify with `BODY_LIMIT_BYTES`, the
- * correlation-id hook, the zod validation pipe, the problem-details filter and the OpenAPI docs at
+ * correlation-id and access-log hooks, the zod validation pipe, the problem-details filter and the OpenAPI docs at
  * `/docs` and `/docs/json`. Throws when NATS or Postgres is unreachable at boot.
  * `main.ts` listens on `PORT`; tests listen on port 0.
  */
@@ -26,12 +28,15 @@ export async function createGateway(config: GatewayConfig): Promise<NestFastifyA
     // The request id is the correlation id (X-Correlation-Id or a new UUID): logs and replies share it.
     genReqId: requestIdOf,
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+  const logger = createLogger('gateway', config.LOG_LEVEL);
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, logger), adapter, {
     bufferLogs: true,
   });
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
-  app.getHttpAdapter().getInstance().addHook('onRequest', correlationIdHook);
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onRequest', correlationIdHook);
+  fastify.addHook('onResponse', accessLogHook(logger));
   app.useGlobalPipes(new RequestValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter());
   setupOpenApi(app, [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto]);

@@ -12,6 +12,8 @@ export interface NatsSettings {
 /**
  * Options for either NATS client: `@nats-io/transport-node` (JetStream) and the `nats` v2 package
  * NestJS's built-in transport uses (commands and queries). Credentials: user/password or a creds file.
+ * `noAsyncTraces`: a request does not capture two stack traces up front for its possible error
+ * (measured ~10% of the gateway's per-request JavaScript); errors keep their own stack.
  */
 export function natsConnectOptions(settings: NatsSettings, name: string) {
   return {
@@ -20,6 +22,7 @@ export function natsConnectOptions(settings: NatsSettings, name: string) {
     ...(settings.NATS_USER ? { user: settings.NATS_USER, pass: settings.NATS_PASS } : {}),
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    noAsyncTraces: true,
   };
 }
 

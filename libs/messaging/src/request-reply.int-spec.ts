@@ -185,10 +185,12 @@ describe('request/reply over NATS', () => {
     expect(handled.length).toBe(before);
   });
 
-  it('the client refuses an invalid payload itself with REQUEST.INVALID, sending nothing', async () => {
+  it('an invalid payload from the RequestClient is REQUEST.INVALID naming the fields, and is not handled', async () => {
     const before = handled.length;
-    const e = await domainErrorOf(client.request(AddWidget, { name: '' } as never));
+    const e = await domainErrorOf(client.request(AddWidget, { name: '', behaviour: 'explode' } as never));
     expect(e.code).toBe('REQUEST.INVALID');
+    const issues = (e.details as { issues: { path: string }[] }).issues.map((i) => i.path).sort();
+    expect(issues).toEqual(['behaviour', 'name']);
     expect(handled.length).toBe(before);
   });
 
@@ -207,9 +209,26 @@ describe('request/reply over NATS', () => {
     });
   });
 
-  it('no service listening is SERVICE.UNAVAILABLE', async () => {
-    const e = await domainErrorOf(new RequestClient(proxy, prefix, 200).request(Unanswered, {}));
+  it('no service listening is SERVICE.UNAVAILABLE at once, without waiting for the timeout', async () => {
+    // NATS answers "no responders" itself: a timeout of a minute is never reached.
+    const e = await domainErrorOf(new RequestClient(proxy, prefix, 60_000).request(Unanswered, {}));
     expect(e.code).toBe('SERVICE.UNAVAILABLE');
+    expect(e.message).toBe('No service answers NobodyListens');
+  });
+
+  it('a client whose connection was closed connects again on its next request', async () => {
+    const own = ClientProxyFactory.create({
+      transport: Transport.NATS,
+      options: natsConnectOptions({ NATS_URL: testNatsUrl() }, 'test-client-reconnect'),
+    });
+    const reconnecting = new RequestClient(own, prefix, 1000);
+    try {
+      expect(await reconnecting.request(CountWidgets, { prefix: 'a' })).toEqual({ n: 1 });
+      await own.close();
+      expect(await reconnecting.request(CountWidgets, { prefix: 'abc' })).toEqual({ n: 3 });
+    } finally {
+      await own.close();
+    }
   });
 
   it('a service that does not answer in time is SERVICE.UNAVAILABLE', async () => {

@@ -9,7 +9,8 @@ import {
   type RpcExceptionFilter,
 } from '@nestjs/common';
 import { type ClientProxy, MessagePattern, type NatsOptions, Transport } from '@nestjs/microservices';
-import { lastValueFrom, type Observable, throwError, timeout, TimeoutError } from 'rxjs';
+import { ErrorCode as NatsErrorCode, type NatsConnection as NatsClientConnection, NatsError } from 'nats';
+import { type Observable, throwError } from 'rxjs';
 import { ZodError, type z } from 'zod';
 import { ErrorReply, type ReplyOf, type RequestDefinition, type RequestOf } from '@threadline/contracts';
 import { BaseConfig, DomainError, formatIssues, isErrorCode, ValidationError } from '@threadline/platform';
@@ -108,13 +109,32 @@ export class RpcErrorReplyFilter implements RpcExceptionFilter<unknown> {
   }
 }
 
+/** What a NestJS NATS server replies (`@nestjs/microservices` wire format): a value or an error. */
+interface NestReplyPacket {
+  response?: unknown;
+  err?: unknown;
+  isDisposed?: boolean;
+}
+
 /**
  * Sends commands and queries over core NATS request/reply and returns the parsed reply.
- * Throws a `DomainError` with the code the service replied with; `SERVICE.UNAVAILABLE` when no
- * service answered within `timeoutMs`; a `ValidationError` (`REQUEST.INVALID`, nothing sent) when
- * `payload` does not match the contract; `INTERNAL` when the reply does not match it.
+ * Throws a `DomainError` with the code the service replied with (`REQUEST.INVALID` naming the fields
+ * when `payload` does not match the contract: the service parses every payload with it, so the client
+ * does not parse it a second time); `SERVICE.UNAVAILABLE` when no service answered within `timeoutMs`
+ * (or none listens); `INTERNAL` when the reply does not match the contract.
+ *
+ * It speaks NestJS's NATS wire format (`{ pattern, data, id }` in JSON; the reply
+ * `{ response | err, isDisposed, id }`), so the services are plain NestJS microservices, but it sends
+ * with the `nats` connection under `client` directly, as one request on the connection's shared
+ * reply subscription, where `ClientProxy.send` subscribes and unsubscribes a fresh inbox for every
+ * request (three protocol messages for the server, an rxjs pipeline per request). A handler answers
+ * once (a value or a promise): a streamed reply gives its first value.
  */
 export class RequestClient {
+  private connection: NatsClientConnection | undefined;
+  private connecting: Promise<NatsClientConnection> | undefined;
+  private nextId = 0;
+
   constructor(
     private readonly client: ClientProxy,
     private readonly prefix: string,
@@ -122,20 +142,19 @@ export class RequestClient {
   ) {}
 
   async request<D extends AnyRequest>(definition: D, payload: RequestOf<D>): Promise<ReplyOf<D>> {
-    const parsed = definition.schema.safeParse(payload);
-    if (!parsed.success) {
-      throw new ValidationError(`Invalid ${definition.name} payload`, formatIssues(parsed.error.issues));
-    }
-    const body: unknown = parsed.data;
-    let reply: unknown;
+    const subject = definition.subject(this.prefix);
+    this.nextId = (this.nextId + 1) % Number.MAX_SAFE_INTEGER;
+    const packet = Buffer.from(JSON.stringify({ pattern: subject, data: payload, id: String(this.nextId) }));
+    let answer: NestReplyPacket;
     try {
-      reply = await lastValueFrom(
-        this.client.send<unknown>(definition.subject(this.prefix), body).pipe(timeout(this.timeoutMs)),
-      );
+      const nc = this.connection && !this.connection.isClosed() ? this.connection : await this.connect();
+      const msg = await nc.request(subject, packet, { timeout: this.timeoutMs });
+      answer = msg.json<NestReplyPacket>();
     } catch (error) {
       throw toDomainError(error, definition);
     }
-    const parsedReply = definition.reply.safeParse(reply);
+    if (answer.err !== undefined && answer.err !== null) throw toDomainError(answer.err, definition);
+    const parsedReply = definition.reply.safeParse(answer.response);
     if (!parsedReply.success) {
       // The service broke its contract: not the caller's fault, and not to be retried as if it were.
       throw new DomainError('INTERNAL', `${definition.name} replied with an invalid reply`, {
@@ -144,11 +163,34 @@ export class RequestClient {
     }
     return parsedReply.data as ReplyOf<D>;
   }
+
+  /** The `nats` connection of the NestJS client (connected once; again after it was closed). */
+  private connect(): Promise<NatsClientConnection> {
+    this.connecting ??= (this.client.connect() as Promise<NatsClientConnection>).then(
+      (nc) => {
+        this.connection = nc;
+        this.connecting = undefined;
+        return nc;
+      },
+      (error: unknown) => {
+        this.connecting = undefined;
+        throw error;
+      },
+    );
+    return this.connecting;
+  }
 }
 
+/** The `code` of the `NatsError` of a request nobody answered in time, and of one nobody listens to. */
+const NATS_TIMEOUT: string = NatsErrorCode.Timeout;
+const NATS_NO_RESPONDERS: string = NatsErrorCode.NoResponders;
+
 function toDomainError(error: unknown, definition: AnyRequest): DomainError {
-  if (error instanceof TimeoutError) {
+  if (error instanceof NatsError && error.code === NATS_TIMEOUT) {
     return new DomainError('SERVICE.UNAVAILABLE', `No answer to ${definition.name} in time`);
+  }
+  if (error instanceof NatsError && error.code === NATS_NO_RESPONDERS) {
+    return new DomainError('SERVICE.UNAVAILABLE', `No service answers ${definition.name}`);
   }
   const reply = ErrorReply.safeParse(error);
   if (reply.success && isErrorCode(reply.data.code)) {

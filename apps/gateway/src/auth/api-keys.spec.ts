@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ConfigError } from '@threadline/platform';
 import { ApiKeyText, generateApiKey, hashApiKey, KeyId } from './api-keys';
 import { assertAuthModeAllowed } from './auth.config';
@@ -22,6 +23,8 @@ describe('API keys', () => {
     expect(hash).not.toContain(key.slice(4, 14));
     expect(hashApiKey(key)).toBe(hash);
     expect(hashApiKey(`${key}x`)).not.toBe(hash);
+    // The very digest keys were always stored under (whichever Node API computes it).
+    expect(hash).toBe(createHash('sha256').update(key, 'utf8').digest('hex'));
   });
 });
 

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, hash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { TenantId } from '@threadline/contracts';
 import type { Db, Sql } from '@threadline/event-store';
@@ -56,7 +56,11 @@ export interface CreatedApiKey {
  * that a slow hash (bcrypt, argon2) would slow down further; the fast hash keeps the per-request
  * lookup one indexed equality match, and a stolen table still yields no usable key.
  */
-export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
+export const hashApiKey = (key: string): string =>
+  // `crypto.hash` (Node >= 20.12) is the one-shot digest: ~4x cheaper than `createHash` per call.
+  typeof hash === 'function'
+    ? hash('sha256', key, 'hex')
+    : createHash('sha256').update(key, 'utf8').digest('hex');
 
 /** A fresh random key (`tlk_` + base64url of 32 bytes from the OS CSPRNG) and a fresh key id. */
 export function generateApiKey(): { key: string; keyId: string } {
@@ -123,7 +127,8 @@ export class ApiKeyStore {
   }
 
   /**
-   * Revokes a key: from the next request on it (and every user token it minted) answers 401.
+   * Revokes a key: it (and every user token it minted) answers 401 from the next request on, at most
+   * `AUTH_KEY_CACHE_MS` later on a gateway that used it recently (gateways cache active keys).
    * Returns the record, or null when there is no such key. Revoking a revoked key changes nothing.
    */
   async revoke(keyId: string): Promise<ApiKeyRecord | null> {
@@ -136,9 +141,14 @@ export class ApiKeyStore {
 
   /** The active (not revoked) key whose hash is `hashApiKey(key)`, or null. */
   async findActive(key: string): Promise<ActiveKey | null> {
+    return this.findActiveByHash(hashApiKey(key));
+  }
+
+  /** The active (not revoked) key whose `hashApiKey` is `keyHash`, or null. */
+  async findActiveByHash(keyHash: string): Promise<ActiveKey | null> {
     const [row] = await this.db.query(
       `SELECT key_id, tenant_id, role, rate_limit FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
-      [hashApiKey(key)],
+      [keyHash],
     );
     return row ? toActive(ActiveKeyRow.parse(row)) : null;
   }

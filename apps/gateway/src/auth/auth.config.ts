@@ -17,6 +17,12 @@ const unsetWhenEmpty = <S extends z.ZodType>(schema: S) =>
  * - `RATE_LIMIT_WINDOW_SECONDS`: the fixed window of the rate limit, seconds (default 60).
  * - `RATE_LIMIT_KEY_REQUESTS`: requests per window of one API key (default 1200; a key may have its own).
  * - `RATE_LIMIT_USER_REQUESTS`: requests per window of one user through user tokens (default 120).
+ * - `RATE_LIMIT_SYNC_MS`: how often a gateway adds the requests it counted to the shared counts and
+ *   reads the other instances' counts, ms (default 100). One instance enforces a limit exactly; with
+ *   several, a bucket can get over its limit by what the others admit in about two sync intervals.
+ * - `AUTH_KEY_CACHE_MS`: how long a gateway keeps an active API key in memory, ms (default 5000; 0 looks
+ *   every request up): a revoked key, and the user tokens it minted, stop working at most this long
+ *   after `npm run keys -- revoke`.
  */
 export const AuthConfig = z.object({
   AUTH_MODE: z.enum(['api_key', 'none']).default('api_key'),
@@ -24,6 +30,8 @@ export const AuthConfig = z.object({
   RATE_LIMIT_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(60),
   RATE_LIMIT_KEY_REQUESTS: z.coerce.number().int().min(1).max(10_000_000).default(1200),
   RATE_LIMIT_USER_REQUESTS: z.coerce.number().int().min(1).max(10_000_000).default(120),
+  RATE_LIMIT_SYNC_MS: z.coerce.number().int().min(10).max(10_000).default(100),
+  AUTH_KEY_CACHE_MS: z.coerce.number().int().min(0).max(300_000).default(5000),
 });
 export type AuthConfig = z.infer<typeof AuthConfig>;
 

@@ -22,13 +22,16 @@ import { resolveTokenSecret, UserTokens } from './user-tokens';
 /** DI token of the auth pool (null with `AUTH_MODE=none`: no database access for auth then). */
 const AUTH_DB = Symbol('AUTH_DB');
 const AUTH_CONFIG = Symbol('AUTH_CONFIG');
+/** DI token of the rate limiter (null with `AUTH_MODE=none`). */
+const RATE_LIMITER = Symbol('RATE_LIMITER');
 
-/** Warns at every start in `AUTH_MODE=none`; closes the auth pool at shutdown. */
+/** Warns at every start in `AUTH_MODE=none`; at shutdown, syncs the rate limits then closes the auth pool. */
 @Injectable()
 class AuthLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   constructor(
     @Inject(AUTH_CONFIG) private readonly config: GatewayConfig,
     @Optional() @Inject(AUTH_DB) private readonly db: Db | null,
+    @Optional() @Inject(RATE_LIMITER) private readonly limiter: RateLimiter | null,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -41,6 +44,7 @@ class AuthLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.limiter?.close();
     await this.db?.close();
   }
 }
@@ -83,19 +87,23 @@ export class AuthModule {
           inject: [AUTH_DB],
         },
         {
+          provide: RATE_LIMITER,
+          useFactory: (db: Db | null): RateLimiter | null =>
+            db
+              ? new RateLimiter(db, config.RATE_LIMIT_WINDOW_SECONDS, {
+                  syncIntervalMs: config.RATE_LIMIT_SYNC_MS,
+                })
+              : null,
+          inject: [AUTH_DB],
+        },
+        {
           provide: Authenticator,
-          useFactory: (db: Db | null, tokens: UserTokens | null) => {
+          useFactory: (db: Db | null, tokens: UserTokens | null, limiter: RateLimiter | null) => {
             const backend: AuthBackend | null =
-              db && tokens
-                ? {
-                    keys: new ApiKeyStore(db),
-                    tokens,
-                    limiter: new RateLimiter(db, config.RATE_LIMIT_WINDOW_SECONDS),
-                  }
-                : null;
+              db && tokens && limiter ? { keys: new ApiKeyStore(db), tokens, limiter } : null;
             return new Authenticator(config, backend);
           },
-          inject: [AUTH_DB, USER_TOKENS],
+          inject: [AUTH_DB, USER_TOKENS, RATE_LIMITER],
         },
         { provide: APP_GUARD, useClass: AuthGuard },
         AuthLifecycle,

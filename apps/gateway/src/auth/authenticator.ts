@@ -2,9 +2,10 @@ import { Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { DomainError } from '@threadline/platform';
 import type { AuthConfig } from './auth.config';
-import { ApiKeyText, type ApiKeyStore } from './api-keys';
+import { type ActiveKey, ApiKeyText, type ApiKeyStore, hashApiKey } from './api-keys';
 import type { Caller } from './caller';
 import type { RateLimiter } from './rate-limiter';
+import { TtlCache } from './ttl-cache';
 import { InvalidUserTokenError, looksLikeToken, type UserTokens } from './user-tokens';
 
 /** `Authorization: Bearer <credential>`; the credential is an API key or a user token (no spaces). */
@@ -15,7 +16,12 @@ export interface AuthBackend {
   keys: ApiKeyStore;
   tokens: UserTokens;
   limiter: RateLimiter;
+  /** The clock of the key cache, ms (tests pass their own; default `Date.now`). */
+  now?: () => number;
 }
+
+/** Most active keys the cache holds (each a few hundred bytes). */
+const KEY_CACHE_ENTRIES = 10_000;
 
 const unauthorized = (reply: FastifyReply, detail: string): DomainError => {
   void reply.header('www-authenticate', 'Bearer realm="threadline"');
@@ -31,14 +37,27 @@ const unauthorized = (reply: FastifyReply, detail: string): DomainError => {
  * minted by a key since revoked; `REQUEST.RATE_LIMITED` (429, with `Retry-After` in seconds) when the
  * key's (`key:<key_id>`) or the user's (`user:<tenant>:<user>`) bucket is over its limit. A 401 never
  * says which check failed, and neither the key nor the token is ever logged.
+ *
+ * Active keys found in Postgres are kept in memory for `AUTH_KEY_CACHE_MS` (by the key's SHA-256, and
+ * for user tokens by the minting key's id), so a key in use costs no query per request: a revoked key,
+ * and the user tokens it minted, stop working at most `AUTH_KEY_CACHE_MS` after the revocation. Unknown
+ * and revoked keys are never cached (they are looked up each time).
  */
 export class Authenticator {
   private readonly logger = new Logger('Authenticator');
+  /** Active keys by `hashApiKey(key)`. */
+  private readonly byHash: TtlCache<ActiveKey>;
+  /** Active keys by key id (the minters of user tokens). */
+  private readonly byId: TtlCache<ActiveKey>;
 
   constructor(
     private readonly config: AuthConfig & { DEFAULT_TENANT_ID: string },
     private readonly backend: AuthBackend | null,
-  ) {}
+  ) {
+    const ttl = config.AUTH_KEY_CACHE_MS;
+    this.byHash = new TtlCache(ttl, KEY_CACHE_ENTRIES, backend?.now);
+    this.byId = new TtlCache(ttl, KEY_CACHE_ENTRIES, backend?.now);
+  }
 
   /** The caller of a request with this `authorization` header; sets rate-limit headers on `reply`. */
   async authenticate(authorization: string | string[] | undefined, reply: FastifyReply): Promise<Caller> {
@@ -69,14 +88,14 @@ export class Authenticator {
         throw invalid();
       }
       // A token dies with the key that minted it (revoking a service key logs its users out).
-      const minter = await keys.findActiveById(claims.kid);
+      const minter = await this.activeKeyById(keys, claims.kid);
       if (!minter || minter.tenantId !== claims.tid) throw invalid();
       caller = { tenantId: claims.tid, role: 'user', keyId: claims.kid, userId: claims.sub };
       bucket = `user:${claims.tid}:${claims.sub}`;
       limit = this.config.RATE_LIMIT_USER_REQUESTS;
     } else {
       if (!ApiKeyText.safeParse(credential).success) throw invalid();
-      const key = await keys.findActive(credential);
+      const key = await this.activeKey(keys, credential);
       if (!key) throw invalid();
       caller = { tenantId: key.tenantId, role: key.role, keyId: key.keyId };
       bucket = `key:${key.keyId}`;
@@ -95,5 +114,22 @@ export class Authenticator {
       );
     }
     return caller;
+  }
+
+  private async activeKey(keys: ApiKeyStore, key: string): Promise<ActiveKey | null> {
+    const hash = hashApiKey(key);
+    const cached = this.byHash.get(hash);
+    if (cached) return cached;
+    const found = await keys.findActiveByHash(hash);
+    if (found) this.byHash.set(hash, found);
+    return found;
+  }
+
+  private async activeKeyById(keys: ApiKeyStore, keyId: string): Promise<ActiveKey | null> {
+    const cached = this.byId.get(keyId);
+    if (cached) return cached;
+    const found = await keys.findActiveById(keyId);
+    if (found) this.byId.set(keyId, found);
+    return found;
   }
 }

@@ -47,7 +47,8 @@ function describe(record: ApiKeyRecord): string {
  * - `create --tenant <id> --role admin|service [--name <text>] [--rate-limit <n>] [--json]`: a new
  *   key, printed once (only its SHA-256 is stored);
  * - `list [--tenant <id>] [--json]`: every key (id, tenant, role, first characters, state), never the key;
- * - `revoke <key_id>`: the key and every user token it minted answer 401 from the next request on;
+ * - `revoke <key_id>`: the key and every user token it minted answer 401 from the next request on
+ *   (at most `AUTH_KEY_CACHE_MS`, default 5 s, later on gateways that used the key just before);
  * - `bootstrap [--tenant <id>] [--json]`: the first admin key, only when the database has no key
  *   (what `npm start` runs); prints nothing otherwise.
  *

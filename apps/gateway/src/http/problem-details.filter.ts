@@ -5,7 +5,8 @@ import { PROBLEM_CONTENT_TYPE, problemFor } from './problem-details';
 /**
  * The gateway's one exception filter: every error of every route (and Fastify's body-parsing errors,
  * which Nest routes through the global filters) becomes an RFC 9457 problem body, mapped by
- * {@link problemFor}. Unexpected errors are logged with their stack and answered with a bare 500.
+ * {@link problemFor}. Unexpected errors are logged with their stack (and the request id) and answered
+ * with a bare 500.
  */
 @Catch()
 export class ProblemDetailsFilter implements ExceptionFilter {
@@ -19,12 +20,15 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       hadIfMatch: request.headers['if-match'] !== undefined,
       instance: request.url.split('?')[0] ?? request.url,
     });
+    // The request id (its correlation id) ties the line to the request's access-log line.
     if (unexpected) {
       this.logger.error(
-        `${request.method} ${request.url} failed: ${exception instanceof Error ? (exception.stack ?? exception.message) : String(exception)}`,
+        `${request.method} ${request.url} (request ${request.id}) failed: ${exception instanceof Error ? (exception.stack ?? exception.message) : String(exception)}`,
       );
     } else if (body.status >= 500) {
-      this.logger.warn(`${request.method} ${request.url}: ${body.code} ${body.detail}`);
+      this.logger.warn(
+        `${request.method} ${request.url} (request ${request.id}): ${body.code} ${body.detail}`,
+      );
     }
     if (reply.sent) return;
     void reply.status(body.status).header('content-type', PROBLEM_CONTENT_TYPE).send(body);
