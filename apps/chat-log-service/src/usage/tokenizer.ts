@@ -66,17 +66,67 @@ const Ranks = z.object({
   special_tokens: z.record(z.string(), z.number()),
   bpe_ranks: z.string(),
 });
+type Ranks = z.infer<typeof Ranks>;
+
+/**
+ * Fills `rankMap` from `bpeRanks`, the ranks text of a js-tiktoken ranks module: lines
+ * `! <first rank> <base64 token> <base64 token> ...` (ranks consecutive within a line), each token
+ * stored under the key js-tiktoken's `encode` looks up, its bytes joined by commas (`"104,105"`).
+ * Scans the text in place: no intermediate token list or object. Throws Error on a line whose first
+ * rank is not a number.
+ */
+function fillRankMap(rankMap: Map<string, number>, bpeRanks: string, encoding: string): void {
+  let lineStart = 0;
+  while (lineStart < bpeRanks.length) {
+    let lineEnd = bpeRanks.indexOf('\n', lineStart);
+    if (lineEnd < 0) lineEnd = bpeRanks.length;
+    const next = (from: number) => {
+      const space = bpeRanks.indexOf(' ', from);
+      return space < 0 || space > lineEnd ? lineEnd : space;
+    };
+    let start = next(lineStart) + 1;
+    let end = next(start);
+    let rank = Number.parseInt(bpeRanks.slice(start, end), 10);
+    if (!Number.isSafeInteger(rank)) {
+      throw new Error(`js-tiktoken/ranks/${encoding}: no first rank at offset ${lineStart}`);
+    }
+    for (start = end + 1; start < lineEnd; start = end + 1) {
+      end = next(start);
+      rankMap.set(Buffer.from(bpeRanks.slice(start, end), 'base64').join(','), rank++);
+    }
+    lineStart = lineEnd + 1;
+  }
+}
+
+/**
+ * A js-tiktoken encoder of `ranks` without the tables we never use. js-tiktoken's `Tiktoken`
+ * constructor builds, besides the rank map `encode` reads, a rank -> bytes map for `decode` (one
+ * Uint8Array per token) through a 200,000-key intermediate object: for o200k_base +150 MB RSS at
+ * peak and 68 MB of heap kept. Here the encoder is constructed without ranks and its rank map (an
+ * internal field, `rankMap`, absent from js-tiktoken's typings) is filled by {@link fillRankMap}:
+ * +49 MB at peak, 21 MB kept, the same map; `decode` then returns "" (we never call it). Should a
+ * js-tiktoken version lay its fields out otherwise, the library's own constructor is used (same
+ * counts, more memory; `usage.spec.ts` fails on it).
+ */
+function compactEncoder(ranks: Ranks, encoding: string): Tiktoken {
+  const encoder = new TiktokenClass({ ...ranks, bpe_ranks: '' });
+  const rankMap = (encoder as unknown as { rankMap?: unknown }).rankMap;
+  if (!(rankMap instanceof Map) || rankMap.size !== 0) return new TiktokenClass(ranks);
+  fillRankMap(rankMap as Map<string, number>, ranks.bpe_ranks, encoding);
+  return encoder;
+}
 
 const encoders = new Map<TiktokenEncoding, Tiktoken>();
 
 /**
- * The encoder of `encoding`, built once per process and cached: the ranks (0.5-2.3 MB each) are loaded
- * on first use only, so a service that only sees gpt-4o never loads cl100k_base.
+ * The encoder of `encoding` (encode only, see {@link compactEncoder}), built once per process and
+ * cached: the ranks (0.5-2.3 MB of text each) are loaded on first use only (at boot for
+ * {@link BOOT_ENCODINGS}, see {@link warmEncoders}).
  */
 export function encoderFor(encoding: TiktokenEncoding): Tiktoken {
   let encoder = encoders.get(encoding);
   if (!encoder) {
-    encoder = new TiktokenClass(Ranks.parse(load(`js-tiktoken/ranks/${encoding}`)));
+    encoder = compactEncoder(Ranks.parse(load(`js-tiktoken/ranks/${encoding}`)), encoding);
     encoders.set(encoding, encoder);
   }
   return encoder;
@@ -92,11 +142,17 @@ export function countTokens(text: string, model: string | null | undefined): num
 }
 
 /**
- * Builds the encoders of `encodings` now (about 1 s each on this machine), so the first turn that
- * needs an estimate does not pay for it inside a request and its timeout. Called once at boot with the
- * default encoding only (current and unknown models): measured RSS +160 MB for o200k_base, +64 MB more
- * for cl100k_base, which therefore stays lazy (gpt-3.5/gpt-4 only).
+ * The encodings built at boot: o200k_base (current OpenAI models, and the default for others) and
+ * cl100k_base (gpt-4, gpt-4-turbo, gpt-3.5-turbo). The legacy p50k/r50k/gpt2 encodings of retired
+ * completion models are built on first use.
  */
-export function warmEncoders(encodings: readonly TiktokenEncoding[] = [DEFAULT_ENCODING]): void {
+export const BOOT_ENCODINGS: readonly TiktokenEncoding[] = [DEFAULT_ENCODING, 'cl100k_base'];
+
+/**
+ * Builds the encoders of `encodings` now, so the first turn that needs an estimate does not pay for
+ * it inside a request and its timeout. Called once at boot with {@link BOOT_ENCODINGS}: measured
+ * 0.5 s and +49 MB peak RSS for o200k_base, 0.4 s and +19 MB more for cl100k_base (2 cores, Node 20).
+ */
+export function warmEncoders(encodings: readonly TiktokenEncoding[] = BOOT_ENCODINGS): void {
   for (const encoding of encodings) encoderFor(encoding);
 }

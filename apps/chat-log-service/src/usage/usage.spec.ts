@@ -1,10 +1,20 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '@threadline/platform';
 import { costUsd, loadPriceTable, type ModelPrice, priceOf, SHIPPED_PRICE_TABLE } from './price-table';
 import { countTokens, encoderFor, encodingNameFor } from './tokenizer';
 import { UsageMeter } from './usage-meter';
+
+// js-tiktoken's own encoder and its internal tables, as reference (required at run time, see tokenizer.ts).
+interface Internals {
+  rankMap: Map<string, number>;
+  textMap: Map<number, Uint8Array>;
+}
+const { Tiktoken } = createRequire(__filename)('js-tiktoken/lite') as {
+  Tiktoken: new (ranks: unknown) => Internals;
+};
 
 const price = (input: number, cached: number, output: number): ModelPrice => ({
   input,
@@ -41,6 +51,19 @@ describe('tokenizer', () => {
     expect(countTokens('नमस्ते दुनिया', 'gpt-4o')).toBe(5);
     expect(countTokens('नमस्ते दुनिया', 'gpt-3.5-turbo')).toBe(13);
   });
+
+  it.each(['o200k_base', 'cl100k_base'] as const)(
+    'builds the %s rank map exactly as js-tiktoken does, without its decode table',
+    (encoding) => {
+      const reference = new Tiktoken(createRequire(__filename)(`js-tiktoken/ranks/${encoding}`));
+      const ours = encoderFor(encoding) as unknown as Internals;
+      expect(ours.textMap.size).toBe(0);
+      expect(ours.rankMap.size).toBe(reference.rankMap.size);
+      let differing = 0;
+      for (const [bytes, rank] of reference.rankMap) if (ours.rankMap.get(bytes) !== rank) differing++;
+      expect(differing).toBe(0);
+    },
+  );
 
   it('counts special-token text as ordinary text instead of throwing', () => {
     expect(countTokens('<|endoftext|>', 'gpt-4o')).toBe(7);
