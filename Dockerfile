@@ -23,7 +23,9 @@ RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
 # ---- runtime ----
 FROM node:20-bookworm-slim AS runtime
 ARG APP=gateway
+# NODE_OPTIONS: the services' heap limit, as SERVICE_NODE_FLAGS in tools/lib.sh says why.
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--max-old-space-size=512 \
     APP=${APP}
 WORKDIR /app
 COPY --chown=node:node package.json ./

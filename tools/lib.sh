@@ -6,6 +6,12 @@ THREADLINE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # The five services, in start order; each is built to dist/apps/<name>/src/main.js.
 THREADLINE_SERVICES=(session-service chat-log-service cleanup-worker analytics-projector gateway)
 
+# Node flags of every service process (not of tsc or jest). With Node's default heap limit (~4 GB
+# here) V8 lets old space grow to several times the live heap before a full GC: the chat-log-service
+# peaked at 290 MB RSS under load with ~80 MB live; with 512 MB it stays under 195 MB (issue 6,
+# scenario 8). The same flags are in the Dockerfile and tools/bench/stack.ts.
+SERVICE_NODE_FLAGS="--max-old-space-size=512"
+
 # `npm ci`: installs exactly package-lock.json. On this project's machines npm ci refuses every lock
 # file ("Missing: @swc/core-darwin-arm64@ from lock file"): the registry reached here serves no
 # other platform's optional binaries, so no lock made here can list them (npm/cli#4828). Then the

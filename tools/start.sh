@@ -26,7 +26,7 @@ node tools/stack.js wait-ready --url "http://localhost:$PORT" --started-at "$sta
 
 commands=()
 for service in "${THREADLINE_SERVICES[@]}"; do
-  commands+=("node dist/apps/$service/src/main.js")
+  commands+=("node $SERVICE_NODE_FLAGS dist/apps/$service/src/main.js")
 done
 names="$(IFS=,; echo "${THREADLINE_SERVICES[*]}")"
 exec node_modules/.bin/concurrently \
