@@ -461,6 +461,25 @@ describe('readAll (commit-safe tail, ARCHITECTURE rule 3)', () => {
     }
   });
 
+  it('orders by the transaction id as a number, not as text (999 before 1000)', async () => {
+    // Forged transaction ids below every real one: as text '1000' < '999' would come first and a
+    // checkpoint taken after it would skip 999's event for good.
+    const s = streamOf();
+    for (const [position, xid] of [
+      [1, '1000'],
+      [2, '999'],
+    ] as const) {
+      await t.db.query(
+        `INSERT INTO events (transaction_id, stream_id, stream_type, stream_position, event_id, event_type,
+                             schema_version, data, metadata, tenant_id)
+         VALUES ($1::xid8, $2, 'widget', $3, $4, 'WidgetAdded.v1', 1, '{}', $5, $6)`,
+        [xid, s, position, randomUUID(), JSON.stringify(metadata), tenantId],
+      );
+    }
+    const [first, second] = await store.readAll(START, 2);
+    expect([first?.transactionId, second?.transactionId]).toEqual(['999', '1000']);
+  });
+
   it('headPosition is the highest global position', async () => {
     const r = await store.append(streamOf(), 'widget', 'no_stream', events(1), { metadata });
     expect(await store.headPosition()).toBe(r.lastGlobalPosition);
