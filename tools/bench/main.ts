@@ -4,9 +4,11 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { z } from 'zod';
 import { ensureDatabase } from '@threadline/event-store';
+import { runAtSize } from './at-size';
 import { HttpClient } from './http-client';
 import { runIngest } from './ingest';
 import { machineFacts } from './machine';
+import { PEER_NAMES, peerTurnsOf, runPeers } from './peers/scenario';
 import { startPgActivity } from './pg-activity';
 import { checkTargets, toMarkdown, type BenchResults } from './report';
 import { startSampler } from './resources';
@@ -22,12 +24,8 @@ import { loadTurns } from './turns';
 
 const ROOT = resolve(__dirname, '../../..');
 /** The scenarios this harness measures; the others of issue 6 are listed as not done. */
-const IMPLEMENTED = ['1', '2', '3', '4', '8'] as const;
-const NOT_IMPLEMENTED: Record<string, string> = {
-  '5': 'scenario 5 (peers: Emmett, Mastra PostgresStore, LangGraph PostgresSaver): not implemented yet (needs their packages as dev dependencies)',
-  '6': 'scenario 6 (rebuild of a projection over 1,000,000 events): not implemented yet',
-  '7': 'scenario 7 (reads at 100,000 sessions / 1,000,000 turns): not implemented yet',
-};
+const IMPLEMENTED = ['1', '2', '3', '4', '5', '6', '7', '8'] as const;
+const NOT_IMPLEMENTED: Record<string, string> = {};
 
 const int = (what: string, min: number, max: number) =>
   z.coerce
@@ -48,6 +46,23 @@ export const BenchOptions = z.object({
   batch: int('--batch', 1, 1000).default(50),
   poolSize: int('--pool-size', 1, 100).default(10),
   lagProbeMs: int('--lag-probe-ms', 0, 10_000).default(50),
+  peerSeconds: int('--peer-seconds', 1, 600).default(10),
+  conversationTurns: int('--conversation-turns', 0, 1_000_000).default(40),
+  peers: z
+    .string()
+    .transform((list) => list.split(',').filter((p) => p !== ''))
+    .pipe(z.array(z.enum(PEER_NAMES, `--peers: comma-separated, of ${PEER_NAMES.join(', ')}`)))
+    .default([...PEER_NAMES]),
+  seedDb: z
+    .string()
+    .regex(/^[A-Za-z0-9_]+$/, '--seed-db: a database name of letters, digits and _')
+    .optional(),
+  seedSessions: int('--seed-sessions', 2, 10_000_000).default(100_000),
+  seedTurnsPerSession: int('--seed-turns-per-session', 0, 1000).default(10),
+  seedUsers: int('--seed-users', 1, 10_000_000).default(10_000),
+  rebuildBatchSize: int('--rebuild-batch-size', 1, 100_000).default(5000),
+  reads: int('--reads', 1, 10_000_000).default(5000),
+  readClients: int('--read-clients', 1, 256).default(4),
   scenarios: z
     .string()
     .regex(/^[1-8](,[1-8])*$/, '--scenarios: comma-separated numbers 1-8, e.g. 1,2,8')
@@ -182,6 +197,56 @@ export async function runBench(options: BenchOptions, command: string): Promise<
     }
   }
 
+  if (wanted.has('5')) {
+    const turns = await loadTurns({
+      file: options.file,
+      cwd: process.cwd(),
+      estimateUsage: options.estimateUsage,
+      max: 500,
+    });
+    results.peers = await runPeers({
+      root: ROOT,
+      postgresUrl: options.postgresUrl,
+      runTag,
+      turns: peerTurnsOf(turns.bodies),
+      peers: options.peers,
+      writers: options.writers,
+      warmupS: options.warmup,
+      seconds: options.peerSeconds,
+      conversationTurns: options.conversationTurns,
+      log,
+    });
+  }
+
+  if (wanted.has('6') || wanted.has('7')) {
+    const turns = await loadTurns({
+      file: options.file,
+      cwd: process.cwd(),
+      estimateUsage: options.estimateUsage,
+    });
+    const atSize = await runAtSize({
+      root: ROOT,
+      postgresUrl: options.postgresUrl,
+      natsUrl: options.natsUrl,
+      runTag,
+      rebuild: wanted.has('6'),
+      reads: wanted.has('7'),
+      seedDb: options.seedDb,
+      seedSessions: options.seedSessions,
+      seedTurnsPerSession: options.seedTurnsPerSession,
+      seedUsers: options.seedUsers,
+      rebuildBatchSize: options.rebuildBatchSize,
+      readRequests: options.reads,
+      readClients: options.readClients,
+      poolSize: options.poolSize,
+      turns,
+      log,
+    });
+    results.seed = atSize.seed;
+    if (atSize.rebuild) results.rebuild = atSize.rebuild;
+    if (atSize.reads) results.reads = atSize.reads;
+  }
+
   results.finishedAt = new Date().toISOString();
   results.loadAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
   results.targets = checkTargets(results);
@@ -209,10 +274,31 @@ async function main(argv: readonly string[]): Promise<number> {
       '20',
     )
     .option('--store-seconds <s>', 'seconds of each series of scenarios 3 and 4', '10')
-    .option('--writers <n>', 'concurrent writers of scenarios 3 and 4', '8')
+    .option('--writers <n>', 'concurrent writers of scenarios 3 and 4, workers of scenario 5', '8')
     .option('--batch <n>', 'events per batched append / rows per multi-row insert', '50')
     .option('--pool-size <n>', 'DATABASE_POOL_SIZE of each service', '10')
     .option('--lag-probe-ms <ms>', 'one projection-lag probe every <ms> during scenario 1 (0: none)', '50')
+    .option('--peer-seconds <s>', 'scenario 5: measured seconds of each library (after --warmup)', '10')
+    .option(
+      '--conversation-turns <n>',
+      'scenario 5: a conversation with this many turns is replaced by a new one (0: never)',
+      '40',
+    )
+    .option(
+      '--peers <list>',
+      `scenario 5: peers measured besides Threadline (${PEER_NAMES.join(',')})`,
+      PEER_NAMES.join(','),
+    )
+    .option(
+      '--seed-db <name>',
+      'scenarios 6, 7: keep the seeded dataset in this database and reuse it in later runs (default: seed one for this run and drop it)',
+    )
+    .option('--seed-sessions <n>', 'scenarios 6, 7: sessions seeded', '100000')
+    .option('--seed-turns-per-session <n>', 'scenarios 6, 7: mean turns per seeded session', '10')
+    .option('--seed-users <n>', 'scenarios 6, 7: users the seeded sessions belong to', '10000')
+    .option('--rebuild-batch-size <n>', 'scenario 6: events per batch of the rebuild', '5000')
+    .option('--reads <n>', 'scenario 7: measured requests per route', '5000')
+    .option('--read-clients <n>', 'scenario 7: concurrent closed-loop clients', '4')
     .option(
       '--scenarios <list>',
       `comma-separated scenarios (implemented: ${IMPLEMENTED.join(',')})`,

@@ -1,7 +1,12 @@
 import type { IngestResult } from './ingest';
 import type { MachineFacts } from './machine';
+import { peersMarkdown, peerTargets } from './peers/report';
+import type { PeersResult } from './peers/scenario';
 import type { PgActivity } from './pg-activity';
+import type { ReadsResult } from './reads';
+import type { RebuildResult } from './rebuild';
 import type { MachineUsage, ProcessUsage } from './resources';
+import type { SeedResult } from './seed';
 import type { StoreResult } from './store';
 
 /** Everything one `npm run bench` measured; written as `bench/results/<date>.json`. */
@@ -18,6 +23,11 @@ export interface BenchResults {
     postgresActivity: PgActivity;
   };
   store?: StoreResult;
+  peers?: PeersResult;
+  /** The dataset of scenarios 6 and 7 (seeded by this run, or reused); `kept`: not dropped at the end. */
+  seed?: SeedResult & { kept: boolean };
+  rebuild?: RebuildResult;
+  reads?: ReadsResult;
   /** Scenarios of issue 6 this run did not measure, with why. */
   notDone: string[];
   /** Each target of issue 6 this run can judge. */
@@ -37,7 +47,9 @@ const n = (x: number) =>
   Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: 2 }) : 'n/a';
 
 /** Judges the issue's targets (issue 6, "Targets on this 2-core machine") on what `r` measured. */
-export function checkTargets(r: Pick<BenchResults, 'ingest' | 'store' | 'options'>): TargetCheck[] {
+export function checkTargets(
+  r: Pick<BenchResults, 'ingest' | 'store' | 'options' | 'rebuild' | 'reads' | 'peers'>,
+): TargetCheck[] {
   const out: TargetCheck[] = [];
   const i = r.ingest;
   if (i) {
@@ -95,6 +107,31 @@ export function checkTargets(r: Pick<BenchResults, 'ingest' | 'store' | 'options
       measured: n(s.eventStoreBatched.rowsPerSecond),
       met: s.eventStoreBatched.rowsPerSecond >= 40000,
     });
+  }
+  if (r.peers) out.push(...peerTargets(r.peers));
+  const rb = r.rebuild;
+  if (rb) {
+    out.push({
+      scenario: '6',
+      what: `rebuild ${rb.projection}, events/s`,
+      target: '>= 50,000 at 1,000,000 events',
+      measured: `${n(rb.eventsPerSecond)} (${n(rb.events)} replayed, ${n(rb.storeEvents)} in the store)`,
+      met: rb.eventsPerSecond >= 50000 && rb.storeEvents >= 1_000_000,
+    });
+  }
+  const rd = r.reads;
+  if (rd) {
+    const atSize = rd.dataset.sessions >= 100_000 && rd.dataset.turns >= 1_000_000;
+    for (const x of rd.series) {
+      const failed = Object.values(x.errors).reduce((a, b) => a + b, 0) + x.wrong;
+      out.push({
+        scenario: '7',
+        what: `p99 ${x.route}`,
+        target: '<= 10 ms at 100k sessions / 1M turns',
+        measured: `${n(x.latency.p99)} ms (${n(rd.dataset.sessions)} sessions, ${n(rd.dataset.turns)} turns${failed ? `, ${failed} errors or wrong answers` : ''})`,
+        met: x.latency.p99 <= 10 && atSize && failed === 0,
+      });
+    }
   }
   return out;
 }
@@ -220,6 +257,60 @@ export function toMarkdown(r: BenchResults): string {
     row('4. plain INSERT, one row', s.plainSingle);
     row('4. plain INSERT, multi-row', s.plainBatched);
     lines.push('', `Ratio to the physical limit: single ${s.singleRatio}, batched ${s.batchedRatio}.`, '');
+  }
+  if (r.peers) lines.push(...peersMarkdown(r.peers));
+  const seed = r.seed;
+  if (seed) {
+    const p = seed.phases;
+    lines.push('## Dataset of scenarios 6 and 7', '');
+    lines.push(
+      `Database \`${seed.databaseName}\` (${seed.reused ? 'reused from an earlier run' : 'seeded by this run'}${seed.kept ? ', kept' : ', dropped at the end'}): ` +
+        `${n(seed.counts.events)} events, ${n(seed.counts.sessions)} sessions of ${n(seed.counts.users)} users, ${n(seed.counts.turns)} turns, ${n(seed.counts.databaseMb)} MB. ` +
+        `${seed.params.templates} template turns written through the services, then ${n(seed.params.sessions)} sessions with ${seed.params.turnsPerSession} turns on average by SQL.`,
+      '',
+      '| seeding phase | s |',
+      '|---|---|',
+      `| templates (stack up, turns through HTTP, stack down) | ${n(p.templates)} |`,
+      `| SQL: events, streams, inline read models, session_context (${n(seed.sqlEventsPerSecond)} events/s) | ${n(p.sql)} |`,
+      `| VACUUM ANALYZE | ${n(p.vacuum)} |`,
+      `| session_counts rebuild (projections CLI) | ${n(p.sessionCounts)} |`,
+      `| total | ${n(p.total)} |`,
+      '',
+    );
+  }
+  const rb = r.rebuild;
+  if (rb) {
+    lines.push('## 6. Rebuild (projections CLI, a new version of the projection)', '');
+    lines.push(
+      `\`projections rebuild ${rb.projection} --batch-size ${rb.batchSize}\` with ${n(rb.storeEvents)} events in the store and nothing else running.`,
+      '',
+      '| events replayed | s | events/s | version live | CLI wall s | CLI CPU | Postgres CPU | machine busy |',
+      '|---|---|---|---|---|---|---|---|',
+      `| ${n(rb.events)} | ${n(rb.seconds)} | ${n(rb.eventsPerSecond)} | ${rb.version ?? '-'} | ${n(rb.wallSeconds)} | ${n(rb.cliCpuPercent)}% of a core | ${n(rb.postgresCpuPercent)}% of a core | ${n(rb.machineBusyPercent)}% |`,
+      '',
+    );
+  }
+  const rd = r.reads;
+  if (rd) {
+    lines.push('## 7. Reads at size, over HTTP through the gateway', '');
+    lines.push(
+      `${n(rd.dataset.sessions)} sessions, ${n(rd.dataset.turns)} turns, ${n(rd.dataset.users)} users; random sessions (and their users); ${rd.warmup} warm-up requests per route, then:`,
+      '',
+      '| route | clients | requests | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | wrong answers |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const x of rd.series) {
+      const errors = Object.entries(x.errors)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ');
+      lines.push(
+        `| \`${x.route}\` | ${x.clients} | ${n(x.requests)} | ${n(x.requestsPerSecond)} | ${n(x.latency.p50)} | ${n(x.latency.p95)} | ${n(x.latency.p99)} | ${n(x.latency.max)} | ${errors || 0} | ${x.wrong} |`,
+      );
+    }
+    lines.push('');
+    const examples = rd.series.flatMap((x) => x.examples.map((e) => `${x.route}: ${e}`));
+    if (examples.length)
+      lines.push('Examples:', '', ...examples.map((e) => `- \`${e.replace(/`/g, "'")}\``), '');
   }
   if (r.notDone.length) lines.push('## Not measured by this run', '', ...r.notDone.map((x) => `- ${x}`), '');
   return lines.join('\n');

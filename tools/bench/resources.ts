@@ -37,7 +37,7 @@ function statusKb(pid: number, field: string): number {
 }
 
 /** utime + stime of `pid` in clock ticks (NaN when it is gone). */
-function cpuTicks(pid: number): number {
+export function cpuTicks(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -56,7 +56,7 @@ function machineTicks(): { busy: number; total: number } {
 }
 
 /** CPU ticks of every process whose `comm` is `comm`, by pid. */
-function ticksByComm(comm: string): Map<number, number> {
+export function ticksByComm(comm: string): Map<number, number> {
   const out = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;

@@ -43,7 +43,7 @@ export interface BenchStack {
   services: ServiceProcess[];
   /** What every service wrote (for failures). */
   report(): string;
-  /** SIGTERM (SIGKILL after 10 s) to every service, then drops the database and deletes the stream. */
+  /** SIGTERM (SIGKILL after 10 s) to every service, then drops the database (unless kept) and deletes the stream. */
   stop(): Promise<void>;
 }
 
@@ -88,7 +88,8 @@ export async function dropDatabase(baseUrl: string, name: string): Promise<void>
 function launch(root: string, name: ServiceName, env: NodeJS.ProcessEnv, nodeArgs: string[]): ServiceProcess {
   const main = join(root, 'dist/apps', name, 'src/main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
-  const child = spawn(process.execPath, [...nodeArgs, main], {
+  // SERVICE_NODE_FLAGS of tools/lib.sh: the services' heap limit, as `npm start` runs them.
+  const child = spawn(process.execPath, ['--max-old-space-size=512', ...nodeArgs, main], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -171,11 +172,15 @@ export interface StartStackOptions {
   profileDir: string;
   /** Extra environment of every service (overrides the bench's defaults). */
   env?: NodeJS.ProcessEnv;
+  /** Run on this database (created when missing) instead of `threadline_bench_<tag>`. */
+  databaseName?: string;
+  /** `stop()` leaves the database in place (a seeded dataset kept for later runs). */
+  keepDatabase?: boolean;
 }
 
 /**
  * Starts the whole stack as a deployment would, on resources of its own: creates the database
- * `threadline_bench_<tag>`, the JetStream stream and subject prefix, a service API key of tenant
+ * `threadline_bench_<tag>` (or uses `databaseName`, kept by `stop()` with `keepDatabase`), the JetStream stream and subject prefix, a service API key of tenant
  * `default` with the keys CLI (which also migrates the gateway's tables), then the five built
  * services (`LOG_LEVEL=warn`, `NODE_ENV=production`, rate limits raised to 10^7 per window (their maximum),
  * `MAX_SESSIONS_PER_USER=0`, the gateway on a free port). Resolves when `GET /health` is 200 and an
@@ -183,7 +188,7 @@ export interface StartStackOptions {
  * removed and the error carries every service's output.
  */
 export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
-  const databaseName = `threadline_bench_${opts.runTag}`;
+  const databaseName = opts.databaseName ?? `threadline_bench_${opts.runTag}`;
   const databaseUrl = databaseUrlFor(opts.postgresUrl, databaseName);
   const stream = `THREADLINE_BENCH_${opts.runTag}`.toUpperCase();
   const prefix = `tlbench_${opts.runTag}`;
@@ -203,9 +208,10 @@ export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
       .join('\n');
   const stop = async () => {
     await Promise.all(services.map(stopProcess));
-    await dropDatabase(opts.postgresUrl, databaseName).catch((e: unknown) =>
-      process.stderr.write(`bench: could not drop ${databaseName}: ${String(e)}\n`),
-    );
+    if (!opts.keepDatabase)
+      await dropDatabase(opts.postgresUrl, databaseName).catch((e: unknown) =>
+        process.stderr.write(`bench: could not drop ${databaseName}: ${String(e)}\n`),
+      );
     const nc2 = await connectNats({ NATS_URL: opts.natsUrl }, 'threadline-bench-cleanup');
     await deleteEventStream(nc2, stream);
     await nc2.close();
@@ -266,11 +272,13 @@ export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
     }
     const deadline = Date.now() + 90_000;
     await waitFor200(`${baseUrl}/health`, services, deadline);
-    // One query answered by each service that serves requests: session-service, chat-log-service, analytics-projector.
+    // One query answered by each service that serves requests: session-service, chat-log-service,
+    // analytics-projector. Each about a user without data: cheap on a seeded database too (the tenant's
+    // `/sessions/stats` aggregates every turn).
     for (const path of [
       '/users/bench-ready/sessions?limit=1',
       '/users/bench-ready/turns?limit=1',
-      '/sessions/stats',
+      '/users/bench-ready/stats',
     ]) {
       await waitFor200(`${baseUrl}${path}`, services, deadline, key.key);
     }
