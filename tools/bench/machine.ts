@@ -14,6 +14,8 @@ export interface MachineFacts {
   postgres: string;
   /** Postgres settings that change write throughput. */
   postgresSettings: Record<string, string>;
+  /** How the services and series reach Postgres: `unix socket <dir>` or `tcp <host:port>`. */
+  postgresTransport: string;
   nats: string;
   /** `git rev-parse --short HEAD`, with `+dirty` when the work tree has changes. */
   commit: string;
@@ -72,8 +74,14 @@ export async function machineFacts(opts: {
     node: process.version,
     postgres,
     postgresSettings: settings,
+    postgresTransport: transportOf(opts.postgresUrl),
     nats,
     commit: `${git(opts.root, ['rev-parse', '--short', 'HEAD'])}${dirty ? '+dirty' : ''}`,
     loadAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
   };
+}
+
+function transportOf(url: string): string {
+  const host = decodeURIComponent(new URL(url).hostname);
+  return host.startsWith('/') ? `unix socket ${host}` : `tcp ${new URL(url).host}`;
 }

@@ -151,7 +151,12 @@ export function toMarkdown(r: BenchResults): string {
       .map(([k, v]) => `${k}=${v}`)
       .join(', ')}) |`,
   );
-  lines.push(`| NATS | ${m.nats} |`, `| kernel | ${m.kernel} |`, `| commit | ${m.commit} |`);
+  lines.push(
+    `| Postgres reached by | ${m.postgresTransport} |`,
+    `| NATS | ${m.nats} |`,
+    `| kernel | ${m.kernel} |`,
+    `| commit | ${m.commit} |`,
+  );
   lines.push(
     `| load average (1/5/15 min) | start ${m.loadAtStart.join(' / ')}, end ${r.loadAtEnd.join(' / ')} |`,
     '',
