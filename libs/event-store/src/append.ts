@@ -228,7 +228,8 @@ interface Pending {
  * share; the idea of Postgres's own group commit, one level up). Each append keeps its own outcome:
  * a version conflict fails only that append; any other failure of a combined statement (a duplicate
  * event id, a deadlock) reruns its appends one by one, so each caller gets its own result or error.
- * Two appends to the same stream never share a statement (the second waits for the next one).
+ * Appends to one stream are written in the order they were made, never in the same or in concurrent
+ * statements (a later one waits until the earlier one's statement is done).
  * At most {@link AppendBatcher.maxInFlight} statements run at once; a batch holds at most
  * {@link AppendBatcher.maxBatch} appends.
  */
@@ -237,6 +238,8 @@ export class AppendBatcher {
   static readonly maxBatch = 256;
   private queue: Pending[] = [];
   private inFlight = 0;
+  /** Streams of the statements being written: a later append to one waits for its statement. */
+  private readonly writing = new Set<string>();
   private scheduled = false;
 
   constructor(private readonly db: Db) {}
@@ -264,16 +267,22 @@ export class AppendBatcher {
     const rest: Pending[] = [];
     const streams = new Set<string>();
     for (const pending of this.queue) {
-      if (batch.length >= AppendBatcher.maxBatch || streams.has(pending.append.streamId)) rest.push(pending);
-      else {
-        streams.add(pending.append.streamId);
+      const streamId = pending.append.streamId;
+      // Per stream, appends are written in the order they were made: one statement at a time.
+      if (batch.length >= AppendBatcher.maxBatch || streams.has(streamId) || this.writing.has(streamId)) {
+        streams.add(streamId);
+        rest.push(pending);
+      } else {
+        streams.add(streamId);
         batch.push(pending);
       }
     }
     if (batch.length === 0) return;
     this.queue = rest;
     this.inFlight += 1;
+    for (const p of batch) this.writing.add(p.append.streamId);
     void this.flush(batch).finally(() => {
+      for (const p of batch) this.writing.delete(p.append.streamId);
       this.inFlight -= 1;
       this.schedule();
     });
