@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { defineEvent, type EventEnvelope, EventRegistry, type ParsedEvent } from '@threadline/contracts';
 import { createTestDatabase, eventually, readAllSettled, type TestDatabase } from '@threadline/testing';
-import type { Sql } from './db';
+import type { Db, Sql } from './db';
 import { EventStore, type NewEvent } from './event-store';
 import { type Projection, ProjectionRunner } from './projection-runner';
 
@@ -80,10 +80,12 @@ afterAll(async () => {
   await t.drop();
 });
 
-async function newRunner(): Promise<{ projection: CountingProjection; runner: ProjectionRunner }> {
+async function newRunner(
+  on: { db: Db; store: EventStore } = { db: t.db, store },
+): Promise<{ projection: CountingProjection; runner: ProjectionRunner }> {
   const projection = new CountingProjection(`p_${randomUUID().replaceAll('-', '').slice(0, 12)}`);
-  await projection.create(t.db);
-  return { projection, runner: new ProjectionRunner(t.db, store, registry, projection) };
+  await projection.create(on.db);
+  return { projection, runner: new ProjectionRunner(on.db, on.store, registry, projection) };
 }
 
 /** Every event, in commit order, once the tail has caught up (see readAllSettled). */
@@ -191,6 +193,142 @@ describe('ProjectionRunner.handle', () => {
   });
 });
 
+describe('ProjectionRunner.handle, concurrent calls (group commit)', () => {
+  // A database of its own: the erased event below would change what other tests expect of `t`.
+  let g: TestDatabase;
+  let gStore: EventStore;
+  beforeAll(async () => {
+    g = await createTestDatabase([], 5);
+    gStore = new EventStore(g.db);
+  });
+  afterAll(async () => {
+    await g.drop();
+  });
+
+  /** The runner's Db, counting the transactions it starts. */
+  function countingDb(): { db: Db; transactions: () => number } {
+    let n = 0;
+    const db = Object.create(g.db) as Db;
+    db.transaction = (fn) => {
+      n += 1;
+      return g.db.transaction(fn);
+    };
+    return { db, transactions: () => n };
+  }
+
+  /** Position per stream and checkpoint of a runner, for comparisons. */
+  async function bookkeeping(runner: ProjectionRunner): Promise<unknown> {
+    return {
+      positions: await g.db.query(
+        'SELECT stream_id, position FROM projection_streams WHERE projection = $1 ORDER BY stream_id',
+        [runner.projection.name],
+      ),
+      checkpoint: await runner.position(),
+    };
+  }
+
+  it('commits concurrent deliveries with duplicates, gaps, an erased event and other types together, with the outcomes and rows of one-by-one handling', async () => {
+    const [a, b, c, erasedStream] = [1, 2, 3, 4].map(() => `widget:${randomUUID()}`);
+    const ea = (await gStore.append(a!, 'widget', 'no_stream', widgets(4), { metadata })).events;
+    const eb = (await gStore.append(b!, 'widget', 'no_stream', widgets(3), { metadata })).events;
+    const ec = (await gStore.append(c!, 'widget', 'no_stream', widgets(2), { metadata })).events;
+    const ee = (await gStore.append(erasedStream!, 'widget', 'no_stream', widgets(2), { metadata })).events;
+    const gadget = (
+      await gStore.append(
+        `gadget:${randomUUID()}`,
+        'gadget',
+        'no_stream',
+        [{ type: GadgetAddedV1.type, data: { n: 1 } }],
+        {
+          metadata,
+        },
+      )
+    ).events;
+    // Erased after it was published: the deliveries below carry its data, the store only the tombstone.
+    await g.db.query(
+      `UPDATE events SET data = '{"erased": true}', metadata = jsonb_build_object('tenantId', tenant_id, 'erased', true)
+       WHERE stream_id = $1 AND stream_position = 1`,
+      [erasedStream],
+    );
+    const deliveries = [
+      ea[0]!,
+      ea[0]!, // duplicate
+      eb[2]!, // gap: backfills 1 and 2
+      ea[1]!,
+      ee[0]!, // erased: not applied, its position counts
+      gadget[0]!, // other stream type
+      eb[0]!, // already backfilled
+      ea[3]!, // gap: backfills 3
+      ec[0]!,
+      ee[1]!,
+      ec[1]!,
+      ea[2]!, // already backfilled
+      ec[1]!, // duplicate
+    ];
+
+    const one = await newRunner({ db: g.db, store: gStore });
+    const oneByOne: string[] = [];
+    for (const e of deliveries) oneByOne.push(await one.runner.handle(e));
+
+    const together = await newRunner({ db: g.db, store: gStore });
+    const counting = countingDb();
+    const runner = new ProjectionRunner(counting.db, gStore, registry, together.projection);
+    const outcomes = await Promise.all(deliveries.map((e) => runner.handle(e)));
+
+    expect(outcomes).toEqual(oneByOne);
+    expect(oneByOne).toEqual([
+      'applied',
+      'skipped',
+      'backfilled',
+      'applied',
+      'applied',
+      'ignored',
+      'skipped',
+      'backfilled',
+      'applied',
+      'applied',
+      'applied',
+      'skipped',
+      'skipped',
+    ]);
+    expect(counting.transactions()).toBeLessThan(deliveries.length - 1);
+    expect(await together.projection.rows(g.db)).toEqual(await one.projection.rows(g.db));
+    expect(await together.projection.rows(g.db)).toEqual({
+      types: [{ stream_type: 'widget', events: 10 }],
+      streams: [
+        { stream_id: a, positions: [1, 2, 3, 4], total: 10 },
+        { stream_id: b, positions: [1, 2, 3], total: 6 },
+        { stream_id: c, positions: [1, 2], total: 3 },
+        { stream_id: erasedStream, positions: [2], total: 2 },
+      ].sort((x, y) => (x.stream_id! < y.stream_id! ? -1 : 1)),
+    });
+    expect(await bookkeeping(runner)).toEqual(await bookkeeping(one.runner));
+    expect(await runner.position()).toBe(
+      Math.max(...[...ea, ...eb, ...ec, ...ee].map((e) => e.globalPosition)),
+    );
+  });
+
+  it('rejects only the event that fails: the others of its transaction are committed', async () => {
+    const { projection } = await newRunner({ db: g.db, store: gStore });
+    const counting = countingDb();
+    const runner = new ProjectionRunner(counting.db, gStore, registry, projection);
+    const [a, b] = [1, 2].map(() => `widget:${randomUUID()}`);
+    const ea = (await gStore.append(a!, 'widget', 'no_stream', widgets(3), { metadata })).events;
+    const eb = (await gStore.append(b!, 'widget', 'no_stream', widgets(1), { metadata })).events;
+    const bad = { ...eb[0]!, eventType: 'WidgetExploded.v1' }; // unknown to the registry: parse throws
+
+    const settled = await Promise.allSettled([ea[0]!, ea[1]!, bad, ea[2]!].map((e) => runner.handle(e)));
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/Unknown event type/);
+    expect(await projection.rows(g.db)).toEqual({
+      types: [{ stream_type: 'widget', events: 3 }],
+      streams: [{ stream_id: a, positions: [1, 2, 3], total: 6 }],
+    });
+    // Redelivered, the event of b is handled from its (valid) stored copy.
+    expect(await runner.handle(eb[0]!)).toBe('applied');
+  });
+});
+
 describe('replay and rebuild (ARCHITECTURE rule 6)', () => {
   beforeAll(async () => {
     for (let i = 0; i < 6; i++) {
@@ -265,10 +403,12 @@ describe('replay and rebuild (ARCHITECTURE rule 6)', () => {
     const rebuild = runner.rebuild({ batchSize: 5 });
     await started;
 
-    // Meanwhile two live consumers (each handles its messages one at a time, like a JetStream consumer):
-    // one gets old events again, the other new events appended during the rebuild.
+    // Meanwhile two live consumers (each handles its messages one at a time, like a JetStream consumer,
+    // each with a runner of its own, like two instances of a service: one runner would commit their
+    // calls together): one gets old events again, the other new events appended during the rebuild.
     const sequentially = async (events: EventEnvelope[]) => {
-      for (const e of events) await runner.handle(e);
+      const instance = new ProjectionRunner(t.db, store, registry, projection);
+      for (const e of events) await instance.handle(e);
     };
     const replayed = sequentially(before);
     const newStream = `widget:${randomUUID()}`;

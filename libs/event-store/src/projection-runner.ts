@@ -90,6 +90,18 @@ const PROJECTION_VERSIONS_DDL = `
   CREATE UNIQUE INDEX IF NOT EXISTS projection_versions_one_live ON projection_versions (projection)
     WHERE status = 'live'`;
 
+/**
+ * Upserts a projection checkpoint; the arguments are the SQL parameters holding its name, its commit
+ * position's transaction id (null keeps the stored one) and its global position (it only moves forward).
+ */
+const checkpointUpsert = (name: string, transactionId: string, globalPosition: string) => `
+  INSERT INTO checkpoints (name, transaction_id, global_position)
+  VALUES (${name}, COALESCE(${transactionId}::xid8, '0'::xid8), ${globalPosition})
+  ON CONFLICT (name) DO UPDATE SET
+    transaction_id = COALESCE(${transactionId}::xid8, checkpoints.transaction_id),
+    global_position = GREATEST(checkpoints.global_position, EXCLUDED.global_position),
+    updated_at = now()`;
+
 const lockKey = (name: string) => `hashtextextended('${name.replaceAll("'", "''")}', 0)`;
 
 /** Thrown by `rebuild()` when another rebuild of the same projection holds its rebuild lock. */
@@ -101,6 +113,21 @@ export class RebuildInProgressError extends Error {
 }
 
 export type HandleOutcome = 'applied' | 'skipped' | 'backfilled' | 'ignored';
+
+/** Most live events committed in one transaction by {@link ProjectionRunner.handle}. */
+export const MAX_LIVE_BATCH = 500;
+
+/** An event read by a rebuild and its parsed form (null when erased: not applied, its position counts). */
+interface ReplayedEvent<P> {
+  envelope: EventEnvelope;
+  parsed: P | null;
+}
+
+interface PendingEvent {
+  envelope: EventEnvelope;
+  resolve: (outcome: HandleOutcome) => void;
+  reject: (error: unknown) => void;
+}
 
 /** Postgres error codes of a relation or schema that no longer exists (a reader raced a drop). */
 const DROPPED_RELATION_CODES = new Set(['42P01', '3F000']);
@@ -126,7 +153,10 @@ function pgCodeOf(error: unknown): string | undefined {
  * pointer atomically and drops the old version, while queries ({@link read}) keep answering.
  */
 export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = readonly AnyEventDefinition[]> {
-  private liveEnsured = false;
+  private liveEnsured: Promise<void> | undefined;
+  /** Live events waiting for the next group-commit transaction, in arrival order. */
+  private pending: PendingEvent[] = [];
+  private flushing = false;
 
   constructor(
     private readonly db: Db,
@@ -155,52 +185,24 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     return `projection:${this.positionsKey(version)}`;
   }
 
-  /** Handles one event delivered live (from JetStream). Throws when the projection's `apply` throws. */
+  /**
+   * Handles one event delivered live (from JetStream) and resolves with its outcome once it is
+   * committed: `applied`, `skipped` (already applied), `backfilled` (applied after the events of the
+   * gap before it, read from the event store) or `ignored` (not a followed stream type). Rejects when
+   * the projection's `apply` (or `applyBatch`) throws for it, or when Postgres fails.
+   *
+   * Concurrent calls are committed together (group commit): calls that arrive while a transaction is
+   * running wait for it and then go into the next one, at most {@link MAX_LIVE_BATCH} per
+   * transaction, handled in arrival order with exactly the outcomes and rows that handling them one
+   * by one in that order gives. When that transaction fails, its events are retried one per
+   * transaction, so only the one that fails is rejected (and redelivered by its consumer).
+   */
   async handle(envelope: EventEnvelope): Promise<HandleOutcome> {
     if (!this.projection.streamTypes.includes(envelope.streamType)) return 'ignored';
     if (this.versioned) await this.ensureLive();
-    return this.db.transaction(async (sql) => {
-      // Shared with other live handlers, exclusive against a rebuild (see rebuild()).
-      await sql.query(`SELECT pg_advisory_xact_lock_shared(${lockKey(this.checkpointName)})`);
-      let version: number | null = null;
-      if (this.versioned) {
-        // Read after the lock: a switch that committed while we waited is seen (READ COMMITTED).
-        const live = await this.useLive(sql);
-        if (!live) throw new Error(`Projection ${this.projection.name} has no live version`);
-        version = live.version;
-      }
-      const key = this.positionsKey(version);
-      await sql.query(
-        `INSERT INTO projection_streams (projection, stream_id, position) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`,
-        [key, envelope.streamId],
-      );
-      const [row] = await sql.query<{ position: string }>(
-        'SELECT position FROM projection_streams WHERE projection = $1 AND stream_id = $2 FOR UPDATE',
-        [key, envelope.streamId],
-      );
-      const applied = Number(row?.position ?? 0);
-      if (envelope.streamPosition <= applied) return 'skipped';
-
-      let outcome: HandleOutcome = 'applied';
-      let events = [envelope];
-      if (envelope.streamPosition > applied + 1) {
-        outcome = 'backfilled';
-        // Read through this transaction's connection: a second pool connection per handler can exhaust the
-        // pool when many handlers hold theirs (a deadlock under load).
-        events = await new EventStoreTransaction(sql).readStream(envelope.streamId, {
-          from: applied + 1,
-          to: envelope.streamPosition,
-        });
-        // The event store is the record: what it holds between the two positions is what we apply.
-      }
-      await this.applyEvents(sql, await this.withErasures(sql, events));
-      const last = events[events.length - 1] ?? envelope;
-      await sql.query(
-        'UPDATE projection_streams SET position = $3 WHERE projection = $1 AND stream_id = $2',
-        [key, envelope.streamId, last.streamPosition],
-      );
-      await this.saveCheckpoint(sql, version, null, last.globalPosition);
-      return outcome;
+    return new Promise<HandleOutcome>((resolve, reject) => {
+      this.pending.push({ envelope, resolve, reject });
+      if (!this.flushing) void this.flush();
     });
   }
 
@@ -288,21 +290,131 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
    * and version 1 (empty) when none is live. Idempotent and safe concurrently (advisory lock).
    */
   async ensureLive(): Promise<void> {
-    const versioning = this.projection.versioning;
-    if (!versioning || this.liveEnsured) return;
-    await this.db.transaction(async (sql) => {
-      await sql.query(`SELECT pg_advisory_xact_lock(${lockKey('projection_versions')})`);
-      await sql.query(PROJECTION_VERSIONS_DDL);
-      const [live] = await sql.query(
-        `SELECT 1 FROM projection_versions WHERE projection = $1 AND status = 'live'`,
-        [this.projection.name],
-      );
-      if (!live) await this.createVersion(sql, 'live');
-    });
-    this.liveEnsured = true;
+    if (!this.projection.versioning) return;
+    // One check per runner, shared by concurrent callers; a failed one is tried again by the next call.
+    this.liveEnsured ??= this.db
+      .transaction(async (sql) => {
+        await sql.query(`SELECT pg_advisory_xact_lock(${lockKey('projection_versions')})`);
+        await sql.query(PROJECTION_VERSIONS_DDL);
+        const [live] = await sql.query(
+          `SELECT 1 FROM projection_versions WHERE projection = $1 AND status = 'live'`,
+          [this.projection.name],
+        );
+        if (!live) await this.createVersion(sql, 'live');
+      })
+      .catch((error: unknown) => {
+        this.liveEnsured = undefined;
+        throw error;
+      });
+    await this.liveEnsured;
   }
 
   // ---- internals ----
+
+  // Commits the pending live events, one transaction at a time: what arrives during a commit goes into
+  // the next one.
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.pending.length > 0) {
+        await this.commitBatch(this.pending.splice(0, MAX_LIVE_BATCH));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  // One transaction for the batch; when it fails, one transaction per event, so that only the events
+  // that fail on their own are rejected. Never throws.
+  private async commitBatch(batch: readonly PendingEvent[]): Promise<void> {
+    try {
+      const outcomes = await this.db.transaction((sql) =>
+        this.handleBatch(
+          sql,
+          batch.map((p) => p.envelope),
+        ),
+      );
+      batch.forEach((p, i) => p.resolve(outcomes[i] ?? 'skipped'));
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]?.reject(error);
+        return;
+      }
+      for (const p of batch) await this.commitBatch([p]);
+    }
+  }
+
+  // Handles live events in one transaction, in order, as `handle` describes; returns their outcomes.
+  // Statements per batch, whatever its size: the shared lock, the live version, the positions of its
+  // streams (created at 0 and locked, in stream id order so that concurrent batches cannot deadlock),
+  // the erasure check, the projection's writes, and the positions with the checkpoint.
+  private async handleBatch(sql: Sql, envelopes: readonly EventEnvelope[]): Promise<HandleOutcome[]> {
+    // Shared with other live handlers, exclusive against a rebuild (see rebuild()).
+    await sql.query(`SELECT pg_advisory_xact_lock_shared(${lockKey(this.checkpointName)})`);
+    let version: number | null = null;
+    if (this.versioned) {
+      // Read after the lock: a switch that committed while we waited is seen (READ COMMITTED).
+      const live = await this.useLive(sql);
+      if (!live) throw new Error(`Projection ${this.projection.name} has no live version`);
+      version = live.version;
+    }
+    const key = this.positionsKey(version);
+    const streamIds = [...new Set(envelopes.map((e) => e.streamId))].sort();
+    // ON CONFLICT DO UPDATE (a no-op) locks an existing row and returns its position, or the new row's 0.
+    const rows = await sql.query<{ stream_id: string; position: string }>(
+      `INSERT INTO projection_streams (projection, stream_id, position)
+       SELECT $1, s, 0 FROM unnest($2::text[]) AS s
+       ON CONFLICT (projection, stream_id) DO UPDATE SET position = projection_streams.position
+       RETURNING stream_id, position`,
+      [key, streamIds],
+    );
+    const positions = new Map(rows.map((r) => [r.stream_id, Number(r.position)]));
+    const outcomes: HandleOutcome[] = [];
+    const toApply: EventEnvelope[] = [];
+    const touched = new Set<string>();
+    for (const envelope of envelopes) {
+      const applied = positions.get(envelope.streamId) ?? 0;
+      if (envelope.streamPosition <= applied) {
+        outcomes.push('skipped');
+        continue;
+      }
+      let events = [envelope];
+      const gap = envelope.streamPosition > applied + 1;
+      if (gap) {
+        // Read through this transaction's connection: a second pool connection per handler can exhaust
+        // the pool when many handlers hold theirs (a deadlock under load). The event store is the
+        // record: what it holds between the two positions is what we apply.
+        events = await new EventStoreTransaction(sql).readStream(envelope.streamId, {
+          from: applied + 1,
+          to: envelope.streamPosition,
+        });
+      }
+      outcomes.push(gap ? 'backfilled' : 'applied');
+      toApply.push(...events);
+      positions.set(envelope.streamId, (events[events.length - 1] ?? envelope).streamPosition);
+      touched.add(envelope.streamId);
+    }
+    if (toApply.length === 0) return outcomes;
+    await this.applyEvents(sql, await this.withErasures(sql, toApply));
+    const ids = [...touched];
+    await sql.query(
+      `WITH moved AS (
+         UPDATE projection_streams p SET position = u.position
+         FROM unnest($2::text[], $3::bigint[]) AS u(stream_id, position)
+         WHERE p.projection = $1 AND p.stream_id = u.stream_id
+       )
+       ${checkpointUpsert('$4', '$5', '$6')}`,
+      [
+        key,
+        ids,
+        ids.map((id) => positions.get(id) ?? 0),
+        this.checkpointOf(version),
+        null,
+        toApply.reduce((max, e) => Math.max(max, e.globalPosition), 0),
+      ],
+    );
+    return outcomes;
+  }
 
   // The events as the store holds them now: those a user erasure tombstoned since they were published
   // (or read) come back marked erased. The rows are locked FOR SHARE, so an erasure running now waits
@@ -312,7 +424,7 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     if (events.length === 0) return [];
     const rows = await sql.query<{ global_position: string; erased: boolean }>(
       `SELECT global_position, metadata ? 'erased' AS erased FROM events
-       WHERE global_position = ANY($1::bigint[]) FOR SHARE`,
+       WHERE global_position = ANY($1::bigint[]) ORDER BY global_position FOR SHARE`,
       [events.map((e) => e.globalPosition)],
     );
     const erased = new Set(rows.filter((r) => r.erased).map((r) => Number(r.global_position)));
@@ -326,7 +438,19 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
   // Erased events (a user erasure tombstoned their data, see `isErased`) are skipped: their positions
   // still count as applied, and no replay brings the erased data back.
   private async applyEvents(sql: Sql, events: readonly EventEnvelope[]): Promise<void> {
-    const parsed = events.filter((e) => !isErased(e)).map((e) => this.registry.parse(e));
+    await this.applyParsed(
+      sql,
+      events.map((e) => this.parseUnlessErased(e)),
+    );
+  }
+
+  // The event upcast and parsed by the registry, or null when it was erased (it is not applied).
+  private parseUnlessErased(event: EventEnvelope): ParsedEvent<Defs> | null {
+    return isErased(event) ? null : this.registry.parse(event);
+  }
+
+  private async applyParsed(sql: Sql, events: readonly (ParsedEvent<Defs> | null)[]): Promise<void> {
+    const parsed = events.filter((e) => e !== null);
     if (parsed.length === 0) return;
     if (this.projection.applyBatch) return this.projection.applyBatch(sql, parsed);
     for (const event of parsed) await this.projection.apply(sql, event);
@@ -346,6 +470,18 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     await sql.query(`SELECT set_config('search_path', quote_ident($1) || ', public', true)`, [schema]);
   }
 
+  // useSchema for a transaction of a rebuild's bulk replay, which also commits without waiting for the
+  // WAL flush (synchronous_commit off): a crash can lose only the last such commits, of a version still
+  // `building`, which no reader sees and the next rebuild drops; the switch's commit is synchronous and
+  // flushes every commit before it.
+  private async useSchemaForBulk(sql: Sql, schema: string): Promise<void> {
+    await sql.query(
+      `SELECT set_config('search_path', quote_ident($1) || ', public', true),
+              set_config('synchronous_commit', 'off', true)`,
+      [schema],
+    );
+  }
+
   private async positionOf(sql: Sql, version: number | null): Promise<number> {
     const [row] = await sql.query<{ global_position: string }>(
       'SELECT global_position FROM checkpoints WHERE name = $1',
@@ -360,14 +496,11 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     transactionId: string | null,
     globalPosition: number,
   ): Promise<void> {
-    await sql.query(
-      `INSERT INTO checkpoints (name, transaction_id, global_position) VALUES ($1, COALESCE($2::xid8, '0'::xid8), $3)
-       ON CONFLICT (name) DO UPDATE SET
-         transaction_id = COALESCE($2::xid8, checkpoints.transaction_id),
-         global_position = GREATEST(checkpoints.global_position, EXCLUDED.global_position),
-         updated_at = now()`,
-      [this.checkpointOf(version), transactionId, globalPosition],
-    );
+    await sql.query(checkpointUpsert('$1', '$2', '$3'), [
+      this.checkpointOf(version),
+      transactionId,
+      globalPosition,
+    ]);
   }
 
   // Creates the next version (schema, tables, pointer row with `status`) inside the caller's transaction,
@@ -426,52 +559,62 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     await sql.query('DELETE FROM checkpoints WHERE name = $1', [this.checkpointOf(version)]);
   }
 
-  // Events of the followed stream types after `after`, in commit order, below the xmin horizon.
-  private async readFollowed(sql: Sql, after: CommitPosition, limit: number): Promise<EventEnvelope[]> {
+  // Events after `after`, in commit order, below the xmin horizon, of `streamTypes` (null: of every
+  // type). ORDER BY names the table's columns: a bare `transaction_id` is the text output column, whose
+  // order is not commit order ('10' < '9') and which no index serves (each batch would sort the table).
+  private async readInCommitOrder(
+    sql: Sql,
+    after: CommitPosition,
+    limit: number,
+    streamTypes: readonly string[] | null,
+  ): Promise<EventEnvelope[]> {
     const rows = await sql.query(
       `SELECT global_position, transaction_id::text AS transaction_id, stream_id, stream_type, stream_position,
               event_id, event_type, schema_version, data, metadata, created_at
        FROM events
        WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
          AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-         AND stream_type = ANY($3::text[])
-       ORDER BY transaction_id, global_position
+         AND ($3::text[] IS NULL OR stream_type = ANY($3::text[]))
+       ORDER BY events.transaction_id, events.global_position
        LIMIT $4`,
-      [after.transactionId, after.globalPosition, [...this.projection.streamTypes], limit],
+      [after.transactionId, after.globalPosition, streamTypes && [...streamTypes], limit],
     );
     return rows.map(toEnvelope);
   }
 
   // Applies replayed events gap-aware against the in-memory positions (the rebuild owns the version it
-  // builds, so nobody else moves them); saves the positions of the streams touched and the checkpoint.
+  // builds, or holds the exclusive lock, so nobody else moves them); saves the positions of the streams
+  // touched and the checkpoint. `version` is null for an unversioned projection.
   private async applyReplayed(
     sql: Sql,
-    version: number,
-    batch: readonly EventEnvelope[],
+    version: number | null,
+    batch: readonly ReplayedEvent<ParsedEvent<Defs>>[],
     positions: Map<string, number>,
   ): Promise<void> {
-    const toApply: EventEnvelope[] = [];
+    const toApply: (ParsedEvent<Defs> | null)[] = [];
     const touched = new Set<string>();
     let highest = 0;
-    for (const event of batch) {
+    for (const { envelope: event, parsed } of batch) {
       const applied = positions.get(event.streamId) ?? 0;
       if (event.streamPosition <= applied) continue;
       if (event.streamPosition > applied + 1) {
         // Commit order is not stream order when a later append's transaction got the lower xid.
-        toApply.push(
-          ...(await new EventStoreTransaction(sql).readStream(event.streamId, {
-            from: applied + 1,
-            to: event.streamPosition,
-          })),
-        );
+        const missing = await new EventStoreTransaction(sql).readStream(event.streamId, {
+          from: applied + 1,
+          to: event.streamPosition,
+        });
+        for (const e of missing) {
+          toApply.push(this.parseUnlessErased(e));
+          highest = Math.max(highest, e.globalPosition);
+        }
       } else {
-        toApply.push(event);
+        toApply.push(parsed);
+        highest = Math.max(highest, event.globalPosition);
       }
       positions.set(event.streamId, event.streamPosition);
       touched.add(event.streamId);
     }
-    for (const e of toApply) highest = Math.max(highest, e.globalPosition);
-    await this.applyEvents(sql, toApply);
+    await this.applyParsed(sql, toApply);
     if (touched.size > 0) {
       const ids = [...touched];
       await sql.query(
@@ -482,7 +625,19 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
       );
     }
     const last = batch[batch.length - 1];
-    if (last) await this.saveCheckpoint(sql, version, last.transactionId, highest);
+    if (last) await this.saveCheckpoint(sql, version, last.envelope.transactionId, highest);
+  }
+
+  // Events replayed in commit order after `after` (see readInCommitOrder), each parsed as soon as it is read:
+  // a rebuild parses the next batch while Postgres writes the current one.
+  private async readReplayed(
+    sql: Sql,
+    after: CommitPosition,
+    limit: number,
+    streamTypes: readonly string[] | null = this.projection.streamTypes,
+  ): Promise<ReplayedEvent<ParsedEvent<Defs>>[]> {
+    const events = await this.readInCommitOrder(sql, after, limit, streamTypes);
+    return events.map((envelope) => ({ envelope, parsed: this.parseUnlessErased(envelope) }));
   }
 
   private async rebuildVersioned(opts: {
@@ -507,24 +662,24 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
         const positions = new Map<string, number>();
         let after: CommitPosition = START;
         let replayed = 0;
-        const advance = (batch: readonly EventEnvelope[]) => {
-          const last = batch[batch.length - 1];
+        const advance = (batch: readonly ReplayedEvent<unknown>[]) => {
+          const last = batch[batch.length - 1]?.envelope;
           if (last) after = { transactionId: last.transactionId, globalPosition: last.globalPosition };
           replayed += batch.length;
         };
         // 1. Replay in batches, one short transaction each, while live handling goes on into the live version.
-        // The next batch is read while this one is applied (a second pool connection).
-        const none: Promise<EventEnvelope[]> = Promise.resolve([]);
-        let next = this.readFollowed(this.db, after, batchSize);
+        // The next batch is read and parsed while this one is written (a second pool connection).
+        const none: Promise<ReplayedEvent<ParsedEvent<Defs>>[]> = Promise.resolve([]);
+        let next = this.readReplayed(this.db, after, batchSize);
         for (;;) {
           const batch = await next;
           if (batch.length === 0) break;
           advance(batch);
-          next = batch.length < batchSize ? none : this.readFollowed(this.db, after, batchSize);
+          next = batch.length < batchSize ? none : this.readReplayed(this.db, after, batchSize);
           // Awaited in the next turn of the loop; if applying throws first, that rejection is the one reported.
           next.catch(() => undefined);
           await this.db.transaction(async (sql) => {
-            await this.useSchema(sql, target.schema);
+            await this.useSchemaForBulk(sql, target.schema);
             await this.applyReplayed(sql, target.version, batch, positions);
           });
           opts.onProgress?.(replayed);
@@ -539,9 +694,9 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
         // 2. Catch up and switch, under the lock live handlers share: they wait for this one transaction.
         const old = await this.db.transaction(async (sql) => {
           await sql.query(`SELECT pg_advisory_xact_lock(${lockKey(this.checkpointName)})`);
-          const tail: EventEnvelope[] = [];
+          const tail: ReplayedEvent<ParsedEvent<Defs>>[] = [];
           for (;;) {
-            const batch = await this.readFollowed(sql, after, batchSize);
+            const batch = await this.readReplayed(sql, after, batchSize);
             if (batch.length === 0) break;
             tail.push(...batch);
             advance(batch);
@@ -586,39 +741,23 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
       await sql.query(`SELECT pg_advisory_xact_lock(${lockKey(this.checkpointName)})`);
       await this.projection.reset(sql);
       await sql.query('DELETE FROM projection_streams WHERE projection = $1', [this.projection.name]);
-      const positions = new Map<string, { stream: number; global: number }>();
+      await sql.query('DELETE FROM checkpoints WHERE name = $1', [this.checkpointName]);
+      const positions = new Map<string, number>();
       let after: CommitPosition = START;
       let replayed = 0;
-      // The checkpoint's global position is the highest one applied (as_of), not the last in commit order:
-      // commit order sorts by transaction id first, so its last event can have a lower global position.
-      let highest = 0;
       for (;;) {
-        const batch = await this.store.readAll(after, batchSize, sql);
+        // Every event is read (and counted), those of the followed stream types applied.
+        const batch = await this.readInCommitOrder(sql, after, batchSize, null);
         if (batch.length === 0) break;
-        for (const event of batch) {
-          if (this.projection.streamTypes.includes(event.streamType)) {
-            if (!isErased(event)) await this.projection.apply(sql, this.registry.parse(event));
-            positions.set(event.streamId, { stream: event.streamPosition, global: event.globalPosition });
-            highest = Math.max(highest, event.globalPosition);
-          }
-          replayed += 1;
-        }
+        const followed = batch
+          .filter((e) => this.projection.streamTypes.includes(e.streamType))
+          .map((envelope) => ({ envelope, parsed: this.parseUnlessErased(envelope) }));
+        await this.applyReplayed(sql, null, followed, positions);
+        replayed += batch.length;
         const last = batch[batch.length - 1]!;
         after = { transactionId: last.transactionId, globalPosition: last.globalPosition };
         opts.onProgress?.(replayed);
       }
-      const ids = [...positions.keys()];
-      await sql.query(
-        `INSERT INTO projection_streams (projection, stream_id, position)
-         SELECT $1, s, p FROM unnest($2::text[], $3::bigint[]) AS u(s, p)`,
-        [this.projection.name, ids, ids.map((id) => positions.get(id)!.stream)],
-      );
-      await sql.query(
-        `INSERT INTO checkpoints (name, transaction_id, global_position) VALUES ($1, $2::xid8, $3)
-         ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
-           global_position = EXCLUDED.global_position, updated_at = now()`,
-        [this.checkpointName, after.transactionId, highest],
-      );
       return replayed;
     });
     return { events, tookMs: performance.now() - started };

@@ -217,15 +217,19 @@ export async function runProjectionsCli(
     )
     .action(async (name: string | undefined, opts: { batchSize: number }) => {
       const { db, runners } = await connect();
+      const showBar = options.progress ?? err.isTTY === true;
       for (const runner of select(runners, name)) {
-        const [count] = runner.versioned
-          ? await db.query<{ n: string }>(
-              'SELECT count(*) AS n FROM events WHERE stream_type = ANY($1::text[])',
-              [[...runner.projection.streamTypes]],
-            )
-          : await db.query<{ n: string }>('SELECT count(*) AS n FROM events');
-        const total = Number(count?.n ?? 0);
-        const showBar = options.progress ?? err.isTTY === true;
+        // The bar's total: what the rebuild will read (a scan of the events table, so only for the bar).
+        let total = 0;
+        if (showBar) {
+          const [count] = runner.versioned
+            ? await db.query<{ n: string }>(
+                'SELECT count(*) AS n FROM events WHERE stream_type = ANY($1::text[])',
+                [[...runner.projection.streamTypes]],
+              )
+            : await db.query<{ n: string }>('SELECT count(*) AS n FROM events');
+          total = Number(count?.n ?? 0);
+        }
         const bar = showBar
           ? new SingleBar(
               {

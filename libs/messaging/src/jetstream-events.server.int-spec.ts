@@ -60,7 +60,48 @@ class TestEventsController {
   }
 }
 
-@Module({ controllers: [TestEventsController] })
+const GizmoAddedV1 = defineEvent('gizmo', 'GizmoAdded', 1, z.object({ n: z.number() }));
+const GIZMO_CONCURRENCY = 4;
+/** Gizmo handler calls running now, the most at once, and the event ids of those that finished. */
+const gizmos = { running: 0, most: 0, done: [] as string[] };
+/** Resolved when GIZMO_CONCURRENCY calls run at once: each call waits for it. */
+let allRunning!: () => void;
+const concurrentGizmos = new Promise<void>((resolve) => (allRunning = resolve));
+
+@Controller()
+class ConcurrentEventsController {
+  @OnStream('gizmo', { concurrency: GIZMO_CONCURRENCY })
+  async everyGizmoEvent(@Payload() event: EventEnvelope): Promise<void> {
+    gizmos.running += 1;
+    gizmos.most = Math.max(gizmos.most, gizmos.running);
+    if (gizmos.running === GIZMO_CONCURRENCY) allRunning();
+    await concurrentGizmos;
+    gizmos.running -= 1;
+    gizmos.done.push(event.eventId);
+  }
+}
+
+const DoohickeyAddedV1 = defineEvent('doohickey', 'DoohickeyAdded', 1, z.object({ n: z.number() }));
+/** Doohickey stream handler calls running now, the most at once, and how many finished. */
+const doohickeys = { running: 0, most: 0, done: 0 };
+
+/** One handler of the stream type allows concurrency, the other does not: one at a time. */
+@Controller()
+class MixedEventsController {
+  @OnStream('doohickey', { concurrency: 8 })
+  async everyDoohickeyEvent(): Promise<void> {
+    doohickeys.running += 1;
+    doohickeys.most = Math.max(doohickeys.most, doohickeys.running);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    doohickeys.running -= 1;
+    doohickeys.done += 1;
+  }
+
+  @OnEvent(DoohickeyAddedV1)
+  doohickeyAdded(): void {}
+}
+
+@Module({ controllers: [TestEventsController, ConcurrentEventsController, MixedEventsController] })
 class TestEventsModule {}
 
 let globalPosition = 0;
@@ -203,6 +244,27 @@ describe('JetStreamEventsServer', () => {
     const info = await jsm.consumers.info(nats.stream, `${durable}-widget`);
     expect(info.num_ack_pending).toBe(0);
     expect(await t.deadLetters.list()).toHaveLength(1);
+  });
+
+  it('handles up to `concurrency` messages at once when every handler of the stream type allows it', async () => {
+    const events = Array.from({ length: 3 * GIZMO_CONCURRENCY }, (_, n) =>
+      envelope('gizmo', GizmoAddedV1.type, { n }),
+    );
+    for (const e of events) await nats.publisher.publish(e);
+    // Each call waits until GIZMO_CONCURRENCY run at once: handled one at a time, none would finish.
+    await eventually(() => (gizmos.done.length === events.length ? true : undefined));
+    await consumerSettled('gizmo');
+    expect(gizmos.most).toBe(GIZMO_CONCURRENCY);
+    expect([...gizmos.done].sort()).toEqual(events.map((e) => e.eventId).sort());
+    expect(await t.deadLetters.list(`${durable}-gizmo`)).toEqual([]);
+  });
+
+  it('handles one message at a time when any handler of the stream type does not allow concurrency', async () => {
+    const events = Array.from({ length: 8 }, (_, n) => envelope('doohickey', DoohickeyAddedV1.type, { n }));
+    for (const e of events) await nats.publisher.publish(e);
+    await eventually(() => (doohickeys.done === events.length ? true : undefined));
+    await consumerSettled('doohickey');
+    expect(doohickeys.most).toBe(1);
   });
 
   it('dead-letters a message that is not an event envelope at once, and handles the next one', async () => {

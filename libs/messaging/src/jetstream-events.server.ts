@@ -11,7 +11,7 @@ import {
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { lastValueFrom } from 'rxjs';
 import { EventEnvelope, type EventDefinition } from '@threadline/contracts';
-import type { z } from 'zod';
+import { z } from 'zod';
 
 /** Where poison events go (implemented by `DeadLetters` of `@threadline/event-store`). */
 export interface DeadLetterSink {
@@ -70,13 +70,38 @@ export class JetStreamEventContext extends BaseRpcContext<[JsMsg, string]> {
 
 const CATEGORY_PATTERN = (category: string) => `${category}:*`;
 
-/** Handles one event type (latest version); the handler gets the parsed `EventEnvelope`. */
-export const OnEvent = (definition: EventDefinition<string, z.ZodType>) =>
-  applyDecorators(EventPattern(definition.type, { category: definition.category }));
+/** How a handler lets its consumer deliver; see {@link OnEvent} and {@link OnStream}. */
+export interface EventHandlerOptions {
+  /**
+   * Messages of the consumer handled at the same time (default 1: one at a time, in order). A
+   * consumer uses the smallest value of the handlers of its stream type. Above 1, handlers run
+   * concurrently and may finish out of order: only for handlers that do not depend on delivery order,
+   * such as `ProjectionRunner.handle`, which is gap-aware and commits concurrent calls together.
+   */
+  concurrency?: number;
+}
 
-/** Handles every event of a stream type, in stream order (projections need all of them). */
-export const OnStream = (category: string) =>
-  applyDecorators(EventPattern(CATEGORY_PATTERN(category), { category }));
+/**
+ * The `concurrency` of consumers that feed `ProjectionRunner`s: up to this many messages in flight, which
+ * the runners commit together (group commit); the consumer's pull buffer holds as many.
+ */
+export const PROJECTION_CONCURRENCY = 256;
+
+/** Handles one event type (latest version); the handler gets the parsed `EventEnvelope`. */
+export const OnEvent = (definition: EventDefinition<string, z.ZodType>, options: EventHandlerOptions = {}) =>
+  applyDecorators(EventPattern(definition.type, { category: definition.category, ...options }));
+
+/**
+ * Handles every event of a stream type, in stream order (projections need all of them), or, with
+ * `concurrency` above 1, several at a time (see {@link EventHandlerOptions}).
+ */
+export const OnStream = (category: string, options: EventHandlerOptions = {}) =>
+  applyDecorators(EventPattern(CATEGORY_PATTERN(category), { category, ...options }));
+
+const HandlerExtras = z.object({
+  category: z.string().optional(),
+  concurrency: z.number().int().min(1).optional(),
+});
 
 /**
  * NestJS transport for events over JetStream (ARCHITECTURE rule 7). Why our own: NestJS's NATS
@@ -84,9 +109,11 @@ export const OnStream = (category: string) =>
  * terminates a message on any handler error, dropping events on transient failures.
  *
  * Per followed stream type: a durable pull consumer with explicit ack, messages handled one at a time
- * in order; success acks; a failure naks with backoff until `maxDeliver`, then the event is recorded as
- * a dead letter and terminated; a message that is not a valid envelope is dead-lettered at once.
- * An event is never acked before its handlers succeeded or its dead letter was recorded.
+ * in order (or up to `concurrency` at a time when every handler of the stream type allows it, see
+ * {@link EventHandlerOptions}); success acks; a failure naks with backoff until `maxDeliver`, then the
+ * event is recorded as a dead letter and terminated; a message that is not a valid envelope is
+ * dead-lettered at once. An event is never acked before its handlers succeeded or its dead letter was
+ * recorded.
  */
 export class JetStreamEventsServer extends Server implements CustomTransportStrategy {
   private readonly subscriptions: ConsumerMessages[] = [];
@@ -108,14 +135,17 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
   }
 
   private async start(): Promise<void> {
-    const categories = new Set<string>();
+    // Stream type -> messages handled at once: the smallest concurrency of its handlers.
+    const categories = new Map<string, number>();
     for (const handler of this.messageHandlers.values()) {
-      const category = (handler.extras as { category?: unknown } | undefined)?.category;
-      if (typeof category === 'string') categories.add(category);
+      const extras = HandlerExtras.parse(handler.extras ?? {});
+      if (extras.category === undefined) continue;
+      const concurrency = extras.concurrency ?? 1;
+      categories.set(extras.category, Math.min(categories.get(extras.category) ?? concurrency, concurrency));
     }
     const jsm = await jetstreamManager(this.options.connection);
     const js = jetstream(this.options.connection);
-    for (const category of categories) {
+    for (const [category, concurrency] of categories) {
       const durable = `${this.options.durable}-${category}`;
       const config = {
         durable_name: durable,
@@ -132,21 +162,35 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         await jsm.consumers.add(this.options.stream, config);
       }
       const consumer = await js.consumers.get(this.options.stream, durable);
-      const messages = await consumer.consume({ max_messages: 256 });
+      const messages = await consumer.consume({ max_messages: Math.max(256, 2 * concurrency) });
       this.subscriptions.push(messages);
-      this.loops.push(this.drain(durable, category, messages));
+      this.loops.push(this.drain(durable, category, messages, concurrency));
     }
   }
 
-  private async drain(consumerName: string, category: string, messages: ConsumerMessages): Promise<void> {
+  // Handles the consumer's messages, `concurrency` at most at a time (one at a time, in order, when 1).
+  private async drain(
+    consumerName: string,
+    category: string,
+    messages: ConsumerMessages,
+    concurrency: number,
+  ): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
     for await (const msg of messages) {
-      try {
-        await this.handleMessage(consumerName, category, msg);
-      } catch (error) {
-        // Never let one message end the loop (the consumer would silently stop): redeliver it later.
-        this.logger.error(`${consumerName}: could not process ${msg.subject}: ${describe(error)}`);
-        msg.nak(this.backoffMs[0] ?? 1000);
-      }
+      const done = this.process(consumerName, category, msg).finally(() => inFlight.delete(done));
+      inFlight.add(done);
+      if (inFlight.size >= concurrency) await Promise.race(inFlight);
+    }
+    await Promise.all(inFlight);
+  }
+
+  // Never rejects: one message must not end the loop (the consumer would silently stop).
+  private async process(consumerName: string, category: string, msg: JsMsg): Promise<void> {
+    try {
+      await this.handleMessage(consumerName, category, msg);
+    } catch (error) {
+      this.logger.error(`${consumerName}: could not process ${msg.subject}: ${describe(error)}`);
+      msg.nak(this.backoffMs[0] ?? 1000);
     }
   }
 

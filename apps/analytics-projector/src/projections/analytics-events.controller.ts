@@ -7,7 +7,7 @@ import {
   USER_CATEGORY,
 } from '@threadline/contracts';
 import type { ProjectionRunner } from '@threadline/event-store';
-import { OnStream } from '@threadline/messaging';
+import { OnStream, PROJECTION_CONCURRENCY } from '@threadline/messaging';
 
 /** Token of the `ProjectionRunner` of the `session_counts` projection. */
 export const SESSION_COUNTS_RUNNER = Symbol('SESSION_COUNTS_RUNNER');
@@ -18,6 +18,8 @@ export const USAGE_STATS_RUNNER = Symbol('USAGE_STATS_RUNNER');
  * Feeds the events of JetStream's durable consumers (`analytics-projector-session`,
  * `analytics-projector-conversation`) to every analytics runner that follows their stream type; each
  * applies idempotently, backfills gaps from the event store and checkpoints in the same transaction.
+ * Each consumer hands up to `PROJECTION_CONCURRENCY` messages at once to the runners, which commit the
+ * calls that arrive together in one transaction (see `ProjectionRunner.handle`).
  * One handler per stream type (the transport keys handlers by pattern). A throw naks the message
  * (redelivery with backoff, then a dead letter, see `JetStreamEventsServer`); a runner that already
  * applied the event skips it on redelivery.
@@ -31,19 +33,19 @@ export class AnalyticsEventsController {
     @Inject(USAGE_STATS_RUNNER) private readonly usageStats: ProjectionRunner,
   ) {}
 
-  @OnStream(SESSION_CATEGORY)
+  @OnStream(SESSION_CATEGORY, { concurrency: PROJECTION_CONCURRENCY })
   async onSessionEvent(@Payload() envelope: EventEnvelope): Promise<void> {
     await this.handle(this.sessionCounts, envelope);
     await this.handle(this.usageStats, envelope);
   }
 
-  @OnStream(CONVERSATION_CATEGORY)
+  @OnStream(CONVERSATION_CATEGORY, { concurrency: PROJECTION_CONCURRENCY })
   async onConversationEvent(@Payload() envelope: EventEnvelope): Promise<void> {
     await this.handle(this.usageStats, envelope);
   }
 
   /** `UserErased` (durable `analytics-projector-user`): the erased user's sessions leave usage_stats. */
-  @OnStream(USER_CATEGORY)
+  @OnStream(USER_CATEGORY, { concurrency: PROJECTION_CONCURRENCY })
   async onUserEvent(@Payload() envelope: EventEnvelope): Promise<void> {
     await this.handle(this.usageStats, envelope);
   }

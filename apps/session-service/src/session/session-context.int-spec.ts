@@ -563,4 +563,66 @@ describe('session_context runner: duplicates and out-of-order delivery', () => {
     if (!sessionEvent) throw new Error('the session event');
     expect(await runner.handle(sessionEvent)).toBe('ignored');
   });
+
+  it('gives concurrent deliveries, committed together, the rows of one-by-one handling', async () => {
+    const tenantId = newTenant();
+    const sessions = new SessionsProjection();
+    // Two sessions with the same conversation: one handled event by event, the other all at once.
+    const conversation = async (sessionId: string) => {
+      await ownStore.append(
+        sessionStreamId(tenantId, sessionId),
+        SESSION_CATEGORY,
+        'no_stream',
+        [
+          {
+            type: SessionCreatedV1.type,
+            data: SessionCreatedV1.schema.parse({
+              sessionId,
+              userId: 'u1',
+              title: 'Chat',
+              metadata: {},
+              createdFrom: null,
+              startedAt: at(0),
+            }),
+          },
+        ],
+        { metadata: { tenantId, userId: 'u1' }, inline: sessions.inline },
+      );
+      const { events } = await ownStore.append(
+        conversationStreamId(tenantId, sessionId),
+        CONVERSATION_CATEGORY,
+        'no_stream',
+        [
+          wholeTurn(sessionId, 1),
+          wholeTurn(sessionId, 2, { status: 'failed', error: 'boom', agentResponses: [] }),
+          turnDeleted({ turnId: `${sessionId}-turn-1`, sessionId, deletedAt: at(50) }),
+          wholeTurn(sessionId, 3, { agentResponses: [agentResponse({ agentName: 'third' })] }),
+        ],
+        { metadata: { tenantId, userId: 'u1' } },
+      );
+      const [e1, e2, e3, e4] = events;
+      if (!e1 || !e2 || !e3 || !e4) throw new Error('four events expected');
+      // Duplicates, a gap (3 before 2) and late deliveries.
+      return [e1, e1, e3, e2, e4, e2, e4];
+    };
+    const oneByOne = await conversation('one-by-one');
+    const together = await conversation('together');
+
+    const expected: string[] = [];
+    for (const e of oneByOne) expected.push(await runner.handle(e));
+    expect(await Promise.all(together.map((e) => runner.handle(e)))).toEqual(expected);
+    expect(expected).toEqual([
+      'applied',
+      'skipped',
+      'backfilled',
+      'skipped',
+      'applied',
+      'skipped',
+      'skipped',
+    ]);
+    const row = await contextRow(tenantId, 'together');
+    expect(row).toEqual(await contextRow(tenantId, 'one-by-one'));
+    expect(row.turn_count).toBe(2);
+    expect(row.context).toMatchObject({ last_query: 'question 3', last_agent_used: 'third', error_count: 1 });
+  });
 });

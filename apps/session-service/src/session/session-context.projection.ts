@@ -29,8 +29,9 @@ const ContextRow = z.object({
  *
  * Run by a `ProjectionRunner` (name `session_context`): each event is applied once, in stream order,
  * in the transaction that also moves the projection's stream position and checkpoint (ARCHITECTURE
- * rules 5 and 6). `apply` locks the session's row, folds the event into its state with the pure
- * `evolveSessionContext` and writes it back; `last_activity_at` only moves forward
+ * rules 5 and 6). `applyBatch` (and `apply`, a batch of one) locks the sessions' rows, folds the
+ * events into their states with the pure `evolveSessionContext` and writes them back; the runner hands
+ * it the events committed together (live group commit, rebuild batches). `last_activity_at` only moves forward
  * (`GREATEST(current, event time)`, event time from the event's data, see `activityTimeOf`). The
  * tenant is the event's `metadata.tenantId`, the session its `data.sessionId`. An event of a session
  * that has no row (deleted) changes nothing.
@@ -45,35 +46,68 @@ export class SessionContextProjection implements Projection<ParsedEvent<typeof C
   readonly streamTypes = [CONVERSATION_CATEGORY] as const;
 
   /** Applies one stored conversation event. Throws for a non-conversation event or invalid data. */
-  async apply(sql: Sql, parsed: ParsedEvent<typeof ConversationEvents>): Promise<void> {
-    const event = parsed;
-    const tenantId = parsed.envelope.metadata.tenantId;
-    const sessionId = event.data.sessionId;
-    const [row] = await sql.query(
-      `SELECT turn_count, context, context_turn FROM sessions
-       WHERE tenant_id = $1 AND session_id = $2 FOR UPDATE`,
-      [tenantId, sessionId],
+  async apply(sql: Sql, event: ParsedEvent<typeof ConversationEvents>): Promise<void> {
+    await this.applyBatch(sql, [event]);
+  }
+
+  /**
+   * Applies events in order with two statements whatever their number: locks and reads the rows of
+   * their sessions (in key order, so concurrent batches cannot deadlock), folds each session's events
+   * in memory with `evolveSessionContext`, and writes every changed row back with its latest activity
+   * time. Leaves the rows `apply` of each event in turn leaves. Throws when a row's columns do not parse.
+   */
+  async applyBatch(sql: Sql, events: readonly ParsedEvent<typeof ConversationEvents>[]): Promise<void> {
+    if (events.length === 0) return;
+    const keyOf = (tenantId: string, sessionId: string) => `${tenantId}\u0000${sessionId}`;
+    const wanted = new Map<string, { tenant_id: string; session_id: string }>();
+    for (const event of events) {
+      const tenantId = event.envelope.metadata.tenantId;
+      wanted.set(keyOf(tenantId, event.data.sessionId), {
+        tenant_id: tenantId,
+        session_id: event.data.sessionId,
+      });
+    }
+    const rows = await sql.query<Record<string, unknown> & { tenant_id: string; session_id: string }>(
+      `SELECT s.tenant_id, s.session_id, s.turn_count, s.context, s.context_turn
+       FROM sessions s JOIN json_to_recordset($1::json) AS u(tenant_id text, session_id text)
+         ON s.tenant_id = u.tenant_id AND s.session_id = u.session_id
+       ORDER BY s.tenant_id, s.session_id
+       FOR UPDATE OF s`,
+      [JSON.stringify([...wanted.values()])],
     );
-    if (row === undefined) return; // deleted session (or one this database never had): nothing to keep
-    const current = ContextRow.parse(row);
-    const state: SessionContextState = {
-      turnCount: current.turn_count,
-      context: current.context,
-      turn: current.context_turn,
-    };
-    const next = evolveSessionContext(state, event);
+    // Sessions without a row (deleted, or never in this database) keep nothing.
+    const sessions = new Map<string, { state: SessionContextState; activity: string[] }>();
+    for (const row of rows) {
+      const current = ContextRow.parse(row);
+      sessions.set(keyOf(row.tenant_id, row.session_id), {
+        state: { turnCount: current.turn_count, context: current.context, turn: current.context_turn },
+        activity: [],
+      });
+    }
+    for (const event of events) {
+      const session = sessions.get(keyOf(event.envelope.metadata.tenantId, event.data.sessionId));
+      if (!session) continue;
+      session.state = evolveSessionContext(session.state, event);
+      const at = activityTimeOf(event);
+      if (at !== null) session.activity.push(at);
+    }
+    if (sessions.size === 0) return;
+    const updates = [...sessions].map(([key, { state, activity }]) => ({
+      ...wanted.get(key),
+      turn_count: state.turnCount,
+      context: state.context,
+      context_turn: state.turn,
+      activity,
+    }));
+    // last_activity_at only moves forward: GREATEST ignores the NULL of a session without activity times.
     await sql.query(
-      `UPDATE sessions SET turn_count = $3, context = $4::jsonb, context_turn = $5::jsonb,
-         last_activity_at = GREATEST(last_activity_at, $6::timestamptz)
-       WHERE tenant_id = $1 AND session_id = $2`,
-      [
-        tenantId,
-        sessionId,
-        next.turnCount,
-        JSON.stringify(next.context),
-        JSON.stringify(next.turn),
-        activityTimeOf(event),
-      ],
+      `UPDATE sessions s SET turn_count = u.turn_count, context = u.context, context_turn = u.context_turn,
+         last_activity_at = GREATEST(s.last_activity_at,
+           (SELECT max(a::timestamptz) FROM json_array_elements_text(u.activity) AS a))
+       FROM json_to_recordset($1::json)
+         AS u(tenant_id text, session_id text, turn_count int, context jsonb, context_turn jsonb, activity json)
+       WHERE s.tenant_id = u.tenant_id AND s.session_id = u.session_id`,
+      [JSON.stringify(updates)],
     );
   }
 

@@ -26,8 +26,8 @@ export type SessionCountsRow = z.infer<typeof SessionCountsRow>;
  * Sessions without a user count only in their tenant's row. It stores each session's counted status
  * (`session_counts_sessions`): SessionEnded and SessionDeleted move the session, and with it one count,
  * from its old status to the new one; the two counts relations are views grouping that table (see the
- * migration for why not counter rows). Applied by a `ProjectionRunner` (one transaction per event,
- * with its checkpoint).
+ * migration for why not counter rows). Applied by a `ProjectionRunner`, event by event, in the
+ * transaction that moves its positions and checkpoint (live events that arrive together share one).
  *
  * Throws when an event's type is not a session event, when its data does not match its contract,
  * or when an event refers to a session this projection has no SessionCreated for (a broken stream).

@@ -365,6 +365,9 @@ describe('usage_stats projection', () => {
     const liveTenant = newTenant();
     const live = (async () => {
       const [s, t] = await appendSmallScenario(liveTenant);
+      // As the relay does: delivered once below the xmin horizon, which the rebuild's catch-up reads up
+      // to (a transaction anywhere on the server that began before the appends holds it back).
+      await readAllSettled(store, undefined, 25_000);
       await handleAll([...s, ...t]);
     })();
     const progress: number[] = [];
