@@ -57,7 +57,7 @@ async function appendMany(streams: number, perStream: number): Promise<string[]>
 async function lastCommitted(): Promise<CommitPosition> {
   const [row] = await t.db.query<{ transaction_id: string; global_position: string }>(
     `SELECT transaction_id::text AS transaction_id, global_position FROM events
-     ORDER BY transaction_id DESC, global_position DESC LIMIT 1`,
+     ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1`,
   );
   return { transactionId: row!.transaction_id, globalPosition: Number(row!.global_position) };
 }
