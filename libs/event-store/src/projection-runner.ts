@@ -691,6 +691,13 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
             await versioning.createIndexes?.(sql);
           });
         }
+        // Statistics for the new tables before queries read them: without them the planner guessed
+        // (at 1M turns a one-session stats read used a partial index and took 15 ms instead of 2).
+        const tables = await this.db.query<{ name: string }>(
+          `SELECT format('%I.%I', schemaname, tablename) AS name FROM pg_tables WHERE schemaname = $1`,
+          [target.schema],
+        );
+        for (const table of tables) await this.db.query(`ANALYZE ${table.name}`);
         // 2. Catch up and switch, under the lock live handlers share: they wait for this one transaction.
         const old = await this.db.transaction(async (sql) => {
           await sql.query(`SELECT pg_advisory_xact_lock(${lockKey(this.checkpointName)})`);

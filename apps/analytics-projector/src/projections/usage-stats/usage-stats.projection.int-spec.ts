@@ -391,6 +391,12 @@ describe('usage_stats projection', () => {
       `SELECT nspname FROM pg_namespace WHERE nspname LIKE 'analytics_usage_v%' ORDER BY nspname`,
     );
     expect(schemas.map((s) => s.nspname)).toEqual([`analytics_usage_v${result.version}`]);
+    // Its tables were analyzed before queries read them (the planner needs their statistics).
+    const unanalyzed = await tdb.db.query<{ relname: string }>(
+      `SELECT relname FROM pg_stat_user_tables WHERE schemaname = $1 AND last_analyze IS NULL`,
+      [`analytics_usage_v${result.version}`],
+    );
+    expect(unanalyzed).toEqual([]);
 
     // Row for row: the imported tenant as the incremental run made it, and the live tenant's events
     // handled during the rebuild were not lost by the switch.
