@@ -84,6 +84,27 @@ const AppendedRow = z.object({
   created_at: z.date(),
 });
 
+/**
+ * The events of an append travel as ONE JSON array parameter ({@link eventsJson}), unpacked by
+ * Postgres: sending each column as an array made node-postgres escape every event's JSON text again.
+ */
+const EVENT_ROWS = (param: string) =>
+  `ROWS FROM (jsonb_to_recordset(${param}::jsonb)
+     AS (i int, event_id uuid, event_type text, data jsonb, schema_version int))`;
+
+/** The append's events as a JSON array (their data is already JSON text: spliced in, not re-encoded). */
+function eventsJson(appends: readonly PreparedAppend[]): string {
+  const rows: string[] = [];
+  appends.forEach((a, i) => {
+    a.eventIds.forEach((id, k) => {
+      rows.push(
+        `{"i":${i + 1},"event_id":"${id}","event_type":${JSON.stringify(a.types[k])},"schema_version":${a.schemaVersions[k]},"data":${a.data[k]}}`,
+      );
+    });
+  });
+  return `[${rows.join(',')}]`;
+}
+
 const UPSERT_STREAM = `INSERT INTO streams (stream_id, stream_type, tenant_id, version) VALUES ($1, $2, $3, $4)`;
 const VERSION_CTE: Record<AppendMode, string> = {
   new: `${UPSERT_STREAM} ON CONFLICT (stream_id) DO NOTHING RETURNING 0::bigint AS base`,
@@ -91,21 +112,20 @@ const VERSION_CTE: Record<AppendMode, string> = {
         RETURNING version - $4 AS base`,
   exists: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1
            RETURNING version - $4 AS base`,
-  exact: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1 AND version = $10
+  exact: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1 AND version = $7
           RETURNING version - $4 AS base`,
 };
 // The stream row is the per-stream lock: its version moves in the same statement as the insert, so
-// two appends with the same expected version cannot both succeed. $1..$9 are the insert's, $10 the
-// expected version (exact mode only).
+// two appends with the same expected version cannot both succeed. $1..$6 are the insert's (stream,
+// type, tenant, count, events, metadata), $7 the expected version (exact mode only).
 const APPEND_SQL = Object.fromEntries(
   (Object.keys(VERSION_CTE) as AppendMode[]).map((mode) => [
     mode,
     `WITH s AS (${VERSION_CTE[mode]})
      INSERT INTO events (stream_id, stream_type, stream_position, event_id, event_type, schema_version,
                          data, metadata, tenant_id)
-     SELECT $1::text, $2::text, s.base + e.ord, e.event_id, e.event_type, e.schema_version, e.data, $9::jsonb, $3::text
-     FROM s, unnest($5::uuid[], $6::text[], $7::jsonb[], $8::int[]) WITH ORDINALITY
-            AS e(event_id, event_type, data, schema_version, ord)
+     SELECT $1::text, $2::text, s.base + e.ord, e.event_id, e.event_type, e.schema_version, e.data, $6::jsonb, $3::text
+     FROM s, ${EVENT_ROWS('$5')} WITH ORDINALITY AS e(i, event_id, event_type, data, schema_version, ord)
      RETURNING ${APPENDED_COLUMNS}`,
   ]),
 ) as Record<AppendMode, string>;
@@ -160,10 +180,7 @@ export async function appendPrepared(sql: Sql, append: PreparedAppend): Promise<
     append.streamType,
     append.tenantId,
     append.eventIds.length,
-    append.eventIds,
-    append.types,
-    append.data,
-    append.schemaVersions,
+    eventsJson([append]),
     append.metadata,
   ];
   if (append.mode === 'exact') params.push(append.expected);
@@ -207,8 +224,10 @@ INSERT INTO events (stream_id, stream_type, stream_position, event_id, event_typ
                     data, metadata, tenant_id)
 SELECT a.stream_id, a.stream_type, b.base + e.ord, e.event_id, e.event_type, e.schema_version, e.data, a.metadata,
        a.tenant_id
-FROM unnest($8::int[], $9::int[], $10::uuid[], $11::text[], $12::jsonb[], $13::int[])
-       AS e(i, ord, event_id, event_type, data, schema_version)
+FROM (
+  SELECT r.*, row_number() OVER (PARTITION BY r.i ORDER BY r.n) AS ord
+  FROM ${EVENT_ROWS('$8')} WITH ORDINALITY AS r(i, event_id, event_type, data, schema_version, n)
+) e
 JOIN a ON a.i = e.i
 JOIN bases b ON b.stream_id = a.stream_id
 ORDER BY e.i, e.ord
@@ -325,22 +344,6 @@ export class AppendBatcher {
 }
 
 function batchParams(appends: readonly PreparedAppend[]): unknown[] {
-  const eventIndex: number[] = [];
-  const ord: number[] = [];
-  const eventIds: string[] = [];
-  const types: string[] = [];
-  const data: string[] = [];
-  const schemaVersions: number[] = [];
-  appends.forEach((a, i) => {
-    a.eventIds.forEach((id, k) => {
-      eventIndex.push(i + 1);
-      ord.push(k + 1);
-      eventIds.push(id);
-      types.push(a.types[k]!);
-      data.push(a.data[k]!);
-      schemaVersions.push(a.schemaVersions[k]!);
-    });
-  });
   return [
     appends.map((a) => a.streamId),
     appends.map((a) => a.streamType),
@@ -349,11 +352,6 @@ function batchParams(appends: readonly PreparedAppend[]): unknown[] {
     appends.map((a) => (a.mode === 'exact' ? a.expected : null)),
     appends.map((a) => a.eventIds.length),
     appends.map((a) => a.metadata),
-    eventIndex,
-    ord,
-    eventIds,
-    types,
-    data,
-    schemaVersions,
+    eventsJson(appends),
   ];
 }
