@@ -1,4 +1,4 @@
-import { v4 as uuidv4, v5 as uuidv5 } from 'uuid';
+import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import { StreamVersionConflictError } from '@threadline/platform';
 import type { Db, Sql } from './db';
 import type { AppendOptions, AppendResult, ExpectedVersion, NewEvent } from './event-store';
@@ -40,8 +40,10 @@ function appendMode(expected: ExpectedVersion): AppendMode {
 const EVENT_ID_NAMESPACE = '0f5c3c52-7a8e-4d53-9d5b-3f4bcb6b1a10';
 
 /**
- * Validates and serializes one append. Event ids are random, or derived from the metadata's
- * idempotency key (uuid v5 of tenant, key, stream and index: a retry yields the same ids).
+ * Validates and serializes one append. Event ids are UUIDv7 (RFC 9562: time-ordered, so the unique
+ * index on event_id grows at its right edge like the other indexes instead of at random pages), or
+ * derived from the metadata's idempotency key (uuid v5 of tenant, key, stream and index: a retry
+ * yields the same ids).
  * Throws for no events or an event type without its `.vN` suffix.
  */
 export function prepareAppend(
@@ -62,7 +64,7 @@ export function prepareAppend(
     eventIds: events.map((_, i) =>
       idempotencyKey
         ? uuidv5(`${tenantId}\u0000${idempotencyKey}\u0000${streamId}\u0000${i}`, EVENT_ID_NAMESPACE)
-        : uuidv4(),
+        : uuidv7(),
     ),
     types: events.map((e) => e.type),
     data: events.map((e) => JSON.stringify(e.data)),
