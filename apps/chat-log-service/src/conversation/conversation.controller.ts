@@ -11,8 +11,6 @@ import {
   RecordTurnResponse,
   type ReplyOf,
   type RequestOf,
-  TurnPage,
-  TurnView,
   TurnWriteReply,
 } from '@threadline/contracts';
 import { Db, EventStore, runCommand } from '@threadline/event-store';
@@ -24,11 +22,12 @@ import { findTurn, listSessionTurns, listUserTurns } from './turns.read-model';
 /**
  * The chat-log-service's NATS commands and queries on turns (subjects derived from the contracts in
  * `libs/contracts/src/conversation`). Payloads are parsed with their zod schema before they reach a
- * method (`@RequestHandler`), replies with theirs before they leave; errors travel as
- * `{ code, message, details }`. Everything is filtered by tenant, and by user when the caller is scoped
- * to one (another user's session is SESSION.NOT_FOUND, another user's turn TURN.NOT_FOUND; ARCHITECTURE
- * rule 9). Write replies carry `position`, the global position of the last event the write appended
- * (a retry with the same idempotency key answers the first reply, position included).
+ * method (`@RequestHandler`), write replies with theirs before they leave (query replies are built
+ * from rows parsed with the view's field schemas in `turns.read-model.ts`, not parsed twice); errors
+ * travel as `{ code, message, details }`. Everything is filtered by tenant, and by user when the caller
+ * is scoped to one (another user's session is SESSION.NOT_FOUND, another user's turn TURN.NOT_FOUND;
+ * ARCHITECTURE rule 9). Write replies carry `position`, the global position of the last event the
+ * write appended (a retry with the same idempotency key answers the first reply, position included).
  */
 @Controller()
 export class ConversationController {
@@ -136,7 +135,7 @@ export class ConversationController {
   async getTurn(@Payload() p: RequestOf<typeof GetTurn>): Promise<ReplyOf<typeof GetTurn>> {
     const record = await findTurn(this.db, p.tenantId, p.turnId, { userId: p.userId });
     if (!record) throw new TurnNotFoundError(p.turnId);
-    return TurnView.parse(record.view);
+    return record.view;
   }
 
   /**
@@ -148,17 +147,22 @@ export class ConversationController {
   async listSessionTurns(
     @Payload() p: RequestOf<typeof ListSessionTurns>,
   ): Promise<ReplyOf<typeof ListSessionTurns>> {
+    // Both reads at once (two pooled connections): the page costs no round trip after the session's.
+    // The session decides first: an unknown session is SESSION.NOT_FOUND whatever the page's outcome.
+    const page = listSessionTurns(this.db, p.tenantId, p.sessionId, p.query);
+    page.catch(() => undefined);
     const { session } = await loadSessionLifecycle(this.db, p.tenantId, p.sessionId, { lock: false });
     const exists = session.status === 'active' || session.status === 'ended';
     if (!exists || (p.userId !== undefined && session.userId !== p.userId))
       throw new SessionNotFoundError(p.sessionId);
-    return TurnPage.parse(await listSessionTurns(this.db, p.tenantId, p.sessionId, p.query));
+    // Built from rows parsed with the view's own field schemas (`toRecord`): no second parse here.
+    return page;
   }
 
   /** A user's most recent turns across sessions, newest first; `user_input` exact match, `q` full-text. */
   @RequestHandler(ListUserTurns)
   async listUserTurns(@Payload() p: RequestOf<typeof ListUserTurns>): Promise<ReplyOf<typeof ListUserTurns>> {
-    return TurnPage.parse(await listUserTurns(this.db, p.tenantId, p.userId, p.query));
+    return listUserTurns(this.db, p.tenantId, p.userId, p.query);
   }
 }
 

@@ -165,10 +165,11 @@ function sortColumn(sort: SessionSort): string {
   }
 }
 
-function statusesOf(status: SessionStatusFilter): SessionStatus[] {
+/** The statuses to match, or null for every status (the column's CHECK allows only these three). */
+function statusesOf(status: SessionStatusFilter): SessionStatus[] | null {
   switch (status) {
     case 'all':
-      return ['active', 'ended', 'expired'];
+      return null;
     case 'active':
     case 'ended':
     case 'expired':
@@ -180,15 +181,24 @@ function statusesOf(status: SessionStatusFilter): SessionStatus[] {
   }
 }
 
+const Total = z.coerce.number().int().min(0);
+const SortKey = z.iso.datetime({ offset: true });
+
 /**
  * A page of sessions in keyset order `(sort column, session_id)` ascending or descending, with
  * `next_cursor` (null on the last page) and `total`, the number of sessions matching the filters
- * (all pages). Throws `ValidationError` (REQUEST.INVALID) for a cursor this listing did not produce.
+ * (all pages). One statement (one snapshot): the page and the total are read together. Throws
+ * `ValidationError` (REQUEST.INVALID) for a cursor this listing did not produce.
  */
 export async function listSessions(sql: Sql, f: ListSessionsFilter): Promise<SessionPage> {
   const column = sortColumn(f.sort);
-  const params: unknown[] = [f.tenantId, statusesOf(f.status)];
-  const where = ['tenant_id = $1', 'status = ANY($2::text[])'];
+  const params: unknown[] = [f.tenantId];
+  const where = ['tenant_id = $1'];
+  const statuses = statusesOf(f.status);
+  if (statuses !== null) {
+    params.push(statuses);
+    where.push(`status = ANY($${params.length}::text[])`);
+  }
   if (f.userId !== undefined) {
     params.push(f.userId);
     where.push(`user_id = $${params.length}`);
@@ -198,7 +208,6 @@ export async function listSessions(sql: Sql, f: ListSessionsFilter): Promise<Ses
     where.push(`metadata @> $${params.length}::jsonb`);
   }
   const filterWhere = where.join(' AND ');
-  const countParams = [...params];
 
   const direction = f.order === 'asc' ? 'ASC' : 'DESC';
   if (f.cursor !== undefined) {
@@ -208,33 +217,29 @@ export async function listSessions(sql: Sql, f: ListSessionsFilter): Promise<Ses
     where.push(`(${column}, session_id) ${cmp} ($${params.length - 1}::timestamptz, $${params.length})`);
   }
   params.push(f.limit + 1);
-  const rows = await sql.query<Record<string, unknown> & { sort_key: unknown }>(
-    `SELECT ${COLUMNS}, to_json(${column}) #>> '{}' AS sort_key FROM sessions
-     WHERE ${where.join(' AND ')}
-     ORDER BY ${column} ${direction}, session_id ${direction}
-     LIMIT $${params.length}`,
+  // The count is the one row of the left side: an empty page still answers its total (a row of NULLs).
+  const rows = await sql.query<Record<string, unknown> & { sort_key: unknown; total: unknown }>(
+    `SELECT page.*, c.total
+     FROM (SELECT count(*) AS total FROM sessions WHERE ${filterWhere}) c
+     LEFT JOIN (SELECT ${COLUMNS}, to_json(${column}) #>> '{}' AS sort_key FROM sessions
+                WHERE ${where.join(' AND ')}
+                ORDER BY ${column} ${direction}, session_id ${direction}
+                LIMIT $${params.length}) page ON true
+     ORDER BY page.${column} ${direction}, page.session_id ${direction}`,
     params,
   );
-  const [count] = await sql.query<{ total: unknown }>(
-    `SELECT count(*) AS total FROM sessions WHERE ${filterWhere}`,
-    countParams,
-  );
-
-  const page = rows.slice(0, f.limit);
+  const total = Total.parse(rows[0]?.total);
+  const found = rows.filter((row) => row['session_id'] !== null);
+  const page = found.slice(0, f.limit);
   const last = page[page.length - 1];
   let nextCursor: string | null = null;
-  if (rows.length > f.limit && last) {
-    const key = z.string().parse(last.sort_key);
+  if (found.length > f.limit && last) {
     nextCursor = encodeCursor({
       s: f.sort,
       o: f.order,
-      k: z.iso.datetime({ offset: true }).parse(key),
+      k: SortKey.parse(last.sort_key),
       id: SessionId.parse(last['session_id']),
     });
   }
-  return {
-    sessions: page.map((row) => toRecord(row).view),
-    next_cursor: nextCursor,
-    total: z.coerce.number().int().parse(count?.total),
-  };
+  return { sessions: page.map((row) => toRecord(row).view), next_cursor: nextCursor, total };
 }

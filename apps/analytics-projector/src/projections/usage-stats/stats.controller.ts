@@ -11,12 +11,33 @@ import {
   type UsageStatsView,
   type UserStatsView,
 } from '@threadline/contracts';
-import type { ProjectionRunner, Sql } from '@threadline/event-store';
+import { Db, type ProjectionRunner, type Sql } from '@threadline/event-store';
 import { RequestHandler } from '@threadline/messaging';
 import { DomainError } from '@threadline/platform';
 import { ANALYTICS_CONFIG, type AnalyticsProjectorConfig } from '../../config';
 import { USAGE_STATS_RUNNER } from '../analytics-events.controller';
-import { globalStats, sessionStats, usageStats, userStats } from './stats.queries';
+import {
+  globalStats,
+  sessionStatsOfVersion,
+  usageStats,
+  userStats,
+  type VersionTarget,
+} from './stats.queries';
+
+/** SQLSTATEs of a read that met a version dropped under it (undefined_table, invalid_schema_name). */
+const DROPPED_RELATION_CODES = new Set(['42P01', '3F000']);
+/** Reads of a per-session answer before giving up on a live version that keeps changing. */
+const LIVE_READ_ATTEMPTS = 3;
+
+function isDroppedRelation(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    'code' in error &&
+    typeof error.code === 'string' &&
+    DROPPED_RELATION_CODES.has(error.code)
+  );
+}
 
 /**
  * Answers the analytics queries (`<prefix>.qry.analytics.*`, queue group `analytics-projector`) from
@@ -27,9 +48,13 @@ import { globalStats, sessionStats, usageStats, userStats } from './stats.querie
  */
 @Controller()
 export class StatsController {
+  /** The live version as last read (per-session answers read it in their one statement). */
+  private live: VersionTarget | undefined;
+
   constructor(
     @Inject(USAGE_STATS_RUNNER) private readonly runner: ProjectionRunner,
     @Inject(ANALYTICS_CONFIG) private readonly config: AnalyticsProjectorConfig,
+    private readonly db: Db,
   ) {}
 
   @RequestHandler(GetGlobalStats)
@@ -44,9 +69,26 @@ export class StatsController {
     });
   }
 
+  /**
+   * The most frequent query, answered in one statement (`sessionStatsOfVersion`) against the live
+   * version last seen, which that statement checks is still live; when a rebuild has switched (or
+   * dropped it), the live version is read again and the statement retried.
+   */
   @RequestHandler(GetSessionStats)
   async session(@Payload() q: RequestOf<typeof GetSessionStats>): Promise<SessionStatsView> {
-    return this.answer(q.minPosition, (sql, asOf) => sessionStats(sql, asOf, q));
+    if (q.minPosition !== undefined)
+      await waitForPosition(this.runner, q.minPosition, this.config.STATS_WAIT_MS);
+    for (let attempt = 1; ; attempt++) {
+      const target = await this.liveTarget(attempt > 1);
+      try {
+        const answer = await sessionStatsOfVersion(this.db, target, q);
+        if (answer !== null) return answer;
+      } catch (error) {
+        if (!isDroppedRelation(error)) throw error;
+      }
+      if (attempt >= LIVE_READ_ATTEMPTS)
+        throw new DomainError('SERVICE.UNAVAILABLE', 'The stats are switching to a rebuilt version; retry');
+    }
   }
 
   @RequestHandler(GetUserStats)
@@ -57,6 +99,20 @@ export class StatsController {
   @RequestHandler(GetUsage)
   async usage(@Payload() q: RequestOf<typeof GetUsage>): Promise<UsageStatsView> {
     return this.answer(q.minPosition, (sql, asOf) => usageStats(sql, asOf, q));
+  }
+
+  /** The live version (read again with `refresh`, or when never read). Throws when there is none. */
+  private async liveTarget(refresh: boolean): Promise<VersionTarget> {
+    if (this.live !== undefined && !refresh) return this.live;
+    const live = await this.runner.liveVersion();
+    if (!live) throw new Error(`Projection ${this.runner.projection.name} has no live version`);
+    this.live = {
+      projection: this.runner.projection.name,
+      version: live.version,
+      schema: live.schema,
+      checkpoint: this.runner.checkpointOf(live.version),
+    };
+    return this.live;
   }
 
   private async answer<T>(

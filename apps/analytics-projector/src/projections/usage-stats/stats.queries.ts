@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type {
   GlobalStatsView,
   SessionStatsView,
+  UsageFigures,
   UsageGroupBy,
   UsageRow,
   UsageStatsView,
@@ -45,100 +46,179 @@ const UsageFiguresRow = TokenSums.extend({
   p95_execution_time_ms: numOrNull,
 });
 
+const SessionStatsRow = z.object({
+  user_id: z.string().nullable(),
+  status: z.enum(['active', 'ended', 'expired']),
+  created_at: z.date(),
+  deleted_at: dateOrNull,
+  interactions: num,
+  turns_completed: num,
+  turns_failed: num,
+  turns_in_progress: num,
+  cache_hits: num,
+  avg_response_time_ms: numOrNull,
+  p95_response_time_ms: numOrNull,
+  first_turn_at: dateOrNull,
+  last_turn_at: dateOrNull,
+  ...TokenSums.shape,
+  tools_pending: num,
+  tools_running: num,
+  tools_completed: num,
+  tools_failed: num,
+  tools_total: num,
+});
+
 /**
- * The stats of one session (see `SessionStatsView` for the definitions). Throws SESSION.NOT_FOUND
- * when the session is unknown to the read model, deleted, or not `userId`'s (when given).
+ * The session row and its three aggregates in one statement (`$1` tenant, `$2` session), over the
+ * tables of `schema` (qualified names) or of the search_path (null). The session row is found by its
+ * primary key alone (`deleted_at` is checked on the row, not in the scan): a condition on `deleted_at`
+ * would also match the partial index `stats_sessions_user`, which a planner without statistics (a
+ * version just rebuilt) picks, scanning the whole tenant.
+ */
+function sessionStatsSql(schema: string | null): string {
+  const t = (table: string) => (schema === null ? table : `${schema}.${table}`);
+  return `
+  SELECT s.user_id, s.status, s.created_at, s.deleted_at, t.*, r.*, c.*
+  FROM ${t('stats_sessions')} s
+  CROSS JOIN LATERAL (
+    SELECT count(*) AS interactions,
+      count(*) FILTER (WHERE status = 'completed') AS turns_completed,
+      count(*) FILTER (WHERE status = 'failed') AS turns_failed,
+      count(*) FILTER (WHERE status = 'in_progress') AS turns_in_progress,
+      count(*) FILTER (WHERE vector_cache_hit) AS cache_hits,
+      avg(response_time_ms) AS avg_response_time_ms,
+      percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95_response_time_ms,
+      min(started_at) AS first_turn_at,
+      max(GREATEST(started_at, ended_at)) AS last_turn_at
+    FROM (
+      SELECT t.status, t.vector_cache_hit, t.started_at, t.ended_at,
+        COALESCE(t.processing_time_ms::float8, (
+          SELECT sum(x.execution_time_ms)::float8 FROM ${t('stats_responses')} x
+          WHERE x.tenant_id = t.tenant_id AND x.turn_id = t.turn_id)) AS response_time_ms
+      FROM ${t('stats_turns')} t WHERE t.tenant_id = s.tenant_id AND t.session_id = s.session_id) turn) t
+  CROSS JOIN LATERAL (
+    SELECT ${TOKEN_SUMS} FROM ${t('stats_responses')}
+    WHERE tenant_id = s.tenant_id AND session_id = s.session_id) r
+  CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE status = 'pending') AS tools_pending,
+      count(*) FILTER (WHERE status = 'running') AS tools_running,
+      count(*) FILTER (WHERE status = 'completed') AS tools_completed,
+      count(*) FILTER (WHERE status = 'failed') AS tools_failed,
+      count(*) AS tools_total
+    FROM ${t('stats_tool_calls')} WHERE tenant_id = s.tenant_id AND session_id = s.session_id) c
+  WHERE s.tenant_id = $1 AND s.session_id = $2`;
+}
+
+const SESSION_STATS_SQL = sessionStatsSql(null);
+
+/** The view of a row of {@link sessionStatsSql} (undefined: no such session). Throws SESSION.NOT_FOUND. */
+function toSessionStats(
+  row: unknown,
+  asOf: number,
+  q: { sessionId: string; userId?: string | undefined },
+): SessionStatsView {
+  const s = row === undefined ? undefined : SessionStatsRow.parse(row);
+  if (!s || s.deleted_at !== null || (q.userId !== undefined && s.user_id !== q.userId)) {
+    throw new NotFoundError('SESSION.NOT_FOUND', `Session ${q.sessionId} not found`);
+  }
+  const toolCalls = {
+    pending: s.tools_pending,
+    running: s.tools_running,
+    completed: s.tools_completed,
+    failed: s.tools_failed,
+    total: s.tools_total,
+  };
+  const first = Math.min(s.created_at.getTime(), s.first_turn_at?.getTime() ?? Infinity);
+  const last = Math.max(s.created_at.getTime(), s.last_turn_at?.getTime() ?? -Infinity);
+  return {
+    session_id: q.sessionId,
+    user_id: s.user_id,
+    status: s.status,
+    interactions: s.interactions,
+    turns_completed: s.turns_completed,
+    turns_failed: s.turns_failed,
+    turns_in_progress: s.turns_in_progress,
+    total_tokens_in: s.total_tokens_in,
+    total_tokens_out: s.total_tokens_out,
+    total_tokens_cached: s.total_tokens_cached,
+    total_tokens: s.total_tokens,
+    cost_usd: s.cost_usd,
+    avg_response_time_ms: s.avg_response_time_ms,
+    p95_response_time_ms: s.p95_response_time_ms,
+    duration_ms: last - first,
+    created_at: s.created_at.toISOString(),
+    first_activity_at: new Date(first).toISOString(),
+    last_activity_at: new Date(last).toISOString(),
+    tool_calls: toolCalls,
+    vector_cache_hit_rate: s.interactions > 0 ? s.cache_hits / s.interactions : null,
+    errors: s.turns_failed + toolCalls.failed,
+    as_of_position: asOf,
+  };
+}
+
+/**
+ * The stats of one session (see `SessionStatsView` for the definitions), in one statement over the
+ * search_path's version (inside `ProjectionRunner.read`). Throws SESSION.NOT_FOUND when the session is
+ * unknown to the read model, deleted, or not `userId`'s (when given).
  */
 export async function sessionStats(
   sql: Sql,
   asOf: number,
   q: { tenantId: string; sessionId: string; userId?: string | undefined },
 ): Promise<SessionStatsView> {
-  const params = [q.tenantId, q.sessionId];
-  const [session] = await sql.query(
-    `SELECT user_id, status, created_at FROM stats_sessions
-     WHERE tenant_id = $1 AND session_id = $2 AND deleted_at IS NULL`,
-    params,
-  );
-  const s = session
-    ? z
-        .object({
-          user_id: z.string().nullable(),
-          status: z.enum(['active', 'ended', 'expired']),
-          created_at: z.date(),
-        })
-        .parse(session)
-    : undefined;
-  if (!s || (q.userId !== undefined && s.user_id !== q.userId)) {
-    throw new NotFoundError('SESSION.NOT_FOUND', `Session ${q.sessionId} not found`);
+  const [row] = await sql.query(SESSION_STATS_SQL, [q.tenantId, q.sessionId]);
+  return toSessionStats(row, asOf, q);
+}
+
+/**
+ * A version of a versioned projection as a one-statement read names it: `projection` and `version` (its
+ * `projection_versions` row), `schema` (its tables) and `checkpoint` (its `checkpoints` name, the
+ * `as_of_position`). See `ProjectionRunner.liveVersion` and `checkpointOf`.
+ */
+export interface VersionTarget {
+  projection: string;
+  version: number;
+  schema: string;
+  checkpoint: string;
+}
+
+const LiveHead = z.object({ live: z.boolean(), as_of: num });
+const sessionStatsTexts = new Map<string, string>();
+
+/**
+ * {@link sessionStats} of version `target` in ONE statement and no transaction (one round trip instead
+ * of the six of `ProjectionRunner.read`): the statement also reads the version's checkpoint (the
+ * `as_of_position`) and whether its pointer row still says `live`, all in its one snapshot. Resolves to
+ * null when `target` is no longer the live version (a rebuild switched: read the live version again
+ * and retry); rejects with Postgres's 42P01 / 3F000 when its tables are already dropped. Throws
+ * SESSION.NOT_FOUND as {@link sessionStats}.
+ */
+export async function sessionStatsOfVersion(
+  sql: Sql,
+  target: VersionTarget,
+  q: { tenantId: string; sessionId: string; userId?: string | undefined },
+): Promise<SessionStatsView | null> {
+  let text = sessionStatsTexts.get(target.schema);
+  if (text === undefined) {
+    // Written into the SQL: only names as ProjectionRunner makes them (`<prefix>_v<n>`).
+    if (!/^[a-z][a-z0-9_]*$/.test(target.schema)) throw new Error(`Invalid schema name ${target.schema}`);
+    text = `SELECT v.live, v.as_of, st.*
+     FROM (SELECT EXISTS (SELECT 1 FROM public.projection_versions
+                          WHERE projection = $3 AND version = $4 AND status = 'live') AS live,
+                  COALESCE((SELECT global_position FROM public.checkpoints WHERE name = $5), 0) AS as_of) v
+     LEFT JOIN (${sessionStatsSql(target.schema)}) st ON v.live`;
+    sessionStatsTexts.set(target.schema, text);
   }
-  const [turns] = await sql.query(
-    `WITH t AS (
-       SELECT t.*, COALESCE(t.processing_time_ms::float8, (
-         SELECT sum(r.execution_time_ms)::float8 FROM stats_responses r
-         WHERE r.tenant_id = t.tenant_id AND r.turn_id = t.turn_id)) AS response_time_ms
-       FROM stats_turns t WHERE t.tenant_id = $1 AND t.session_id = $2)
-     SELECT count(*) AS interactions,
-       count(*) FILTER (WHERE status = 'completed') AS turns_completed,
-       count(*) FILTER (WHERE status = 'failed') AS turns_failed,
-       count(*) FILTER (WHERE status = 'in_progress') AS turns_in_progress,
-       count(*) FILTER (WHERE vector_cache_hit) AS cache_hits,
-       avg(response_time_ms) AS avg_response_time_ms,
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms) AS p95_response_time_ms,
-       min(started_at) AS first_turn_at,
-       max(GREATEST(started_at, ended_at)) AS last_turn_at
-     FROM t`,
-    params,
-  );
-  const t = z
-    .object({
-      interactions: num,
-      turns_completed: num,
-      turns_failed: num,
-      turns_in_progress: num,
-      cache_hits: num,
-      avg_response_time_ms: numOrNull,
-      p95_response_time_ms: numOrNull,
-      first_turn_at: dateOrNull,
-      last_turn_at: dateOrNull,
-    })
-    .parse(turns);
-  const [tokens] = await sql.query(
-    `SELECT ${TOKEN_SUMS} FROM stats_responses WHERE tenant_id = $1 AND session_id = $2`,
-    params,
-  );
-  const [tools] = await sql.query(
-    `SELECT count(*) FILTER (WHERE status = 'pending') AS pending, count(*) FILTER (WHERE status = 'running') AS running,
-       count(*) FILTER (WHERE status = 'completed') AS completed, count(*) FILTER (WHERE status = 'failed') AS failed,
-       count(*) AS total
-     FROM stats_tool_calls WHERE tenant_id = $1 AND session_id = $2`,
-    params,
-  );
-  const toolCalls = z
-    .object({ pending: num, running: num, completed: num, failed: num, total: num })
-    .parse(tools);
-  const first = Math.min(s.created_at.getTime(), t.first_turn_at?.getTime() ?? Infinity);
-  const last = Math.max(s.created_at.getTime(), t.last_turn_at?.getTime() ?? -Infinity);
-  return {
-    session_id: q.sessionId,
-    user_id: s.user_id,
-    status: s.status,
-    interactions: t.interactions,
-    turns_completed: t.turns_completed,
-    turns_failed: t.turns_failed,
-    turns_in_progress: t.turns_in_progress,
-    ...TokenSums.parse(tokens),
-    avg_response_time_ms: t.avg_response_time_ms,
-    p95_response_time_ms: t.p95_response_time_ms,
-    duration_ms: last - first,
-    created_at: s.created_at.toISOString(),
-    first_activity_at: new Date(first).toISOString(),
-    last_activity_at: new Date(last).toISOString(),
-    tool_calls: toolCalls,
-    vector_cache_hit_rate: t.interactions > 0 ? t.cache_hits / t.interactions : null,
-    errors: t.turns_failed + toolCalls.failed,
-    as_of_position: asOf,
-  };
+  const [row] = await sql.query(text, [
+    q.tenantId,
+    q.sessionId,
+    target.projection,
+    target.version,
+    target.checkpoint,
+  ]);
+  const head = LiveHead.parse(row);
+  if (!head.live) return null;
+  return toSessionStats(row?.['created_at'] === null ? undefined : row, head.as_of, q);
 }
 
 /** The figures of one user (zeros for a user without sessions). */
@@ -177,9 +257,123 @@ export async function userStats(
   };
 }
 
+const GlobalCounts = StatusCounts.extend({ users: num, turns: num, turns_failed: num });
+
+/**
+ * Every figure of the tenant's agent responses in ONE scan of `stats_responses` (`$1` tenant): a cell
+ * per (agent, model, execution time) with its calls and token sums, and, per cell, the distinct turns
+ * it adds to its agent (`agent_turns`) and to its model (`model_turns`): each (turn, agent) and each
+ * (turn, model) pair is counted on its first row only (`row_number() = 1` over the pair), so their sums
+ * per agent / model are `count(DISTINCT turn_id)`. The pairs are sorted by a 64-bit hash of the turn id
+ * first (`hashtextextended`; the id itself breaks ties): integer comparisons instead of text ones, and
+ * the second window sorts only within each turn (incremental sort). Then the roll-ups by agent, by model
+ * and over all (`kind`), with `avg` as Postgres's `avg(integer)` computes it (numeric sum / count, then
+ * float8); the cells come along (`kind = 'cell'`) for the p95 (see {@link percentileCont}).
+ */
+const RESPONSE_FIGURES_SQL = `
+  WITH cells AS (
+    SELECT agent_name, model, execution_time_ms, count(*) AS calls,
+      count(*) FILTER (WHERE agent_rank = 1) AS agent_turns,
+      count(*) FILTER (WHERE model_rank = 1) AS model_turns,
+      sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+      sum(cached_tokens) AS cached_tokens, sum(total_tokens) AS total_tokens, sum(cost_usd) AS cost_usd
+    FROM (
+      SELECT agent_name, model, execution_time_ms, input_tokens, output_tokens, cached_tokens, total_tokens,
+        cost_usd,
+        row_number() OVER (PARTITION BY h, turn_id, agent_name) AS agent_rank,
+        row_number() OVER (PARTITION BY h, turn_id, model) AS model_rank
+      FROM (SELECT hashtextextended(turn_id, 0) AS h, * FROM stats_responses WHERE tenant_id = $1) r) w
+    GROUP BY agent_name, model, execution_time_ms)
+  SELECT 'cell' AS kind, agent_name, model, execution_time_ms, calls,
+    NULL::numeric AS turns_of_agent, NULL::numeric AS turns_of_model,
+    NULL::numeric AS total_tokens_in, NULL::numeric AS total_tokens_out, NULL::numeric AS total_tokens_cached,
+    NULL::numeric AS total_tokens, NULL::numeric AS cost_usd, NULL::float8 AS avg_execution_time_ms
+  FROM cells
+  UNION ALL
+  SELECT CASE WHEN GROUPING(agent_name) = 0 THEN 'agent' WHEN GROUPING(model) = 0 THEN 'model' ELSE 'all' END,
+    agent_name, model, NULL, sum(calls), sum(agent_turns), sum(model_turns),
+    COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0), COALESCE(sum(cached_tokens), 0),
+    COALESCE(sum(total_tokens), 0), COALESCE(sum(cost_usd), 0),
+    (sum(execution_time_ms::bigint * calls)::numeric
+      / NULLIF(sum(calls) FILTER (WHERE execution_time_ms IS NOT NULL), 0))::float8
+  FROM cells
+  GROUP BY GROUPING SETS ((agent_name), (model), ())
+  ORDER BY kind, agent_name, model NULLS FIRST`;
+
+const ResponseFiguresRow = z.object({
+  kind: z.enum(['cell', 'agent', 'model', 'all']),
+  agent_name: z.string().nullable(),
+  model: z.string().nullable(),
+  execution_time_ms: z.number().int().nullable(),
+  calls: num,
+  turns_of_agent: numOrNull,
+  turns_of_model: numOrNull,
+  total_tokens_in: numOrNull,
+  total_tokens_out: numOrNull,
+  total_tokens_cached: numOrNull,
+  total_tokens: numOrNull,
+  cost_usd: numOrNull,
+  avg_execution_time_ms: numOrNull,
+});
+type ResponseFiguresRow = z.infer<typeof ResponseFiguresRow>;
+
+/**
+ * `percentile_cont(fraction) WITHIN GROUP (ORDER BY value)` over the values of `cells` (value, count;
+ * null values ignored), with Postgres's own arithmetic (orderedsetaggs.c, float8): the rows at
+ * `floor` and `ceil` of `fraction * (n - 1)` (0-based, ascending), interpolated linearly. Null when
+ * there is no value.
+ */
+export function percentileCont(
+  fraction: number,
+  cells: readonly { value: number | null; count: number }[],
+): number | null {
+  const sorted = cells
+    .filter((c): c is { value: number; count: number } => c.value !== null && c.count > 0)
+    .sort((a, b) => a.value - b.value);
+  const n = sorted.reduce((sum, c) => sum + c.count, 0);
+  if (n === 0) return null;
+  const position = fraction * (n - 1);
+  const firstRow = Math.floor(position);
+  const secondRow = Math.ceil(position);
+  const valueAt = (row: number): number => {
+    let seen = 0;
+    for (const c of sorted) {
+      seen += c.count;
+      if (row < seen) return c.value;
+    }
+    throw new Error(`percentileCont: row ${row} of ${n}`);
+  };
+  const first = valueAt(firstRow);
+  if (secondRow === firstRow) return first;
+  return first + (valueAt(secondRow) - first) * (position - firstRow);
+}
+
+function usageFiguresOf(
+  rollup: ResponseFiguresRow,
+  turns: number | null,
+  cells: readonly ResponseFiguresRow[],
+): UsageFigures {
+  return {
+    turns: turns ?? 0,
+    calls: rollup.calls,
+    total_tokens_in: rollup.total_tokens_in ?? 0,
+    total_tokens_out: rollup.total_tokens_out ?? 0,
+    total_tokens_cached: rollup.total_tokens_cached ?? 0,
+    total_tokens: rollup.total_tokens ?? 0,
+    cost_usd: rollup.cost_usd ?? 0,
+    avg_execution_time_ms: rollup.avg_execution_time_ms,
+    p95_execution_time_ms: percentileCont(
+      0.95,
+      cells.map((c) => ({ value: c.execution_time_ms, count: c.calls })),
+    ),
+  };
+}
+
 /**
  * The tenant's figures. `positionsKey` is the live version's `projection_streams` key (events
  * projected are the sum of the tenant's stream positions there); `streamTypes` the followed types.
+ * Reads every fact of the tenant (a handful of statements, one scan of each table): seconds at a
+ * million turns.
  */
 export async function globalStats(
   sql: Sql,
@@ -187,58 +381,65 @@ export async function globalStats(
   q: { tenantId: string; positionsKey: string; streamTypes: readonly string[] },
 ): Promise<GlobalStatsView> {
   const t = [q.tenantId];
-  const [sessions] = await sql.query(
-    `SELECT ${STATUS_COUNTS}, count(DISTINCT user_id) AS users FROM stats_sessions
-     WHERE tenant_id = $1 AND deleted_at IS NULL`,
+  // Scans and sorts of whole tables: JIT compiling costs more than it saves on these, and the sorts
+  // stay in memory up to 64 MB (this transaction only).
+  await sql.query(`SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)`);
+  const [counts] = await sql.query(
+    `SELECT s.*, t.* FROM
+       (SELECT ${STATUS_COUNTS}, count(DISTINCT user_id) AS users FROM stats_sessions
+        WHERE tenant_id = $1 AND deleted_at IS NULL) s,
+       (SELECT count(*) AS turns, count(*) FILTER (WHERE status = 'failed') AS turns_failed
+        FROM stats_turns WHERE tenant_id = $1) t`,
     t,
   );
-  const s = StatusCounts.extend({ users: num }).parse(sessions);
-  const [turns] = await sql.query(
-    `SELECT count(*) AS turns, count(*) FILTER (WHERE status = 'failed') AS turns_failed
-     FROM stats_turns WHERE tenant_id = $1`,
-    t,
-  );
-  const tt = z.object({ turns: num, turns_failed: num }).parse(turns);
-  const [tokens] = await sql.query(`SELECT ${TOKEN_SUMS} FROM stats_responses WHERE tenant_id = $1`, t);
-  const byAgent = await sql.query(
-    `SELECT agent_name, ${USAGE_FIGURES} FROM stats_responses WHERE tenant_id = $1
-     GROUP BY agent_name ORDER BY agent_name`,
-    t,
-  );
-  const byModel = await sql.query(
-    `SELECT model, ${USAGE_FIGURES} FROM stats_responses WHERE tenant_id = $1
-     GROUP BY model ORDER BY model NULLS FIRST`,
-    t,
-  );
+  const c = GlobalCounts.parse(counts);
+  const figures = (await sql.query(RESPONSE_FIGURES_SQL, t)).map((r) => ResponseFiguresRow.parse(r));
+  const cells = figures.filter((r) => r.kind === 'cell');
+  const all = figures.find((r) => r.kind === 'all');
   const prefixes = q.streamTypes.map((type) => `${type}:${q.tenantId}:`);
-  const [projected] = await sql.query(
-    `SELECT COALESCE(sum(position), 0) AS n FROM projection_streams
-     WHERE projection = $1
-       AND EXISTS (SELECT 1 FROM unnest($2::text[]) AS p WHERE left(stream_id, length(p)) = p)`,
-    [q.positionsKey, prefixes],
+  // The newest event of a followed type walks the primary key backwards, no scan of the table.
+  const [positions] = await sql.query(
+    `SELECT (SELECT COALESCE(sum(position), 0) FROM projection_streams
+             WHERE projection = $1
+               AND EXISTS (SELECT 1 FROM unnest($2::text[]) AS p WHERE left(stream_id, length(p)) = p)) AS projected,
+            (SELECT global_position FROM events WHERE stream_type = ANY($3::text[])
+             ORDER BY global_position DESC LIMIT 1) AS head`,
+    [q.positionsKey, prefixes, [...q.streamTypes]],
   );
-  // The newest event of a followed type: walks the primary key backwards, no scan of the table.
-  const [head] = await sql.query(
-    `SELECT global_position FROM events WHERE stream_type = ANY($1::text[]) ORDER BY global_position DESC LIMIT 1`,
-    [[...q.streamTypes]],
-  );
-  const headPosition = head ? num.parse(head['global_position']) : 0;
+  const p = z.object({ projected: num, head: numOrNull }).parse(positions);
+  const headPosition = p.head ?? 0;
   return {
-    sessions: s,
-    active_sessions: s.active,
-    users: s.users,
-    turns: tt.turns,
-    turns_failed: tt.turns_failed,
-    ...TokenSums.parse(tokens),
-    by_agent: byAgent.map((r) => ({
-      agent_name: z.string().parse(r['agent_name']),
-      ...UsageFiguresRow.parse(r),
-    })),
-    by_model: byModel.map((r) => ({
-      model: z.string().nullable().parse(r['model']),
-      ...UsageFiguresRow.parse(r),
-    })),
-    events_projected: num.parse(projected?.['n'] ?? 0),
+    sessions: { active: c.active, ended: c.ended, expired: c.expired, total: c.total },
+    active_sessions: c.active,
+    users: c.users,
+    turns: c.turns,
+    turns_failed: c.turns_failed,
+    total_tokens_in: all?.total_tokens_in ?? 0,
+    total_tokens_out: all?.total_tokens_out ?? 0,
+    total_tokens_cached: all?.total_tokens_cached ?? 0,
+    total_tokens: all?.total_tokens ?? 0,
+    cost_usd: all?.cost_usd ?? 0,
+    by_agent: figures
+      .filter((r) => r.kind === 'agent')
+      .map((r) => ({
+        agent_name: z.string().parse(r.agent_name),
+        ...usageFiguresOf(
+          r,
+          r.turns_of_agent,
+          cells.filter((x) => x.agent_name === r.agent_name),
+        ),
+      })),
+    by_model: figures
+      .filter((r) => r.kind === 'model')
+      .map((r) => ({
+        model: r.model,
+        ...usageFiguresOf(
+          r,
+          r.turns_of_model,
+          cells.filter((x) => x.model === r.model),
+        ),
+      })),
+    events_projected: p.projected,
     head_position: headPosition,
     projection_lag: Math.max(0, headPosition - asOf),
     as_of_position: asOf,
