@@ -491,11 +491,9 @@ describe('session_context runner: duplicates and out-of-order delivery', () => {
         )[0],
       );
 
-  it('skips what it applied, backfills a gap from the event store, and decrements on delete', async () => {
-    const tenantId = newTenant();
-    const sessionId = 'chat-1';
-    const sessions = new SessionsProjection();
-    await ownStore.append(
+  /** SessionCreated of user u1 appended with the `sessions` read model inline (the row the context updates). */
+  const createSessionRow = async (tenantId: string, sessionId: string) =>
+    ownStore.append(
       sessionStreamId(tenantId, sessionId),
       SESSION_CATEGORY,
       'no_stream',
@@ -512,8 +510,13 @@ describe('session_context runner: duplicates and out-of-order delivery', () => {
           }),
         },
       ],
-      { metadata: { tenantId, userId: 'u1' }, inline: sessions.inline },
+      { metadata: { tenantId, userId: 'u1' }, inline: new SessionsProjection().inline },
     );
+
+  it('skips what it applied, backfills a gap from the event store, and decrements on delete', async () => {
+    const tenantId = newTenant();
+    const sessionId = 'chat-1';
+    await createSessionRow(tenantId, sessionId);
     const { events } = await ownStore.append(
       conversationStreamId(tenantId, sessionId),
       CONVERSATION_CATEGORY,
@@ -566,28 +569,9 @@ describe('session_context runner: duplicates and out-of-order delivery', () => {
 
   it('gives concurrent deliveries, committed together, the rows of one-by-one handling', async () => {
     const tenantId = newTenant();
-    const sessions = new SessionsProjection();
     // Two sessions with the same conversation: one handled event by event, the other all at once.
     const conversation = async (sessionId: string) => {
-      await ownStore.append(
-        sessionStreamId(tenantId, sessionId),
-        SESSION_CATEGORY,
-        'no_stream',
-        [
-          {
-            type: SessionCreatedV1.type,
-            data: SessionCreatedV1.schema.parse({
-              sessionId,
-              userId: 'u1',
-              title: 'Chat',
-              metadata: {},
-              createdFrom: null,
-              startedAt: at(0),
-            }),
-          },
-        ],
-        { metadata: { tenantId, userId: 'u1' }, inline: sessions.inline },
-      );
+      await createSessionRow(tenantId, sessionId);
       const { events } = await ownStore.append(
         conversationStreamId(tenantId, sessionId),
         CONVERSATION_CATEGORY,
