@@ -3,6 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import {
   ConversationEvents,
   type CommandContext,
+  type EventEnvelope,
   CONVERSATION_CATEGORY,
   conversationStreamId,
   EventRegistry,
@@ -44,28 +45,27 @@ const sessionEventRegistry = new EventRegistry(SessionEvents);
 const conversationEventRegistry = new EventRegistry(ConversationEvents);
 
 /**
+ * Folds one event of a session's own stream into `state`: lifecycle events move `session`; erased
+ * events, title and metadata changes, and types this service does not know yet change nothing.
+ */
+function foldSessionEvent(state: ConversationState, envelope: EventEnvelope): ConversationState {
+  if (isErased(envelope) || !sessionEventRegistry.knows(envelope.eventType)) return state;
+  const event = sessionLifecycleEventOf(sessionEventRegistry.parse(envelope));
+  return event ? evolve(state, event) : state;
+}
+
+/**
  * The lifecycle of session `sessionId` (the `session` part of a {@link ConversationState}), read
  * strongly from the session's own stream, never from another service's read model: a session created
- * a moment ago (committed before this statement, READ COMMITTED) is always seen. With `lock`, the
- * session's `streams` row is first locked `FOR SHARE` for the rest of the transaction, so the session
- * cannot end or be deleted (those appends update that row) before a turn decided on it commits.
- * Session events of types this service does not know yet are skipped.
+ * a moment ago (committed before this statement, READ COMMITTED) is always seen.
  */
 export async function loadSessionLifecycle(
   sql: Sql,
   tenantId: string,
   sessionId: string,
-  opts: { lock: boolean },
 ): Promise<ConversationState> {
-  const streamId = sessionStreamId(tenantId, sessionId);
-  if (opts.lock) await sql.query('SELECT version FROM streams WHERE stream_id = $1 FOR SHARE', [streamId]);
-  let state = initialState();
-  for (const envelope of await new EventStoreTransaction(sql).readStream(streamId)) {
-    if (isErased(envelope) || !sessionEventRegistry.knows(envelope.eventType)) continue;
-    const event = sessionLifecycleEventOf(sessionEventRegistry.parse(envelope));
-    if (event) state = evolve(state, event);
-  }
-  return state;
+  const events = await new EventStoreTransaction(sql).readStream(sessionStreamId(tenantId, sessionId));
+  return events.reduce(foldSessionEvent, initialState());
 }
 
 /** Event names (any version) of the session stream that decide whether a session takes turns. */
@@ -117,14 +117,8 @@ export async function loadConversation(
     // The last opener and the turn's own events may be the same row (UNION keeps parts apart).
     if (row.part !== 0 && envelope.globalPosition === lastGlobal) continue;
     if (row.part !== 0) lastGlobal = envelope.globalPosition;
-    if (isErased(envelope)) continue;
-    if (row.part === 0) {
-      if (!sessionEventRegistry.knows(envelope.eventType)) continue;
-      const event = sessionLifecycleEventOf(sessionEventRegistry.parse(envelope));
-      if (event) state = evolve(state, event);
-    } else {
-      state = evolve(state, conversationEventRegistry.parse(envelope));
-    }
+    if (row.part === 0) state = foldSessionEvent(state, envelope);
+    else if (!isErased(envelope)) state = evolve(state, conversationEventRegistry.parse(envelope));
   }
   return { ...state, version };
 }

@@ -151,7 +151,7 @@ export class ConversationController {
     // The session decides first: an unknown session is SESSION.NOT_FOUND whatever the page's outcome.
     const page = listSessionTurns(this.db, p.tenantId, p.sessionId, p.query);
     page.catch(() => undefined);
-    const { session } = await loadSessionLifecycle(this.db, p.tenantId, p.sessionId, { lock: false });
+    const { session } = await loadSessionLifecycle(this.db, p.tenantId, p.sessionId);
     const exists = session.status === 'active' || session.status === 'ended';
     if (!exists || (p.userId !== undefined && session.userId !== p.userId))
       throw new SessionNotFoundError(p.sessionId);
