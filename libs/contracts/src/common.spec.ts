@@ -1,4 +1,4 @@
-import { exceedsDepth, JsonValue, MAX_JSON_DEPTH, Metadata } from './common';
+import { exceedsDepth, isJsonWithin, JsonValue, MAX_JSON_DEPTH, Metadata } from './common';
 
 const nested = (levels: number): unknown => {
   let value: unknown = 'leaf';
@@ -26,6 +26,35 @@ describe('JSON depth bounds', () => {
   it('rejects values that are not JSON', () => {
     expect(JsonValue.safeParse({ a: undefined }).success).toBe(false);
     expect(JsonValue.safeParse(() => 1).success).toBe(false);
+    for (const notJson of [
+      [1, undefined],
+      { a: [Number.NaN] },
+      Infinity,
+      new Date(),
+      { a: new Map() },
+      1n,
+      Symbol('s'),
+    ])
+      expect(isJsonWithin(notJson, MAX_JSON_DEPTH)).toBe(false);
+    const parsed = JsonValue.safeParse({ tool: { args: [1, 'x', null, { deep: true }] }, f: () => 1 });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues[0]?.message).toMatch(/JSON value/);
+  });
+
+  it('accepts every JSON document and passes it on unchanged', () => {
+    const doc = {
+      s: 'x',
+      n: -1.5e3,
+      b: false,
+      z: null,
+      a: [[], {}, [1, [2]]],
+      o: { 'k.with dots': { x: 0 } },
+    };
+    expect(isJsonWithin(doc, 4)).toBe(true);
+    expect(isJsonWithin(doc, 3)).toBe(false);
+    expect(isJsonWithin(Object.create(null) as object, 1)).toBe(true);
+    const parsed = JsonValue.parse(JSON.parse(JSON.stringify(doc)));
+    expect(parsed).toEqual(doc);
   });
 
   it('bounds metadata at 8 levels', () => {

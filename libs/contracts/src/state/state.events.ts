@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IsoDate, type Json, JsonValue, SessionId } from '../common';
+import { exceedsDepth, IsoDate, type Json, JsonValue, SessionId } from '../common';
 import { ToolCallStatus } from '../conversation/conversation.events';
 import { defineEvent, type EventOf, type EventUnion } from '../define-message';
 
@@ -14,12 +14,6 @@ export const SESSION_STATE_CATEGORY = 'session_state';
 export const sessionStateStreamId = (tenantId: string, sessionId: string): string =>
   `session-state:${tenantId}:${sessionId}`;
 
-function jsonDepth(value: Json): number {
-  if (value === null || typeof value !== 'object') return 0;
-  const children = Array.isArray(value) ? value : Object.values(value);
-  return 1 + children.reduce<number>((max, child) => Math.max(max, jsonDepth(child)), 0);
-}
-
 /** Bytes of a value serialized as JSON (UTF-8). */
 export const jsonBytes = (value: unknown): number => utf8.encode(JSON.stringify(value) ?? '').length;
 const utf8 = new TextEncoder();
@@ -30,7 +24,7 @@ const utf8 = new TextEncoder();
  */
 export const boundedJson = (maxBytes: number, maxDepth: number): z.ZodType<Json> =>
   JsonValue.refine((v) => jsonBytes(v) <= maxBytes, `at most ${maxBytes} bytes as JSON`).refine(
-    (v) => jsonDepth(v) <= maxDepth,
+    (v) => !exceedsDepth(v, maxDepth),
     `at most ${maxDepth} levels deep`,
   );
 
