@@ -2,7 +2,7 @@ import { HttpClient } from './http-client';
 import { projectionCaughtUp, runProjectionsCli, runRebuild, type RebuildResult } from './rebuild';
 import { runReads, type ReadsResult } from './reads';
 import { ensureSeeded, SEED_STACK_ENV, type SeedResult } from './seed';
-import { databaseUrlFor, dropDatabase, startStack } from './stack';
+import { databaseUrlFor, dropDatabase, type ServiceName, startStack } from './stack';
 import type { TurnPool } from './turns';
 
 /** Template turns written through the services for the seeded ones to copy (see `ensureSeeded`). */
@@ -27,6 +27,9 @@ export interface AtSizeOptions {
   readRequests: number;
   readClients: number;
   poolSize: number;
+  /** Services of scenario 7's stack started with `node --cpu-prof`, their profiles in `profileDir`. */
+  profile: readonly ServiceName[];
+  profileDir: string;
   turns: TurnPool;
   log: (line: string) => void;
 }
@@ -92,8 +95,8 @@ export async function runAtSize(opts: AtSizeOptions): Promise<AtSizeResult> {
         natsUrl: opts.natsUrl,
         runTag: `${opts.runTag}_reads`,
         poolSize: opts.poolSize,
-        profile: [],
-        profileDir: '',
+        profile: opts.profile,
+        profileDir: opts.profileDir,
         databaseName,
         keepDatabase: true,
         env: SEED_STACK_ENV,

@@ -252,6 +252,8 @@ export async function runBench(options: BenchOptions, command: string): Promise<
       readRequests: options.reads,
       readClients: options.readClients,
       poolSize: options.poolSize,
+      profile: options.profile,
+      profileDir: resolve(ROOT, options.out, 'profiles'),
       turns,
       log,
     });

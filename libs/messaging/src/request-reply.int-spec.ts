@@ -240,4 +240,35 @@ describe('request/reply over NATS', () => {
     expect(e.message).toMatch(/in time/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(100);
   });
+
+  it('an answer that comes after its timeout is dropped: the next request gets its own answer', async () => {
+    const impatient = new RequestClient(proxy, prefix, 100);
+    const late = await domainErrorOf(impatient.request(AddWidget, { name: 'late', behaviour: 'slow' }));
+    expect(late.code).toBe('SERVICE.UNAVAILABLE');
+    // The slow handler answers 400 ms after the request, to an id nobody waits for any more.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(await impatient.request(AddWidget, { name: 'after', behaviour: 'ok' })).toMatchObject({
+      id: 'w-after',
+      name: 'after',
+    });
+  });
+
+  it('a request waiting when the connection closes is SERVICE.UNAVAILABLE at once, not at its timeout', async () => {
+    const own = ClientProxyFactory.create({
+      transport: Transport.NATS,
+      options: natsConnectOptions({ NATS_URL: testNatsUrl() }, 'test-client-closing'),
+    });
+    const closing = new RequestClient(own, prefix, 60_000);
+    try {
+      const waiting = closing.request(AddWidget, { name: 'cut', behaviour: 'slow' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = Date.now();
+      await own.close();
+      const e = await domainErrorOf(waiting);
+      expect(e.code).toBe('SERVICE.UNAVAILABLE');
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      await own.close();
+    }
+  });
 });
