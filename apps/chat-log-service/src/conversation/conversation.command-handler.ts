@@ -230,6 +230,8 @@ export class ConversationCommandHandler {
    */
   async logTurns(tx: EventStoreTransaction, commands: readonly LogTurnCommand[]): Promise<BatchOutcome[]> {
     const outcomes: (BatchOutcome | undefined)[] = commands.map(() => undefined);
+    // Every command has an outcome by the end; `rerun` is only the default of a path that forgot one.
+    const settled = () => outcomes.map((o): BatchOutcome => o ?? { rerun: true });
     const turnIds = commands.map((c) => c.turn.turn_id ?? randomUUID());
     const given = commands.flatMap((c, k) => (c.turn.turn_id !== undefined ? [k] : []));
     const sorted = (keys: string[]) => [...new Set(keys)].sort();
@@ -257,6 +259,7 @@ export class ConversationCommandHandler {
     }
 
     const live = commands.flatMap((_, k) => (outcomes[k] ? [] : [k]));
+    if (live.length === 0) return settled();
     const states = await loadConversations(
       tx.sql,
       live.map((k) => ({
@@ -289,7 +292,7 @@ export class ConversationCommandHandler {
         outcomes[k] = error instanceof DomainError ? { error } : { rerun: true };
       }
     });
-    if (appends.length === 0) return outcomes.map((o) => o ?? { rerun: true });
+    if (appends.length === 0) return settled();
 
     const results = await tx.appendMany(appends.map((a) => a.append));
     const stored: { k: number; result: AppendResult }[] = [];
@@ -298,6 +301,7 @@ export class ConversationCommandHandler {
       if (result) stored.push({ k, result });
       else outcomes[k] = { rerun: true }; // a writer that bypassed the lock: the single path retries
     });
+    if (stored.length === 0) return settled();
     const records = await this.projection.openTurns(
       tx.sql,
       stored.map((s) => s.result.events),
@@ -305,7 +309,7 @@ export class ConversationCommandHandler {
     stored.forEach(({ k, result }, j) => {
       outcomes[k] = { reply: { turn: records[j]!.view, position: result.lastGlobalPosition } };
     });
-    return outcomes.map((o) => o ?? { rerun: true });
+    return settled();
   }
 
   /**

@@ -181,17 +181,20 @@ export class LogTurnBatcher {
     }
 
     const live = batch.flatMap((_, k) => (outcomes[k] ? [] : [k]));
-    const decided = await this.commands.logTurns(
-      tx,
-      live.map((k) => commandOf(batch[k]!.payload)),
-    );
+    const decided =
+      live.length === 0
+        ? []
+        : await this.commands.logTurns(
+            tx,
+            live.map((k) => commandOf(batch[k]!.payload)),
+          );
     live.forEach((k, j) => {
       const outcome = decided[j]!;
       // Parsed as the single path parses it (in the transaction: a reply that breaks it fails the batch).
       outcomes[k] = 'reply' in outcome ? { reply: TurnWriteReply.parse(outcome.reply) } : outcome;
     });
 
-    const mine = [...claimed].map((k) => ({ k, outcome: outcomes[k]!, context: batch[k]!.payload.context }));
+    const mine = [...claimed].map((k) => ({ outcome: outcomes[k]!, context: batch[k]!.payload.context }));
     const saves = mine.flatMap(({ outcome, context }) =>
       'reply' in outcome
         ? [{ tenantId: context.tenantId, key: context.idempotencyKey!, reply: outcome.reply }]
