@@ -939,6 +939,49 @@ describe('chat-log-service over NATS', () => {
       }
     });
 
+    it('reads a conversation only once its lock is held: a turn committed meanwhile is seen, not conflicted with', async () => {
+      const batcher = app.get(LogTurnBatcher);
+      const handler = app.get(ConversationCommandHandler);
+      const tenantId = newTenant();
+      const [busy, beside] = await Promise.all([createSession(tenantId), createSession(tenantId)]);
+      let held!: () => void;
+      const holding = new Promise<void>((resolve) => (held = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      // The single path logs turn 1 and keeps its transaction (and the conversation's lock) open.
+      const first = store.transaction(async (tx) => {
+        const reply = await handler.logTurn(
+          tx,
+          { tenantId },
+          { sessionId: busy, turn: LogTurn.schema.shape.body.parse({ user_input: 'first' }) },
+        );
+        held();
+        await released;
+        return reply;
+      });
+      await holding;
+      const batch = settleAll(
+        (p) => batcher.logTurn(p),
+        [
+          payloadOf(tenantId, busy, { user_input: 'second' }),
+          payloadOf(tenantId, beside, { user_input: 'beside' }),
+        ],
+      );
+      await eventually(async () => {
+        const rows = await tdb.db.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'`,
+        );
+        return rows.length > 0 ? true : undefined;
+      });
+      release();
+      expect((await first).turn.conversation_turn).toBe(1);
+      const [second, other] = (await batch).map(replyOf);
+      expect(second?.turn.conversation_turn).toBe(2);
+      expect(other?.turn.conversation_turn).toBe(1);
+      // Both in the batch's one transaction: turn 2 was decided on the committed turn 1, not rerun alone.
+      expect((await transactionsOf(tenantId)).length).toBe(2);
+    });
+
     it('over NATS, concurrent LogTurns of many sessions share transactions', async () => {
       const tenantId = newTenant();
       const sessions = await Promise.all(Array.from({ length: 40 }, () => createSession(tenantId)));
