@@ -41,9 +41,10 @@ const commandOf = (p: Payload): LogTurnCommand => ({
 /**
  * Group commit of LogTurn commands (issue 6, scenario 1): LogTurns that arrive while earlier ones are
  * being written are written together, in ONE transaction with a fixed number of statements per batch
- * instead of about seven per command (the idea of Postgres's own group commit one level up, as the
- * event store's `AppendBatcher` does for plain appends; Marten's and Emmett's command handlers batch
- * the same way: decide each command in memory, then write them together).
+ * instead of about seven per command. This is group commit (Postgres's own, one level up: concurrent
+ * writers share one commit and its WAL flush), as the event store's `AppendBatcher` does for plain
+ * appends; Marten likewise sends a session's pending events and projection writes as one batched
+ * command, and Emmett runs inline projections in the append's transaction, as `logTurns` does.
  *
  * Statements of a batch: claim every idempotency key (and read the ones already used) when some
  * command has one; the locks and session rows, the client turn ids, the conversations, the appends
