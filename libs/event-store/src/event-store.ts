@@ -135,7 +135,7 @@ export class EventStoreTransaction {
     key: string,
     request: unknown,
   ): Promise<{ replay: unknown } | null> {
-    const hash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+    const hash = requestHash(request);
     const inserted = await this.sql.query(
       `INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash) VALUES ($1, $2, $3)
        ON CONFLICT DO NOTHING RETURNING 1`,
@@ -161,7 +161,7 @@ export class EventStoreTransaction {
   async claimIdempotencyKeys(
     claims: readonly IdempotencyClaim[],
   ): Promise<({ replay: unknown } | null | IdempotencyKeyReusedError)[]> {
-    const hashes = claims.map((c) => createHash('sha256').update(JSON.stringify(c.request)).digest('hex'));
+    const hashes = claims.map((c) => requestHash(c.request));
     const order = claims.map((_, i) => i).sort((a, b) => compareKeys(claims[a]!, claims[b]!));
     const inserted = KeyRow.array().parse(
       await this.sql.query(
@@ -237,6 +237,8 @@ export class EventStoreTransaction {
   }
 }
 
+/** What an idempotency key is bound to: SHA-256 (hex) of the request's JSON. */
+const requestHash = (request: unknown) => createHash('sha256').update(JSON.stringify(request)).digest('hex');
 const KeyRow = z.object({ tenant_id: z.string(), idempotency_key: z.string() });
 const UsedKeyRow = KeyRow.extend({ request_hash: z.string(), reply: z.unknown() });
 const keyOf = (tenantId: string, key: string) => `${tenantId}\u0000${key}`;
