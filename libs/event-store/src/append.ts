@@ -235,6 +235,36 @@ JOIN bases b ON b.stream_id = a.stream_id
 ORDER BY e.i, e.ord
 RETURNING stream_id, ${APPENDED_COLUMNS}`;
 
+/** The rows a {@link BATCH_SQL} statement returned, by stream (each row names its stream). */
+function rowsByStream(rows: readonly Record<string, unknown>[]): Map<string, Record<string, unknown>[]> {
+  const byStream = new Map<string, Record<string, unknown>[]>();
+  for (const row of rows) {
+    const streamId = String(row['stream_id']);
+    const list = byStream.get(streamId);
+    if (list) list.push(row);
+    else byStream.set(streamId, [row]);
+  }
+  return byStream;
+}
+
+/**
+ * Several appends to DISTINCT streams in ONE statement ({@link BATCH_SQL}), atomic on its own or as
+ * part of the caller's transaction. Returns, in order, each append's result, or null when its stream's
+ * version did not match its expected version (that append wrote nothing; the others are written).
+ * Throws what the statement throws (then nothing of it is written) and when an append came back with
+ * the wrong number of events.
+ */
+export async function appendPreparedMany(
+  sql: Sql,
+  appends: readonly PreparedAppend[],
+): Promise<(AppendResult | null)[]> {
+  const byStream = rowsByStream(await sql.query(BATCH_SQL, batchParams(appends)));
+  return appends.map((a) => {
+    const stored = byStream.get(a.streamId);
+    return stored ? resultOf(a, stored) : null;
+  });
+}
+
 /** What the batcher settles for each queued append. */
 interface Pending {
   append: PreparedAppend;
@@ -324,13 +354,7 @@ export class AppendBatcher {
       await Promise.all(batch.map((p) => appendPrepared(this.db, p.append).then(p.resolve, p.reject)));
       return;
     }
-    const byStream = new Map<string, Record<string, unknown>[]>();
-    for (const row of rows) {
-      const streamId = String(row['stream_id']);
-      const list = byStream.get(streamId);
-      if (list) list.push(row);
-      else byStream.set(streamId, [row]);
-    }
+    const byStream = rowsByStream(rows);
     await Promise.all(
       batch.map(async (p) => {
         try {

@@ -30,6 +30,18 @@ export function eventMetadata(context: CommandContext, userId: string | null): E
 }
 
 /**
+ * What a command's idempotency key is bound to: the command's name and its payload minus its context
+ * (a retry with another correlation id is the same request). Returns the context and that request.
+ */
+export function idempotentRequestOf<D extends AnyCommand>(
+  definition: D,
+  payload: RequestOf<D>,
+): { context: CommandContext; request: unknown } {
+  const { context, ...rest } = payload as { context: CommandContext };
+  return { context, request: { command: definition.name, ...rest } };
+}
+
+/**
  * Runs one command in one event-store transaction (ARCHITECTURE rule 4): when its context carries an
  * idempotency key, claims it first and answers a retry with the first reply (parsed with the command's
  * reply schema) without running `body`; the key is bound to the command's name and payload minus its
@@ -43,8 +55,7 @@ export async function runCommand<D extends AnyCommand>(
   payload: RequestOf<D>,
   body: (tx: EventStoreTransaction) => Promise<ReplyOf<D>>,
 ): Promise<ReplyOf<D>> {
-  const { context, ...rest } = payload as { context: CommandContext };
-  const request = { command: definition.name, ...rest };
+  const { context, request } = idempotentRequestOf(definition, payload);
   for (let attempt = 1; ; attempt += 1) {
     try {
       return await store.transaction(async (tx) => {

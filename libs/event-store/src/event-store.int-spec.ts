@@ -288,6 +288,27 @@ describe('append: group commit of standalone appends', () => {
   });
 });
 
+describe('appendMany: several streams in one statement of a transaction', () => {
+  it('writes each append with its own expected version; a stale one writes nothing and answers null', async () => {
+    const [a, b, fresh] = Array.from({ length: 3 }, streamOf) as [string, string, string];
+    await store.append(a, 'widget', 'no_stream', events(2), { metadata });
+    await store.append(b, 'widget', 'no_stream', events(2), { metadata });
+    const results = await store.transaction((tx) =>
+      tx.appendMany([
+        { streamId: a, streamType: 'widget', expected: 2, events: events(2, 3), opts: { metadata } },
+        { streamId: b, streamType: 'widget', expected: 1, events: events(1, 3), opts: { metadata } },
+        { streamId: fresh, streamType: 'widget', expected: 0, events: events(1), opts: { metadata } },
+      ]),
+    );
+    expect(results.map((r) => r?.events.map((e) => e.streamPosition) ?? null)).toEqual([[3, 4], null, [1]]);
+    expect(results[0]?.nextExpectedVersion).toBe(4);
+    expect(results[0]?.events[0]?.transactionId).toBe(results[2]?.events[0]?.transactionId);
+    expect(await store.readStream(a)).toHaveLength(4);
+    expect(await store.readStream(b)).toHaveLength(2);
+    expect(await store.readStream(fresh)).toHaveLength(1);
+  });
+});
+
 describe('readStream', () => {
   const s = streamOf();
   beforeAll(async () => {
@@ -623,6 +644,34 @@ describe('idempotency (ARCHITECTURE rule 4)', () => {
     const b = await second;
     expect(b.replayed).toBe(false);
     expect(await store.readStream(s)).toHaveLength(2);
+  });
+
+  it('claims several keys at once: new ones are claimed, used ones replay or are reused; settling saves and frees', async () => {
+    const [saved, freed, other] = [randomUUID(), randomUUID(), randomUUID()];
+    await store.transaction((tx) => tx.claimIdempotencyKey(tenantId, other, { title: 'o' }));
+    const first = await store.transaction(async (tx) => {
+      const claims = await tx.claimIdempotencyKeys([
+        { tenantId, key: saved, request: { title: 's' } },
+        { tenantId, key: freed, request: { title: 'f' } },
+        { tenantId, key: other, request: { title: 'not o' } },
+      ]);
+      await tx.settleIdempotencyKeys(
+        [{ tenantId, key: saved, reply: { version: 7 } }],
+        [{ tenantId, key: freed }],
+      );
+      return claims;
+    });
+    expect(first.slice(0, 2)).toEqual([null, null]);
+    expect(first[2]).toBeInstanceOf(IdempotencyKeyReusedError);
+    const again = await store.transaction((tx) =>
+      tx.claimIdempotencyKeys([
+        { tenantId, key: saved, request: { title: 's' } },
+        { tenantId, key: freed, request: { title: 'f' } },
+        { tenantId, key: other, request: { title: 'o' } },
+      ]),
+    );
+    // The saved reply replays; the freed key is claimed anew, as after a rollback.
+    expect(again).toEqual([{ replay: { version: 7 } }, null, { replay: null }]);
   });
 
   it('event ids derived from an idempotency key are deterministic; without a key they are random', async () => {

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { z } from 'zod';
 import type { EventEnvelope, EventMetadata } from '@threadline/contracts';
 import { DomainError } from '@threadline/platform';
-import { appendPrepared, AppendBatcher, prepareAppend } from './append';
+import { appendPrepared, appendPreparedMany, AppendBatcher, prepareAppend } from './append';
 import type { Db, Sql } from './db';
 import { EVENT_COLUMNS, toEnvelope } from './stored-event';
 
@@ -36,6 +37,23 @@ export interface AppendResult {
   /** Global position of the last appended event. */
   lastGlobalPosition: number;
   events: EventEnvelope[];
+}
+
+/** One append of {@link EventStoreTransaction.appendMany}: the arguments of `append`, without `inline`. */
+export interface ManyAppend {
+  streamId: string;
+  streamType: string;
+  expected: ExpectedVersion;
+  events: readonly NewEvent[];
+  opts: Omit<AppendOptions, 'inline'>;
+}
+
+/** A request's claim of an idempotency key (see {@link EventStoreTransaction.claimIdempotencyKey}). */
+export interface IdempotencyClaim {
+  tenantId: string;
+  key: string;
+  /** What the key is bound to (compared by SHA-256 of its JSON). */
+  request: unknown;
 }
 
 /** Position in commit order, the checkpoint of every tail of the event store (relay, rebuilds). */
@@ -93,6 +111,20 @@ export class EventStoreTransaction {
   }
 
   /**
+   * Appends to DISTINCT streams in ONE statement (the multi-stream statement of the `AppendBatcher`),
+   * each with its own expected version. Returns, in order, each append's result, or null when its
+   * stream's version did not match (that append wrote nothing; the others are written, and the caller
+   * decides what the conflict means). No inline projection: the caller projects the results, in the
+   * same transaction. Throws what the statement throws; the transaction is then unusable.
+   */
+  async appendMany(appends: readonly ManyAppend[]): Promise<(AppendResult | null)[]> {
+    return appendPreparedMany(
+      this.sql,
+      appends.map((a) => prepareAppend(a.streamId, a.streamType, a.expected, a.events, a.opts)),
+    );
+  }
+
+  /**
    * Claims an idempotency key for this transaction. Returns `{ replay }` with the first request's
    * stored reply when the key was used before (a concurrent first request is waited for), or `null`
    * when this request is the first. Throws {@link IdempotencyKeyReusedError} when the key was used
@@ -103,7 +135,7 @@ export class EventStoreTransaction {
     key: string,
     request: unknown,
   ): Promise<{ replay: unknown } | null> {
-    const hash = createHash('sha256').update(JSON.stringify(request)).digest('hex');
+    const hash = requestHash(request);
     const inserted = await this.sql.query(
       `INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash) VALUES ($1, $2, $3)
        ON CONFLICT DO NOTHING RETURNING 1`,
@@ -119,6 +151,78 @@ export class EventStoreTransaction {
     return { replay: row.reply };
   }
 
+  /**
+   * {@link claimIdempotencyKey} for several keys (distinct `(tenantId, key)`) in two statements at most:
+   * one claims every key (in `(tenantId, key)` order, the order any other batch claims them in, so two
+   * batches waiting on each other's first requests cannot deadlock), one reads the keys already used.
+   * Returns, in order, `null` (claimed: this request is the first), `{ replay }` (the first request's
+   * stored reply) or an {@link IdempotencyKeyReusedError} (the key was used for a different request).
+   */
+  async claimIdempotencyKeys(
+    claims: readonly IdempotencyClaim[],
+  ): Promise<({ replay: unknown } | null | IdempotencyKeyReusedError)[]> {
+    const hashes = claims.map((c) => requestHash(c.request));
+    const order = claims.map((_, i) => i).sort((a, b) => compareKeys(claims[a]!, claims[b]!));
+    const inserted = KeyRow.array().parse(
+      await this.sql.query(
+        `INSERT INTO idempotency_keys (tenant_id, idempotency_key, request_hash)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+         ON CONFLICT DO NOTHING RETURNING tenant_id, idempotency_key`,
+        [
+          order.map((i) => claims[i]!.tenantId),
+          order.map((i) => claims[i]!.key),
+          order.map((i) => hashes[i]!),
+        ],
+      ),
+    );
+    const claimed = new Set(inserted.map((r) => keyOf(r.tenant_id, r.idempotency_key)));
+    const used = claims.filter((c) => !claimed.has(keyOf(c.tenantId, c.key)));
+    const stored = new Map<string, z.infer<typeof UsedKeyRow>>();
+    if (used.length > 0) {
+      const rows = UsedKeyRow.array().parse(
+        await this.sql.query(
+          `SELECT tenant_id, idempotency_key, request_hash, reply FROM idempotency_keys
+           WHERE (tenant_id, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+          [used.map((c) => c.tenantId), used.map((c) => c.key)],
+        ),
+      );
+      for (const row of rows) stored.set(keyOf(row.tenant_id, row.idempotency_key), row);
+    }
+    return claims.map((c, i) => {
+      const row = claimed.has(keyOf(c.tenantId, c.key)) ? undefined : stored.get(keyOf(c.tenantId, c.key));
+      if (!row) return null;
+      if (row.request_hash !== hashes[i]) return new IdempotencyKeyReusedError(c.key);
+      return { replay: row.reply };
+    });
+  }
+
+  /**
+   * Ends the claims of {@link claimIdempotencyKeys} in ONE statement: `saves` store the replies of the
+   * requests that claimed their keys, for their retries; `releases` give keys back (their request was
+   * refused or will run again on its own), as a rollback of the claim would.
+   */
+  async settleIdempotencyKeys(
+    saves: readonly { tenantId: string; key: string; reply: unknown }[],
+    releases: readonly { tenantId: string; key: string }[],
+  ): Promise<void> {
+    await this.sql.query(
+      `WITH saved AS (
+         UPDATE idempotency_keys k SET reply = s.reply::jsonb
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS s(tenant_id, idempotency_key, reply)
+         WHERE k.tenant_id = s.tenant_id AND k.idempotency_key = s.idempotency_key
+       )
+       DELETE FROM idempotency_keys k USING unnest($4::text[], $5::text[]) AS r(tenant_id, idempotency_key)
+       WHERE k.tenant_id = r.tenant_id AND k.idempotency_key = r.idempotency_key`,
+      [
+        saves.map((s) => s.tenantId),
+        saves.map((s) => s.key),
+        saves.map((s) => JSON.stringify(s.reply)),
+        releases.map((r) => r.tenantId),
+        releases.map((r) => r.key),
+      ],
+    );
+  }
+
   /** Stores the reply of the request that claimed `key`, for its retries. */
   async saveIdempotentReply(tenantId: string, key: string, reply: unknown): Promise<void> {
     await this.sql.query(
@@ -132,6 +236,14 @@ export class EventStoreTransaction {
     await this.sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [key]);
   }
 }
+
+/** What an idempotency key is bound to: SHA-256 (hex) of the request's JSON. */
+const requestHash = (request: unknown) => createHash('sha256').update(JSON.stringify(request)).digest('hex');
+const KeyRow = z.object({ tenant_id: z.string(), idempotency_key: z.string() });
+const UsedKeyRow = KeyRow.extend({ request_hash: z.string(), reply: z.unknown() });
+const keyOf = (tenantId: string, key: string) => `${tenantId}\u0000${key}`;
+const compareKeys = (a: IdempotencyClaim, b: IdempotencyClaim) =>
+  a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 
 async function readStreamWith(
   sql: Sql,

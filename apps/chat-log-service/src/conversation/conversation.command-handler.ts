@@ -14,13 +14,16 @@ import {
   isErased,
 } from '@threadline/contracts';
 import {
+  type AppendResult,
   EVENT_COLUMNS,
   EventStore,
   EventStoreTransaction,
   eventMetadata,
+  type ManyAppend,
   type Sql,
   toEnvelope,
 } from '@threadline/event-store';
+import { DomainError } from '@threadline/platform';
 import type { Meter } from '../usage/usage-meter';
 import {
   type ConversationCommand,
@@ -33,7 +36,18 @@ import {
   TurnNotFoundError,
 } from './conversation.decider';
 import { TurnsProjection } from './turns.projection';
-import { findTurn, sessionOfTurnId } from './turns.read-model';
+import { findTurn, sessionOfTurnId, sessionsOfTurnIds } from './turns.read-model';
+
+/** A LogTurn as {@link ConversationCommandHandler.logTurns} takes it (the fields of `logTurn`'s input). */
+export interface LogTurnCommand {
+  context: CommandContext;
+  sessionId: string;
+  actingUserId?: string | undefined;
+  turn: LogTurnBody;
+}
+
+/** What became of one command of a batch: its reply, its DomainError, or `rerun` (run it alone). */
+export type BatchOutcome = { reply: TurnWriteReply } | { error: DomainError } | { rerun: true };
 
 /** Token of the clock commands are stamped with: `() => Date` (tests may pin it). */
 export const CONVERSATION_CLOCK = Symbol('CONVERSATION_CLOCK');
@@ -88,39 +102,57 @@ export async function loadConversation(
   sessionId: string,
   turnId: string | null,
 ): Promise<ConversationState> {
-  const sessionStream = sessionStreamId(tenantId, sessionId);
-  const conversationStream = conversationStreamId(tenantId, sessionId);
+  const [state] = await loadConversations(sql, [{ tenantId, sessionId, turnId }]);
+  return state!;
+}
+
+/** {@link loadConversation} for several conversations, still in ONE statement; answers in the order asked. */
+export async function loadConversations(
+  sql: Sql,
+  wanted: readonly { tenantId: string; sessionId: string; turnId: string | null }[],
+): Promise<ConversationState[]> {
   const rows = await sql.query<
-    Record<string, unknown> & { part: number; conversation_version: string | null }
+    Record<string, unknown> & { i: string; part: number; conversation_version: string | null }
   >(
-    `SELECT p.part, ${EVENT_COLUMNS},
-            (SELECT version FROM streams WHERE stream_id = $2) AS conversation_version
-     FROM (
+    `SELECT c.i, p.part, ${EVENT_COLUMNS},
+            (SELECT version FROM streams WHERE stream_id = c.conversation_stream) AS conversation_version
+     FROM unnest($1::text[], $2::text[], $3::text[])
+            WITH ORDINALITY AS c(session_stream, conversation_stream, turn_id, i)
+     CROSS JOIN LATERAL (
        SELECT 0 AS part, global_position FROM events
-        WHERE stream_id = $1 AND split_part(event_type, '.', 1) = ANY($4::text[])
+        WHERE stream_id = c.session_stream AND split_part(event_type, '.', 1) = ANY($4::text[])
        UNION ALL
        (SELECT 1, global_position FROM events
-         WHERE stream_id = $2 AND split_part(event_type, '.', 1) = ANY($5::text[]) AND NOT metadata ? 'erased'
+         WHERE stream_id = c.conversation_stream AND split_part(event_type, '.', 1) = ANY($5::text[])
+           AND NOT metadata ? 'erased'
          ORDER BY stream_position DESC LIMIT 1)
        UNION
-       SELECT 2, global_position FROM events WHERE stream_id = $2 AND $3::text IS NOT NULL AND data->>'turnId' = $3
+       SELECT 2, global_position FROM events
+        WHERE stream_id = c.conversation_stream AND c.turn_id IS NOT NULL AND data->>'turnId' = c.turn_id
      ) p JOIN events USING (global_position)
-     ORDER BY p.part = 0 DESC, stream_position`,
-    [sessionStream, conversationStream, turnId, LIFECYCLE_EVENT_NAMES, TURN_OPENING_EVENT_NAMES],
+     ORDER BY c.i, p.part = 0 DESC, stream_position`,
+    [
+      wanted.map((w) => sessionStreamId(w.tenantId, w.sessionId)),
+      wanted.map((w) => conversationStreamId(w.tenantId, w.sessionId)),
+      wanted.map((w) => w.turnId),
+      LIFECYCLE_EVENT_NAMES,
+      TURN_OPENING_EVENT_NAMES,
+    ],
   );
-  let state = initialState();
-  let version = 0;
+  const states = wanted.map(() => initialState());
+  const versions = wanted.map(() => 0);
   let lastGlobal = 0;
   for (const row of rows) {
+    const i = Number(row.i) - 1;
     const envelope = toEnvelope(row);
-    version = Number(row.conversation_version ?? 0);
+    versions[i] = Number(row.conversation_version ?? 0);
     // The last opener and the turn's own events may be the same row (UNION keeps parts apart).
     if (row.part !== 0 && envelope.globalPosition === lastGlobal) continue;
     if (row.part !== 0) lastGlobal = envelope.globalPosition;
-    if (row.part === 0) state = foldSessionEvent(state, envelope);
-    else if (!isErased(envelope)) state = evolve(state, conversationEventRegistry.parse(envelope));
+    if (row.part === 0) states[i] = foldSessionEvent(states[i]!, envelope);
+    else if (!isErased(envelope)) states[i] = evolve(states[i]!, conversationEventRegistry.parse(envelope));
   }
-  return { ...state, version };
+  return states.map((state, i) => ({ ...state, version: versions[i]! }));
 }
 
 /**
@@ -178,6 +210,106 @@ export class ConversationCommandHandler {
     }
     const position = await this.decideAndAppend(tx, context, { type: 'LogTurn', data: { ...input, turnId } });
     return this.replyFor(tx, context.tenantId, turnId, position);
+  }
+
+  /**
+   * {@link logTurn} for several commands at once, in the caller's transaction, with a fixed number of
+   * statements whatever their number (see `LogTurnBatcher`, which makes sure no two of them share a
+   * conversation or a client-given turn id). In order:
+   * 1. one statement takes every lock, in the order every batch takes them (turn-id locks sorted, then
+   *    conversation locks sorted; the single path takes a turn id's before its conversation's, so no
+   *    two transactions can wait on each other in a cycle), then the sessions' stream rows FOR SHARE;
+   * 2. one statement checks the client-given turn ids (TURN.ALREADY_EXISTS when used in another session);
+   * 3. one statement reads every conversation ({@link loadConversations}); `decide` runs on each;
+   * 4. one statement appends to every conversation, each with its own expected version;
+   * 5. one statement writes the new turns' rows and returns them (`TurnsProjection.openTurns`).
+   * Answers, in order, each command's reply (byte for byte what {@link logTurn} answers: the row as
+   * stored and the append's last global position), its DomainError (nothing written for it), or
+   * `rerun` (nothing written for it; run it alone: a version conflict, or another error of its own).
+   * Throws when a shared statement fails (the caller's transaction is then to be rolled back).
+   */
+  async logTurns(tx: EventStoreTransaction, commands: readonly LogTurnCommand[]): Promise<BatchOutcome[]> {
+    const outcomes: (BatchOutcome | undefined)[] = commands.map(() => undefined);
+    // Every command has an outcome by the end; `rerun` is only the default of a path that forgot one.
+    const settled = () => outcomes.map((o): BatchOutcome => o ?? { rerun: true });
+    const turnIds = commands.map((c) => c.turn.turn_id ?? randomUUID());
+    const given = commands.flatMap((c, k) => (c.turn.turn_id !== undefined ? [k] : []));
+    const sorted = (keys: string[]) => [...new Set(keys)].sort();
+    const locks = [
+      ...sorted(given.map((k) => `turn-id:${commands[k]!.context.tenantId}:${turnIds[k]!}`)),
+      ...sorted(commands.map((c) => conversationStreamId(c.context.tenantId, c.sessionId))),
+    ];
+    const sessionRows = sorted(commands.map((c) => sessionStreamId(c.context.tenantId, c.sessionId)));
+    await tx.sql.query(
+      `WITH locked AS (SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) AS n FROM unnest($1::text[]) AS k)
+       SELECT count(*) FROM (SELECT 1 FROM streams WHERE stream_id = ANY($2::text[]) AND (SELECT n FROM locked) >= 0
+                             ORDER BY stream_id FOR SHARE) s`,
+      [locks, sessionRows],
+    );
+    if (given.length > 0) {
+      const usedIn = await sessionsOfTurnIds(
+        tx.sql,
+        given.map((k) => ({ tenantId: commands[k]!.context.tenantId, turnId: turnIds[k]! })),
+      );
+      given.forEach((k, j) => {
+        const session = usedIn[j] ?? null;
+        if (session !== null && session !== commands[k]!.sessionId)
+          outcomes[k] = { error: new TurnAlreadyExistsError(turnIds[k]!) };
+      });
+    }
+
+    const live = commands.flatMap((_, k) => (outcomes[k] ? [] : [k]));
+    if (live.length === 0) return settled();
+    const states = await loadConversations(
+      tx.sql,
+      live.map((k) => ({
+        tenantId: commands[k]!.context.tenantId,
+        sessionId: commands[k]!.sessionId,
+        turnId: commands[k]!.turn.turn_id ?? null,
+      })),
+    );
+    const appends: { k: number; append: ManyAppend }[] = [];
+    live.forEach((k, j) => {
+      const { context, ...data } = commands[k]!;
+      const state = states[j]!;
+      try {
+        const events = decide({ type: 'LogTurn', data: { ...data, turnId: turnIds[k]! } }, state, {
+          now: this.clock(),
+          newId: randomUUID,
+          meter: this.meter,
+        });
+        appends.push({
+          k,
+          append: {
+            streamId: conversationStreamId(context.tenantId, data.sessionId),
+            streamType: CONVERSATION_CATEGORY,
+            expected: state.version,
+            events,
+            opts: { metadata: eventMetadata(context, data.actingUserId ?? state.session.userId) },
+          },
+        });
+      } catch (error) {
+        outcomes[k] = error instanceof DomainError ? { error } : { rerun: true };
+      }
+    });
+    if (appends.length === 0) return settled();
+
+    const results = await tx.appendMany(appends.map((a) => a.append));
+    const stored: { k: number; result: AppendResult }[] = [];
+    appends.forEach(({ k }, j) => {
+      const result = results[j];
+      if (result) stored.push({ k, result });
+      else outcomes[k] = { rerun: true }; // a writer that bypassed the lock: the single path retries
+    });
+    if (stored.length === 0) return settled();
+    const records = await this.projection.openTurns(
+      tx.sql,
+      stored.map((s) => s.result.events),
+    );
+    stored.forEach(({ k, result }, j) => {
+      outcomes[k] = { reply: { turn: records[j]!.view, position: result.lastGlobalPosition } };
+    });
+    return settled();
   }
 
   /**

@@ -21,8 +21,10 @@ import {
   SessionDeletedV1,
   SessionEndedV1,
   sessionStreamId,
+  type RequestOf,
+  TurnWriteReply,
 } from '@threadline/contracts';
-import { EventStore, ProjectionRunner } from '@threadline/event-store';
+import { EVENT_COLUMNS, EventStore, ProjectionRunner, toEnvelope } from '@threadline/event-store';
 import { RequestClient, startServiceTransports } from '@threadline/messaging';
 import {
   createTestDatabase,
@@ -33,8 +35,11 @@ import {
   testNatsUrl,
   expectDomainError,
 } from '@threadline/testing';
+import { DomainError } from '@threadline/platform';
 import { AppModule } from '../app.module';
 import { ChatLogServiceConfig } from '../config';
+import { ConversationCommandHandler } from './conversation.command-handler';
+import { LogTurnBatcher } from './log-turn.batcher';
 import { TurnsProjection, turnsEventRegistry } from './turns.projection';
 
 jest.setTimeout(90_000);
@@ -704,5 +709,285 @@ describe('chat-log-service over NATS', () => {
       }
     });
     expect(await snapshot()).toEqual(before);
+  });
+
+  describe('group commit of LogTurns', () => {
+    const payloadOf = (
+      tenantId: string,
+      sessionId: string,
+      body: Record<string, unknown>,
+      extra: { idempotencyKey?: string; userId?: string } = {},
+    ) =>
+      LogTurn.schema.parse({
+        context: { tenantId, ...(extra.idempotencyKey ? { idempotencyKey: extra.idempotencyKey } : {}) },
+        sessionId,
+        ...(extra.userId ? { userId: extra.userId } : {}),
+        body,
+      });
+    /** Settles every command, started in the same tick (so they queue for the same batch). */
+    const settleAll = (
+      run: (p: RequestOf<typeof LogTurn>) => Promise<TurnWriteReply>,
+      payloads: RequestOf<typeof LogTurn>[],
+    ) =>
+      Promise.all(
+        payloads.map((p) =>
+          run(p).then(
+            (reply) => ({ reply }),
+            (error: unknown) => ({ error }),
+          ),
+        ),
+      );
+    const replyOf = (o: { reply: TurnWriteReply } | { error: unknown }): TurnWriteReply => {
+      if ('reply' in o) return o.reply;
+      throw o.error;
+    };
+    const transactionsOf = async (tenantId: string): Promise<string[]> =>
+      (
+        await tdb.db.query(
+          `SELECT DISTINCT transaction_id::text AS tx FROM events WHERE tenant_id = $1 AND stream_type = 'conversation'`,
+          [tenantId],
+        )
+      ).map((r) => z.object({ tx: z.string() }).parse(r).tx);
+    const at = (s: number) => `2025-03-01T10:00:${String(s).padStart(2, '0')}.123456+02:00`;
+    /** Turns with what the database rewrites on the way back (offsets, microseconds, numeric, jsonb). */
+    const bodies = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        turn_id: `g-${i}`,
+        user_input: `question ${i} about orders`,
+        started_at: at(i),
+        completed_at: at(i + 1),
+        status: i % 3 === 2 ? 'failed' : 'completed',
+        ...(i % 3 === 2 ? { error: 'backend timed out' } : {}),
+        processing_time_ms: 100 + i,
+        vector_cache_hit: i % 2 === 0,
+        agent_responses: [
+          { agent_name: 'GenAgent', response: `answer ${i}`, model: 'gpt-4o', started_at: at(i) },
+          {
+            agent_name: 'SummAgent',
+            response: 'summary',
+            model: 'gpt-4o-mini-2024-07-18',
+            usage: { input_tokens: 1000 + i, output_tokens: 7, cached_tokens: 3, reasoning_tokens: 0 },
+          },
+        ],
+        tool_calls: [{ tool_call_id: `c-${i}`, name: 'orders', request: { q: i }, result: { n: i * 1.5 } }],
+      }));
+
+    it('writes concurrent LogTurns of many sessions in one transaction, each reply byte for byte the single path’s', async () => {
+      const batcher = app.get(LogTurnBatcher);
+      const handler = app.get(ConversationCommandHandler);
+      const [batched, alone] = [newTenant(), newTenant()];
+      const sessionIds = Array.from({ length: 12 }, () => randomUUID());
+      for (const tenantId of [batched, alone])
+        for (const [i, id] of sessionIds.entries()) await createSession(tenantId, `u${i}`, id);
+      const whole = bodies(12);
+      const started = sessionIds.map((id, i) =>
+        payloadOf(batched, id, {
+          turn_id: `open-${i}`,
+          user_input: 'step by step',
+          status: 'in_progress',
+          started_at: at(i),
+          agent_responses: [{ agent_name: 'GenAgent', response: 'first', model: 'gpt-4o' }],
+          tool_calls: [{ tool_call_id: 'q', name: 'sql', status: 'running', request: { sql: 'SELECT 1' } }],
+        }),
+      );
+      const wholeOut = await settleAll(
+        (p) => batcher.logTurn(p),
+        sessionIds.map((id, i) => payloadOf(batched, id, whole[i]!)),
+      );
+      const startedOut = await settleAll((p) => batcher.logTurn(p), started);
+      expect((await transactionsOf(batched)).length).toBe(2);
+      const replies = [...wholeOut, ...startedOut].map(replyOf);
+      expect(replies.map((r) => r.turn.conversation_turn)).toEqual([
+        ...sessionIds.map(() => 1),
+        ...sessionIds.map(() => 2),
+      ]);
+
+      // The single path's reply is the turn read back and the append's position: the same bytes.
+      for (const reply of replies) {
+        const single = await store.transaction((tx) =>
+          handler.replyFor(tx, batched, reply.turn.turn_id, reply.position),
+        );
+        expect(JSON.stringify(reply)).toBe(JSON.stringify(TurnWriteReply.parse(single)));
+      }
+      // The same whole turns logged one by one through the single path answer the same (but positions).
+      for (const [i, id] of sessionIds.entries()) {
+        const single = await batcher.logTurnAlone(payloadOf(alone, id, whole[i]!));
+        expect(JSON.stringify({ ...single, position: 0 })).toBe(
+          JSON.stringify({ ...replies[i]!, position: 0 }),
+        );
+      }
+      expect((await transactionsOf(alone)).length).toBe(12);
+
+      // The rows written for the batch are the rows `apply` leaves after the same events one by one.
+      const rowsOf = (tenantId: string) =>
+        tdb.db.query(
+          `SELECT t.*, t.cost_usd::text AS cost FROM turns t WHERE tenant_id = $1 ORDER BY turn_id`,
+          [tenantId],
+        );
+      const written = await rowsOf(batched);
+      await tdb.db.transaction(async (sql) => {
+        await sql.query('DELETE FROM turns WHERE tenant_id = $1', [batched]);
+        await sql.query('DELETE FROM turn_ids WHERE tenant_id = $1', [batched]);
+        const events = await sql.query(
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_type = 'conversation'
+           ORDER BY global_position`,
+          [batched],
+        );
+        const projection = new TurnsProjection();
+        for (const row of events) await projection.apply(sql, turnsEventRegistry.parse(toEnvelope(row)));
+      });
+      expect(await rowsOf(batched)).toEqual(written);
+    });
+
+    it('refuses one command of a batch without affecting the others', async () => {
+      const batcher = app.get(LogTurnBatcher);
+      const tenantId = newTenant();
+      const [ok1, ok2, ended, other, mine, keyed] = await Promise.all(
+        Array.from({ length: 6 }, () => createSession(tenantId)),
+      );
+      await endSession(tenantId, ended!);
+      await logTurn(tenantId, other!, { turn_id: 'taken', user_input: 'first' });
+      await logTurn(tenantId, mine!, { turn_id: 'mine-1', user_input: 'first' });
+      await batcher.logTurn(payloadOf(tenantId, keyed!, { user_input: 'keyed' }, { idempotencyKey: 'used' }));
+      const before = await conversationEventsOf(tenantId);
+      const out = await settleAll(
+        (p) => batcher.logTurn(p),
+        [
+          payloadOf(tenantId, ok1!, { user_input: 'fine' }),
+          payloadOf(tenantId, ended!, { user_input: 'late' }, { idempotencyKey: 'on-ended' }),
+          payloadOf(tenantId, 'no-such-session', { user_input: 'lost' }),
+          payloadOf(tenantId, ok2!, { turn_id: 'taken', user_input: 'reuse' }),
+          payloadOf(tenantId, mine!, { turn_id: 'mine-1', user_input: 'again' }),
+          payloadOf(tenantId, keyed!, { user_input: 'another request' }, { idempotencyKey: 'used' }),
+          payloadOf(tenantId, ok2!, { user_input: 'x', status: 'in_progress', error: 'not yet' }),
+          payloadOf(tenantId, ok1!, { user_input: 'someone else' }, { userId: 'u2' }),
+          payloadOf(newTenant(), ok2!, { user_input: 'elsewhere' }),
+        ],
+      );
+      const codes = out.map((o) =>
+        'reply' in o ? 'ok' : o.error instanceof DomainError ? o.error.code : String(o.error),
+      );
+      expect(codes).toEqual([
+        'ok',
+        'SESSION.ALREADY_ENDED',
+        'SESSION.NOT_FOUND',
+        'TURN.ALREADY_EXISTS',
+        'TURN.ALREADY_EXISTS',
+        'REQUEST.INVALID',
+        'REQUEST.INVALID',
+        'SESSION.NOT_FOUND',
+        'SESSION.NOT_FOUND',
+      ]);
+      expect(await conversationEventsOf(tenantId)).toBe(before + 1);
+      // A refused command's key is given back (as its rollback would): the same request may run later.
+      expect(await count('SELECT count(*) AS n FROM idempotency_keys WHERE tenant_id = $1', [tenantId])).toBe(
+        1,
+      );
+      const first = out[0]!;
+      expect('reply' in first && first.reply.turn).toMatchObject({ session_id: ok1, conversation_turn: 1 });
+    });
+
+    it('answers concurrent retries with the same idempotency key with the first reply', async () => {
+      const batcher = app.get(LogTurnBatcher);
+      const tenantId = newTenant();
+      const sessions = await Promise.all(Array.from({ length: 4 }, () => createSession(tenantId)));
+      const payloads = sessions.flatMap((id, i) =>
+        Array.from({ length: 5 }, () =>
+          payloadOf(tenantId, id, { user_input: `q${i}` }, { idempotencyKey: `k${i}` }),
+        ),
+      );
+      const out = await settleAll((p) => batcher.logTurn(p), payloads);
+      const replies = out.map((o) => JSON.stringify(replyOf(o)));
+      for (let i = 0; i < 4; i++) expect(new Set(replies.slice(i * 5, i * 5 + 5)).size).toBe(1);
+      expect(new Set(replies).size).toBe(4);
+      expect(await conversationEventsOf(tenantId)).toBe(4);
+      // Over NATS, with another correlation id: still the first reply.
+      const again = await client.request(LogTurn, {
+        ...payloads[0]!,
+        context: { ...payloads[0]!.context, correlationId: 'retry' },
+      });
+      expect(JSON.stringify(again)).toBe(replies[0]);
+    });
+
+    it('reruns each command of a failing batch alone: only the command at fault fails', async () => {
+      const batcher = app.get(LogTurnBatcher);
+      const tenantId = newTenant();
+      const sessions = await Promise.all(Array.from({ length: 5 }, () => createSession(tenantId)));
+      const spoiled = sessions[2]!;
+      // A row the events do not know holds number 1 of one session: the batch's insert of the turns fails.
+      await tdb.db.query(
+        `INSERT INTO turns (tenant_id, turn_id, session_id, conversation_turn, user_input, status, started_at,
+                            updated_at, version, last_global_position)
+         VALUES ($1, 'squatter', $2, 1, 'x', 'completed', now(), now(), 1, 1)`,
+        [tenantId, spoiled],
+      );
+      try {
+        const out = await settleAll(
+          (p) => batcher.logTurn(p),
+          sessions.map((id) => payloadOf(tenantId, id, { user_input: 'hello' })),
+        );
+        const fault = out[2]!;
+        expect('error' in fault && fault.error).toMatchObject({ code: '23505' });
+        expect('error' in fault && fault.error instanceof DomainError).toBe(false);
+        const ok = out.filter((_, i) => i !== 2).map(replyOf);
+        expect(ok.map((r) => r.turn.conversation_turn)).toEqual([1, 1, 1, 1]);
+        expect(await conversationEventsOf(tenantId)).toBe(4);
+        // Each ran alone, in a transaction of its own.
+        expect((await transactionsOf(tenantId)).length).toBe(4);
+      } finally {
+        await tdb.db.query(`DELETE FROM turns WHERE tenant_id = $1 AND turn_id = 'squatter'`, [tenantId]);
+      }
+    });
+
+    it('reads a conversation only once its lock is held: a turn committed meanwhile is seen, not conflicted with', async () => {
+      const batcher = app.get(LogTurnBatcher);
+      const handler = app.get(ConversationCommandHandler);
+      const tenantId = newTenant();
+      const [busy, beside] = await Promise.all([createSession(tenantId), createSession(tenantId)]);
+      let held!: () => void;
+      const holding = new Promise<void>((resolve) => (held = resolve));
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      // The single path logs turn 1 and keeps its transaction (and the conversation's lock) open.
+      const first = store.transaction(async (tx) => {
+        const reply = await handler.logTurn(
+          tx,
+          { tenantId },
+          { sessionId: busy, turn: LogTurn.schema.shape.body.parse({ user_input: 'first' }) },
+        );
+        held();
+        await released;
+        return reply;
+      });
+      await holding;
+      const batch = settleAll(
+        (p) => batcher.logTurn(p),
+        [
+          payloadOf(tenantId, busy, { user_input: 'second' }),
+          payloadOf(tenantId, beside, { user_input: 'beside' }),
+        ],
+      );
+      await eventually(async () => {
+        const rows = await tdb.db.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'`,
+        );
+        return rows.length > 0 ? true : undefined;
+      });
+      release();
+      expect((await first).turn.conversation_turn).toBe(1);
+      const [second, other] = (await batch).map(replyOf);
+      expect(second?.turn.conversation_turn).toBe(2);
+      expect(other?.turn.conversation_turn).toBe(1);
+      // Both in the batch's one transaction: turn 2 was decided on the committed turn 1, not rerun alone.
+      expect((await transactionsOf(tenantId)).length).toBe(2);
+    });
+
+    it('over NATS, concurrent LogTurns of many sessions share transactions', async () => {
+      const tenantId = newTenant();
+      const sessions = await Promise.all(Array.from({ length: 40 }, () => createSession(tenantId)));
+      const replies = await Promise.all(sessions.map((id) => logTurn(tenantId, id, { user_input: 'hi' })));
+      expect(replies.map((r) => r.turn.conversation_turn)).toEqual(sessions.map(() => 1));
+      expect((await transactionsOf(tenantId)).length).toBeLessThan(40);
+    });
   });
 });

@@ -17,6 +17,7 @@ import { Db, EventStore, runCommand } from '@threadline/event-store';
 import { RequestHandler } from '@threadline/messaging';
 import { ConversationCommandHandler, loadSessionLifecycle } from './conversation.command-handler';
 import { SessionNotFoundError, TurnNotFoundError } from './conversation.decider';
+import { LogTurnBatcher } from './log-turn.batcher';
 import { findTurn, listSessionTurns, listUserTurns } from './turns.read-model';
 
 /**
@@ -35,23 +36,17 @@ export class ConversationController {
     private readonly store: EventStore,
     private readonly commands: ConversationCommandHandler,
     private readonly db: Db,
+    private readonly logTurns: LogTurnBatcher,
   ) {}
 
   /**
-   * Logs a whole turn (`status` completed|failed) or starts one (`in_progress`) in session `sessionId`.
+   * Logs a whole turn (`status` completed|failed) or starts one (`in_progress`) in session `sessionId`,
+   * group-committed with the LogTurns that arrive at the same time (see {@link LogTurnBatcher}).
    * Errors: SESSION.NOT_FOUND, SESSION.ALREADY_ENDED, TURN.ALREADY_EXISTS, REQUEST.INVALID.
    */
   @RequestHandler(LogTurn)
   logTurn(@Payload() p: RequestOf<typeof LogTurn>): Promise<ReplyOf<typeof LogTurn>> {
-    return runCommand(this.store, LogTurn, p, async (tx) =>
-      TurnWriteReply.parse(
-        await this.commands.logTurn(tx, p.context, {
-          sessionId: p.sessionId,
-          actingUserId: p.userId,
-          turn: p.body,
-        }),
-      ),
-    );
+    return this.logTurns.logTurn(p);
   }
 
   /**

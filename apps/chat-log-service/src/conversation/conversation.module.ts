@@ -10,6 +10,7 @@ import {
   USAGE_METER,
 } from './conversation.command-handler';
 import { ConversationController } from './conversation.controller';
+import { LogTurnBatcher } from './log-turn.batcher';
 import { SessionDeletionsController } from './session-deletions.controller';
 import { TurnsProjection } from './turns.projection';
 
@@ -41,6 +42,7 @@ export class ConversationModule {
       controllers: [ConversationController, SessionDeletionsController],
       providers: [
         ConversationCommandHandler,
+        LogTurnBatcher,
         TurnsProjection,
         { provide: CONVERSATION_CLOCK, useValue: (() => new Date()) satisfies Clock },
         { provide: USAGE_METER, useValue: meter },

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import {
   type AgentResponseData,
   CONVERSATION_CATEGORY,
@@ -13,7 +14,7 @@ import {
 import type { Projection, Sql } from '@threadline/event-store';
 import { roundUsd } from '../usage/price-table';
 import type { ConversationDomainEvent } from './conversation.decider';
-import { findTurn } from './turns.read-model';
+import { COLUMNS, findTurn, toRecord, type TurnRecord } from './turns.read-model';
 
 /** Knows the conversation and session events and their upcasters (none yet). */
 const turnsEvents = [...ConversationEvents, ...SessionEvents] as const;
@@ -158,6 +159,62 @@ export function changedTurnView(view: TurnView, event: Change): TurnView | null 
   }
 }
 
+const TenantOfRow = z.object({ tenant_id: z.string() });
+
+/** Whether `event` is a later event of a turn (not its opening, not a session event). */
+function isTurnChange(event: ParsedEvent<typeof turnsEvents>): event is Change & typeof event {
+  switch (event.type) {
+    case 'AgentResponded.v1':
+    case 'ToolCallRecorded.v1':
+    case 'TurnCompleted.v1':
+    case 'TurnFailed.v1':
+    case 'TurnDeleted.v1':
+      return true;
+    case 'TurnLogged.v1':
+    case 'TurnStarted.v1':
+    case 'SessionCreated.v1':
+    case 'SessionTitleChanged.v1':
+    case 'SessionMetadataUpdated.v1':
+    case 'SessionEnded.v1':
+    case 'SessionExpired.v1':
+    case 'SessionDeleted.v1':
+      return false;
+    default: {
+      const unreachable: never = event;
+      return unreachable;
+    }
+  }
+}
+
+/** A turn's row of `turns` as JSON (the columns `save` writes), for `jsonb_populate_recordset`. */
+function turnRow(tenantId: string, v: TurnView, version: number, global: number): Record<string, unknown> {
+  return {
+    tenant_id: tenantId,
+    turn_id: v.turn_id,
+    session_id: v.session_id,
+    user_id: v.user_id,
+    conversation_turn: v.conversation_turn,
+    user_input: v.user_input,
+    agent_responses: v.agent_responses,
+    tool_calls: v.tool_calls,
+    input_tokens: v.usage.input_tokens,
+    output_tokens: v.usage.output_tokens,
+    cached_tokens: v.usage.cached_tokens,
+    reasoning_tokens: v.usage.reasoning_tokens,
+    total_tokens: v.usage.total_tokens,
+    cost_usd: v.cost_usd,
+    status: v.status,
+    error: v.error,
+    vector_cache_hit: v.vector_cache_hit,
+    processing_time_ms: v.processing_time_ms,
+    started_at: v.started_at,
+    completed_at: v.completed_at,
+    updated_at: v.updated_at,
+    version,
+    last_global_position: global,
+  };
+}
+
 /**
  * The `turns` read model (tables `turns` and `turn_ids` of migration `Turns1732400000000`).
  *
@@ -206,6 +263,60 @@ export class TurnsProjection implements Projection<ParsedEvent<typeof turnsEvent
         return unreachable;
       }
     }
+  }
+
+  /**
+   * The inline projection of turns just opened, many in ONE statement (the LogTurn batch, see
+   * `LogTurnBatcher`). Each entry holds the events one append stored for one new turn: its opening
+   * event (`TurnLogged` / `TurnStarted`), then its `AgentResponded` / `ToolCallRecorded` events. Each is
+   * folded in memory with the pure functions {@link apply} uses ({@link openedTurnView},
+   * {@link changedTurnView}), which gives the row `apply` would leave after its events one by one, and
+   * written as `save` writes an opening (`turn_ids` first; nothing for an id marked deleted or a row
+   * already there). Returns each turn's row as stored (`RETURNING`: what a read-back would see), in
+   * order. Throws for an entry that does not open a turn, and when a row was not written: these are
+   * new turns, so either means the read model does not match the events.
+   */
+  async openTurns(sql: Sql, appended: readonly EventEnvelope[][]): Promise<TurnRecord[]> {
+    const rows = appended.map((events) => {
+      const [first, ...rest] = events.map((e) => turnsEventRegistry.parse(e));
+      if (first?.type !== 'TurnLogged.v1' && first?.type !== 'TurnStarted.v1')
+        throw new Error(`a new turn's events start with ${first?.type ?? 'nothing'}, not its opening`);
+      let view = openedTurnView(first);
+      for (const event of rest) {
+        const next = isTurnChange(event) ? changedTurnView(view, event) : null;
+        if (next === null) throw new Error(`a new turn's events hold a ${event.type}`);
+        view = next;
+      }
+      const last = events[events.length - 1]!;
+      return {
+        tenantId: last.metadata.tenantId,
+        view,
+        version: last.streamPosition,
+        global: last.globalPosition,
+      };
+    });
+    const stored = await sql.query(
+      `WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::turns, $1::jsonb)),
+       id AS (INSERT INTO turn_ids (tenant_id, turn_id, session_id) SELECT tenant_id, turn_id, session_id FROM r
+              ON CONFLICT (tenant_id, turn_id) DO UPDATE SET deleted = turn_ids.deleted
+              RETURNING tenant_id, turn_id, deleted)
+       INSERT INTO turns (${COLUMNS})
+       SELECT ${COLUMNS} FROM r JOIN id USING (tenant_id, turn_id) WHERE NOT id.deleted
+       ON CONFLICT (tenant_id, turn_id) DO NOTHING
+       RETURNING ${COLUMNS}`,
+      [JSON.stringify(rows.map((r) => turnRow(r.tenantId, r.view, r.version, r.global)))],
+    );
+    const records = new Map<string, TurnRecord>();
+    for (const row of stored) {
+      const record = toRecord(row);
+      records.set(`${TenantOfRow.parse(row).tenant_id}\u0000${record.view.turn_id}`, record);
+    }
+    return rows.map((r) => {
+      const record = records.get(`${r.tenantId}\u0000${r.view.turn_id}`);
+      if (!record)
+        throw new Error(`turns read model wrote no row for new turn ${r.tenantId}/${r.view.turn_id}`);
+      return record;
+    });
   }
 
   /** Empties the read model (start of a rebuild). */

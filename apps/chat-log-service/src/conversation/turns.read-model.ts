@@ -11,7 +11,8 @@ import {
 import type { Sql } from '@threadline/event-store';
 import { ValidationError } from '@threadline/platform';
 
-const COLUMNS = `tenant_id, turn_id, session_id, user_id, conversation_turn, user_input, agent_responses, tool_calls,
+/** The columns of `turns` that {@link toRecord} parses. */
+export const COLUMNS = `tenant_id, turn_id, session_id, user_id, conversation_turn, user_input, agent_responses, tool_calls,
   input_tokens, output_tokens, cached_tokens, reasoning_tokens, total_tokens, cost_usd, status, error,
   vector_cache_hit, processing_time_ms, started_at, completed_at, updated_at, version, last_global_position`;
 
@@ -51,7 +52,8 @@ export interface TurnRecord {
   lastGlobalPosition: number;
 }
 
-function toRecord(row: unknown): TurnRecord {
+/** A row of `turns` (selected or returned with {@link COLUMNS}) as a {@link TurnRecord}. Throws for an invalid row. */
+export function toRecord(row: unknown): TurnRecord {
   const r = TurnRow.parse(row);
   return {
     view: {
@@ -103,11 +105,26 @@ export async function findTurn(
 
 /** The session a turn id was ever used in (deleted turns included), or null when the id is unused. */
 export async function sessionOfTurnId(sql: Sql, tenantId: string, turnId: string): Promise<string | null> {
-  const [row] = await sql.query('SELECT session_id FROM turn_ids WHERE tenant_id = $1 AND turn_id = $2', [
-    tenantId,
-    turnId,
-  ]);
-  return row === undefined ? null : z.object({ session_id: SessionId }).parse(row).session_id;
+  const [session] = await sessionsOfTurnIds(sql, [{ tenantId, turnId }]);
+  return session ?? null;
+}
+
+const TurnIdRow = z.object({ tenant_id: z.string(), turn_id: z.string(), session_id: SessionId });
+
+/** {@link sessionOfTurnId} for several turn ids, in ONE statement; answers in the order asked. */
+export async function sessionsOfTurnIds(
+  sql: Sql,
+  ids: readonly { tenantId: string; turnId: string }[],
+): Promise<(string | null)[]> {
+  const rows = TurnIdRow.array().parse(
+    await sql.query(
+      `SELECT tenant_id, turn_id, session_id FROM turn_ids
+       WHERE (tenant_id, turn_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+      [ids.map((i) => i.tenantId), ids.map((i) => i.turnId)],
+    ),
+  );
+  const sessions = new Map(rows.map((r) => [`${r.tenant_id}\u0000${r.turn_id}`, r.session_id]));
+  return ids.map((i) => sessions.get(`${i.tenantId}\u0000${i.turnId}`) ?? null);
 }
 
 /**

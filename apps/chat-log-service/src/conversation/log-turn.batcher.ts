@@ -1,0 +1,210 @@
+import { Injectable, Logger } from '@nestjs/common';
+import {
+  conversationStreamId,
+  LogTurn,
+  type ReplyOf,
+  type RequestOf,
+  TurnWriteReply,
+} from '@threadline/contracts';
+import {
+  EventStore,
+  type EventStoreTransaction,
+  idempotentRequestOf,
+  IdempotencyKeyReusedError,
+  runCommand,
+} from '@threadline/event-store';
+import {
+  type BatchOutcome,
+  ConversationCommandHandler,
+  type LogTurnCommand,
+} from './conversation.command-handler';
+
+type Payload = RequestOf<typeof LogTurn>;
+type Reply = ReplyOf<typeof LogTurn>;
+
+/** A queued LogTurn: its payload, what it must not share a batch with, and its caller's promise. */
+interface Pending {
+  payload: Payload;
+  /** Its conversation, its idempotency key and its client-given turn id (each tenant-qualified). */
+  exclusive: string[];
+  resolve: (reply: Reply) => void;
+  reject: (error: unknown) => void;
+}
+
+const commandOf = (p: Payload): LogTurnCommand => ({
+  context: p.context,
+  sessionId: p.sessionId,
+  actingUserId: p.userId,
+  turn: p.body,
+});
+
+/**
+ * Group commit of LogTurn commands (issue 6, scenario 1): LogTurns that arrive while earlier ones are
+ * being written are written together, in ONE transaction with a fixed number of statements per batch
+ * instead of about seven per command. This is group commit (Postgres's own, one level up: concurrent
+ * writers share one commit and its WAL flush), as the event store's `AppendBatcher` does for plain
+ * appends; Marten likewise sends a session's pending events and projection writes as one batched
+ * command, and Emmett runs inline projections in the append's transaction, as `logTurns` does.
+ *
+ * Statements of a batch: claim every idempotency key (and read the ones already used) when some
+ * command has one; the locks and session rows, the client turn ids, the conversations, the appends
+ * and the `turns` rows (`ConversationCommandHandler.logTurns`); save the replies for retries. Each
+ * command keeps its own outcome, exactly as when it runs alone (`logTurnAlone`): a DomainError
+ * (SESSION.NOT_FOUND, SESSION.ALREADY_ENDED, TURN.ALREADY_EXISTS, REQUEST.INVALID) refuses that command
+ * only and writes nothing for it, a retry answers the first reply, a version conflict or any other
+ * error of one command reruns that command alone after the batch commits, and any error of the batch
+ * transaction (nothing of it is written) reruns each of its commands alone. A reply is sent only
+ * after its batch committed: an acknowledged turn is never lost.
+ *
+ * Order: two commands of the same conversation, with the same idempotency key or the same client turn
+ * id never share a batch nor run in two batches at once; the later one waits for the next batch, so a
+ * conversation's commands are written in the order they arrived. At most {@link maxInFlight} batches
+ * run at once, each of at most {@link maxBatch} commands.
+ */
+@Injectable()
+export class LogTurnBatcher {
+  static readonly maxInFlight = 2;
+  static readonly maxBatch = 128;
+  private readonly logger = new Logger(LogTurnBatcher.name);
+  private queue: Pending[] = [];
+  private inFlight = 0;
+  /** The `exclusive` keys of the batches being written. */
+  private readonly busy = new Set<string>();
+  private scheduled = false;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly commands: ConversationCommandHandler,
+  ) {}
+
+  /** Logs a turn: answers what `logTurnAlone` answers, with the same errors, once its batch committed. */
+  logTurn(payload: Payload): Promise<Reply> {
+    const { tenantId, idempotencyKey } = payload.context;
+    const exclusive = [`conversation\u0000${conversationStreamId(tenantId, payload.sessionId)}`];
+    if (idempotencyKey !== undefined) exclusive.push(`key\u0000${tenantId}\u0000${idempotencyKey}`);
+    if (payload.body.turn_id !== undefined)
+      exclusive.push(`turn\u0000${tenantId}\u0000${payload.body.turn_id}`);
+    return new Promise<Reply>((resolve, reject) => {
+      this.queue.push({ payload, exclusive, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** The single path: one LogTurn in its own transaction (`runCommand`: key, decide, append, read back). */
+  logTurnAlone(payload: Payload): Promise<Reply> {
+    return runCommand(this.store, LogTurn, payload, async (tx) =>
+      TurnWriteReply.parse(await this.commands.logTurn(tx, payload.context, commandOf(payload))),
+    );
+  }
+
+  // Deferred to the next turn of the event loop, so commands that arrive together are written together.
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= LogTurnBatcher.maxInFlight || this.queue.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.startFlush();
+    });
+  }
+
+  private startFlush(): void {
+    if (this.inFlight >= LogTurnBatcher.maxInFlight) return;
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    // Keys of the commands seen so far: a later command with one of them keeps its place behind them.
+    const seen = new Set<string>();
+    for (const pending of this.queue) {
+      const waits =
+        batch.length >= LogTurnBatcher.maxBatch ||
+        pending.exclusive.some((key) => seen.has(key) || this.busy.has(key));
+      for (const key of pending.exclusive) seen.add(key);
+      (waits ? rest : batch).push(pending);
+    }
+    if (batch.length === 0) return;
+    this.queue = rest;
+    this.inFlight += 1;
+    for (const p of batch) for (const key of p.exclusive) this.busy.add(key);
+    void this.flush(batch).finally(() => {
+      for (const p of batch) for (const key of p.exclusive) this.busy.delete(key);
+      this.inFlight -= 1;
+      this.schedule();
+    });
+    this.schedule();
+  }
+
+  /** Writes one batch and settles each command; reruns alone what the batch could not do. */
+  private async flush(batch: readonly Pending[]): Promise<void> {
+    let outcomes: BatchOutcome[];
+    try {
+      outcomes = await this.store.transaction((tx) => this.writeBatch(tx, batch));
+    } catch (error) {
+      this.logger.warn(`LogTurn batch of ${batch.length} failed, each runs alone: ${String(error)}`);
+      await Promise.all(batch.map((p) => this.logTurnAlone(p.payload).then(p.resolve, p.reject)));
+      return;
+    }
+    await Promise.all(
+      batch.map(async (p, i) => {
+        const outcome = outcomes[i]!;
+        if ('reply' in outcome) p.resolve(outcome.reply);
+        else if ('error' in outcome) p.reject(outcome.error);
+        else await this.logTurnAlone(p.payload).then(p.resolve, p.reject);
+      }),
+    );
+  }
+
+  /**
+   * The batch's transaction: the idempotency keys (a retry answers the first reply, a key used for
+   * another request is REQUEST.INVALID), the commands (`logTurns`), then the replies saved for retries
+   * and the keys of refused or rerun commands given back, as their rollback would.
+   */
+  private async writeBatch(tx: EventStoreTransaction, batch: readonly Pending[]): Promise<BatchOutcome[]> {
+    const outcomes: (BatchOutcome | undefined)[] = batch.map(() => undefined);
+    const keyed = batch.flatMap((p, k) => (p.payload.context.idempotencyKey !== undefined ? [k] : []));
+    /** The commands whose key this transaction claimed (the first request with it). */
+    const claimed = new Set<number>();
+    if (keyed.length > 0) {
+      const found = await tx.claimIdempotencyKeys(
+        keyed.map((k) => {
+          const { context, request } = idempotentRequestOf(LogTurn, batch[k]!.payload);
+          return { tenantId: context.tenantId, key: context.idempotencyKey!, request };
+        }),
+      );
+      keyed.forEach((k, j) => {
+        const claim = found[j];
+        if (claim === null) claimed.add(k);
+        else if (claim instanceof IdempotencyKeyReusedError) outcomes[k] = { error: claim };
+        else {
+          const replay = LogTurn.reply.safeParse(claim?.replay);
+          // An unreadable stored reply: the single path answers its error.
+          outcomes[k] = replay.success ? { reply: replay.data } : { rerun: true };
+        }
+      });
+    }
+
+    const live = batch.flatMap((_, k) => (outcomes[k] ? [] : [k]));
+    const decided =
+      live.length === 0
+        ? []
+        : await this.commands.logTurns(
+            tx,
+            live.map((k) => commandOf(batch[k]!.payload)),
+          );
+    live.forEach((k, j) => {
+      const outcome = decided[j]!;
+      // Parsed as the single path parses it (in the transaction: a reply that breaks it fails the batch).
+      outcomes[k] = 'reply' in outcome ? { reply: TurnWriteReply.parse(outcome.reply) } : outcome;
+    });
+
+    const mine = [...claimed].map((k) => ({ outcome: outcomes[k]!, context: batch[k]!.payload.context }));
+    const saves = mine.flatMap(({ outcome, context }) =>
+      'reply' in outcome
+        ? [{ tenantId: context.tenantId, key: context.idempotencyKey!, reply: outcome.reply }]
+        : [],
+    );
+    const releases = mine.flatMap(({ outcome, context }) =>
+      'reply' in outcome ? [] : [{ tenantId: context.tenantId, key: context.idempotencyKey! }],
+    );
+    if (saves.length + releases.length > 0) await tx.settleIdempotencyKeys(saves, releases);
+    return outcomes.map((o) => o ?? { rerun: true });
+  }
+}
