@@ -98,13 +98,60 @@ export const created = (sessionId: string, userId: string | null, minute = 0): S
   data: { sessionId, userId, title: '', metadata: {}, createdFrom: null, startedAt: at(minute) },
 });
 
-/** Every row of every table of the live version (search_path set by the caller), sorted: for comparisons. */
+/** The column of each aggregate table that counts its facts: a row where it is 0 counts as absent. */
+const AGGREGATE_COUNTS: Record<string, string> = {
+  stats_session_counts: 'sessions',
+  stats_turn_counts: 'turns',
+  stats_response_cells: 'calls',
+  stats_agent_turns: 'turns',
+  stats_model_turns: 'turns',
+};
+
+/**
+ * Every row of every table of the live version (search_path set by the caller), sorted, without the
+ * aggregate rows whose count fell to 0: for comparisons.
+ */
 export async function dumpUsageStats(sql: Sql): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   for (const table of USAGE_STATS_TABLES) {
-    out[table] = await sql.query(`SELECT * FROM ${table} ORDER BY 1, 2, 3, 4`);
+    const count = AGGREGATE_COUNTS[table];
+    out[table] = await sql.query(`SELECT * FROM ${table} x ${count ? `WHERE ${count} <> 0` : ''} ORDER BY x`);
   }
   return out;
+}
+
+/**
+ * The definition of each aggregate table: its rows computed from the facts (the rows the projection
+ * keeps must equal these, zero rows aside), in the tables' column order.
+ */
+export const AGGREGATES_FROM_FACTS: Record<string, string> = {
+  stats_session_counts: `SELECT tenant_id, user_id, status, count(*) FROM stats_sessions
+    WHERE deleted_at IS NULL GROUP BY 1, 2, 3`,
+  stats_turn_counts: `SELECT tenant_id, status, count(*) FROM stats_turns GROUP BY 1, 2`,
+  stats_response_cells: `SELECT tenant_id, agent_name, model, execution_time_ms, count(*), sum(input_tokens),
+    sum(output_tokens), sum(cached_tokens), sum(total_tokens), sum(cost_usd) FROM stats_responses GROUP BY 1, 2, 3, 4`,
+  stats_agent_turns: `SELECT tenant_id, agent_name, count(DISTINCT turn_id) FROM stats_responses GROUP BY 1, 2`,
+  stats_model_turns: `SELECT tenant_id, model, count(DISTINCT turn_id) FROM stats_responses GROUP BY 1, 2`,
+};
+
+/** The aggregate tables' rows as {@link AGGREGATES_FROM_FACTS} defines them, sorted as {@link dumpUsageStats}. */
+export async function aggregatesFromFacts(sql: Sql): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const [table, select] of Object.entries(AGGREGATES_FROM_FACTS)) {
+    // Typed as the table's rows (same names and types), through a temporary copy of its shape.
+    out[table] = await sql.query(
+      `WITH x AS (SELECT (f::text::${table}).* FROM (${select}) f) SELECT * FROM x ORDER BY x`,
+    );
+  }
+  return out;
+}
+
+/** Replaces the aggregate tables' rows with {@link AGGREGATES_FROM_FACTS} (facts written straight into tables). */
+export async function recountAggregates(sql: Sql): Promise<void> {
+  for (const [table, select] of Object.entries(AGGREGATES_FROM_FACTS)) {
+    await sql.query(`DELETE FROM ${table}`);
+    await sql.query(`INSERT INTO ${table} ${select}`);
+  }
 }
 
 const Dialog = z.object({
