@@ -43,20 +43,12 @@ export const USAGE_STATS_SCHEMA_PREFIX = 'analytics_usage';
  * time) cell: sums are exact (numeric), and averages and the exact p95 come from the cells' counts.
  * A row whose counts fell to zero stays, and counts as absent.
  *
- * The tables are created UNLOGGED and set LOGGED by `createIndexes` (see `UsageStatsProjection`), which
- * a rebuild runs after its bulk replay and a version created empty right away: the bulk replay writes
- * no WAL (full-page images of the pages it touches after each checkpoint; the server wrote 7.9 GB of WAL
- * during a 1.1M-event rebuild into logged tables, 5.4 GB with this, SET LOGGED included), and the version
- * is WAL-logged once, whole, before it takes live writes and the switch.
- * A crash during the bulk replay empties the unlogged tables of a version still `building`, which no
- * reader sees and the next rebuild drops.
- *
  * A deleted session's facts are deleted and its row kept as a tombstone (`deleted_at`), so turn events
  * that arrive after the deletion (another stream, another consumer) are not counted either. No column
  * holds a processing time (now()): a rebuild gives exactly the rows incremental handling gave.
  */
 export const USAGE_STATS_DDL = [
-  `CREATE UNLOGGED TABLE stats_sessions (
+  `CREATE TABLE stats_sessions (
      tenant_id  text        NOT NULL,
      session_id text        NOT NULL,
      user_id    text,
@@ -66,7 +58,7 @@ export const USAGE_STATS_DDL = [
      deleted_at timestamptz,
      PRIMARY KEY (tenant_id, session_id)
    )`,
-  `CREATE UNLOGGED TABLE stats_turns (
+  `CREATE TABLE stats_turns (
      global_position    bigint      PRIMARY KEY,
      tenant_id          text        NOT NULL,
      turn_id            text        NOT NULL,
@@ -78,7 +70,7 @@ export const USAGE_STATS_DDL = [
      started_at         timestamptz NOT NULL,
      ended_at           timestamptz
    )`,
-  `CREATE UNLOGGED TABLE stats_responses (
+  `CREATE TABLE stats_responses (
      global_position   bigint      NOT NULL,
      idx               integer     NOT NULL,
      tenant_id         text        NOT NULL,
@@ -96,7 +88,7 @@ export const USAGE_STATS_DDL = [
      execution_time_ms integer,
      PRIMARY KEY (global_position, idx)
    )`,
-  `CREATE UNLOGGED TABLE stats_tool_calls (
+  `CREATE TABLE stats_tool_calls (
      global_position bigint  NOT NULL,
      idx             integer NOT NULL,
      tenant_id       text    NOT NULL,
@@ -113,20 +105,20 @@ export const USAGE_STATS_DDL = [
   `CREATE INDEX stats_turns_session ON stats_turns (tenant_id, session_id)`,
   `CREATE INDEX stats_responses_session ON stats_responses (tenant_id, session_id)`,
   `CREATE INDEX stats_tool_calls_session ON stats_tool_calls (tenant_id, session_id)`,
-  `CREATE UNLOGGED TABLE stats_session_counts (
+  `CREATE TABLE stats_session_counts (
      tenant_id text   NOT NULL,
      user_id   text,
      status    text   NOT NULL,
      sessions  bigint NOT NULL,
      UNIQUE NULLS NOT DISTINCT (tenant_id, user_id, status)
    )`,
-  `CREATE UNLOGGED TABLE stats_turn_counts (
+  `CREATE TABLE stats_turn_counts (
      tenant_id text   NOT NULL,
      status    text   NOT NULL,
      turns     bigint NOT NULL,
      PRIMARY KEY (tenant_id, status)
    )`,
-  `CREATE UNLOGGED TABLE stats_response_cells (
+  `CREATE TABLE stats_response_cells (
      tenant_id         text    NOT NULL,
      agent_name        text    NOT NULL,
      model             text,
@@ -139,13 +131,13 @@ export const USAGE_STATS_DDL = [
      cost_usd          numeric NOT NULL,
      UNIQUE NULLS NOT DISTINCT (tenant_id, agent_name, model, execution_time_ms)
    )`,
-  `CREATE UNLOGGED TABLE stats_agent_turns (
+  `CREATE TABLE stats_agent_turns (
      tenant_id  text   NOT NULL,
      agent_name text   NOT NULL,
      turns      bigint NOT NULL,
      PRIMARY KEY (tenant_id, agent_name)
    )`,
-  `CREATE UNLOGGED TABLE stats_model_turns (
+  `CREATE TABLE stats_model_turns (
      tenant_id text   NOT NULL,
      model     text,
      turns     bigint NOT NULL,
@@ -694,9 +686,7 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
     create: async (sql: Sql) => {
       for (const ddl of USAGE_STATS_DDL) await sql.query(ddl);
     },
-    // Logged from here on (see USAGE_STATS_DDL); before the query indexes, so that each is built once.
     createIndexes: async (sql: Sql) => {
-      for (const table of USAGE_STATS_TABLES) await sql.query(`ALTER TABLE ${table} SET LOGGED`);
       for (const ddl of USAGE_STATS_INDEXES) await sql.query(ddl);
     },
   };
