@@ -278,7 +278,6 @@ export function toMarkdown(r: BenchResults): string {
       `| templates (stack up, turns through HTTP, stack down) | ${n(p.templates)} |`,
       `| SQL: events, streams, inline read models, session_context (${n(seed.sqlEventsPerSecond)} events/s) | ${n(p.sql)} |`,
       `| VACUUM ANALYZE | ${n(p.vacuum)} |`,
-      `| session_counts rebuild (projections CLI) | ${n(p.sessionCounts)} |`,
       `| total | ${n(p.total)} |`,
       '',
     );

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { EMPTY_SESSION_CONTEXT } from '@threadline/contracts';
 import { Db, ensureDatabase } from '@threadline/event-store';
 import { HttpClient } from './http-client';
-import { runProjectionsCli } from './rebuild';
 import { databaseUrlFor, dropDatabase, startStack } from './stack';
 import { nowMs } from './stats';
 import type { TurnPool } from './turns';
@@ -46,7 +45,6 @@ export interface SeedResult {
     templates: number;
     sql: number;
     vacuum: number;
-    sessionCounts: number;
     total: number;
   };
   /** Seeded events per second of the SQL phase (events, streams and the inline read models together). */
@@ -75,7 +73,6 @@ const Marker = z.object({
       templates: z.number(),
       sql: z.number(),
       vacuum: z.number(),
-      sessionCounts: z.number(),
       total: z.number(),
     })
     .nullable(),
@@ -186,8 +183,7 @@ const sameParams = (a: SeedParams, b: SeedParams) =>
  *    directly (above, and by the analytics rebuilds), so publishing them to JetStream would only replay
  *    1M already-applied messages into the next stack's fresh stream.
  * 4. `VACUUM ANALYZE` of the tables written (visibility map, statistics: a steady-state database).
- * 5. `session_counts` is rebuilt with the analytics projections CLI. `usage_stats` is left to the
- *    caller (scenario 6 is its rebuild).
+ *    The analytics projection `usage_stats` is left to the caller (scenario 6 is its rebuild).
  *
  * Throws when `databaseName` exists but is not a bench seed database, or holds one of other
  * parameters; when the stack cannot start or a template cannot be written.
@@ -349,17 +345,10 @@ export async function ensureSeeded(opts: SeedOptions): Promise<SeedResult> {
     const vacuumS = (nowMs() - t2) / 1000;
     log(`  vacuum analyze: ${vacuumS.toFixed(1)} s`);
 
-    // 5. session_counts through the projections CLI.
-    const t3 = nowMs();
-    const counted = await runProjectionsCli(opts.root, url, ['rebuild', 'session_counts']);
-    log(`  ${counted.stdout.trim()}`);
-    const sessionCountsS = (nowMs() - t3) / 1000;
-
     const phases = {
       templates: round1(templatesS),
       sql: round1(sqlS),
       vacuum: round1(vacuumS),
-      sessionCounts: round1(sessionCountsS),
       total: round1((nowMs() - t0) / 1000),
     };
     const sqlEventsPerSecond = Math.round(seededEvents / sqlS);
@@ -370,7 +359,7 @@ export async function ensureSeeded(opts: SeedOptions): Promise<SeedResult> {
     const counts = await countDataset(db, opts.databaseName);
     log(
       `seeded ${counts.events} events (${counts.sessions} sessions, ${counts.turns} turns, ${counts.databaseMb} MB) in ${phases.total} s ` +
-        `(templates ${phases.templates} s, SQL ${phases.sql} s = ${sqlEventsPerSecond} events/s, vacuum ${phases.vacuum} s, session_counts ${phases.sessionCounts} s)`,
+        `(templates ${phases.templates} s, SQL ${phases.sql} s = ${sqlEventsPerSecond} events/s, vacuum ${phases.vacuum} s)`,
     );
     return { databaseName: opts.databaseName, reused: false, params, phases, sqlEventsPerSecond, counts };
   } finally {

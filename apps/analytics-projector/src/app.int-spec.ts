@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
-import { EventStore, Relay } from '@threadline/event-store';
+import { EventStore, ProjectionRunner, Relay } from '@threadline/event-store';
 import { JetStreamPublisher } from '@threadline/messaging';
 import {
   createTestDatabase,
@@ -13,13 +13,15 @@ import {
 import { createAnalyticsProjector } from './app';
 import { loadAnalyticsProjectorConfig } from './config';
 import { analyticsMigrations } from './migrations';
+import { analyticsEventRegistry } from './projections/projections';
+import { UsageStatsProjection } from './projections/usage-stats/usage-stats.projection';
 import {
   appendSessionScenario,
-  expectedScenarioCounts,
-  readCounts,
-} from './projections/session-counts/session-counts.scenario';
+  expectedScenarioSessions,
+  readSessionFigures,
+} from './projections/usage-stats/usage-stats.scenario';
 
-// The real path: event store -> relay -> JetStream -> the analytics app's durable consumer -> session_counts.
+// The real path: event store -> relay -> JetStream -> the analytics app's durable consumer -> usage_stats.
 let tdb: TestDatabase;
 let nats: TestNats;
 let relay: Relay;
@@ -59,22 +61,20 @@ afterAll(async () => {
 
 it('counts the sessions of events appended to the store, delivered by the relay over JetStream', async () => {
   const store = new EventStore(tdb.db);
+  const runner = new ProjectionRunner(tdb.db, store, analyticsEventRegistry(), new UsageStatsProjection());
   const [t1, t2] = [`t-${randomUUID().slice(0, 8)}`, `t-${randomUUID().slice(0, 8)}`];
   await appendSessionScenario(store, t1);
   const last = await appendSessionScenario(store, t2);
 
   await eventually(
     async () => {
-      expect(await readCounts(tdb.db, t1)).toEqual(expectedScenarioCounts);
-      expect(await readCounts(tdb.db, t2)).toEqual(expectedScenarioCounts);
+      expect(await readSessionFigures(runner, t1)).toEqual(expectedScenarioSessions);
+      expect(await readSessionFigures(runner, t2)).toEqual(expectedScenarioSessions);
       return true;
     },
     25_000,
-    'session_counts rows of both tenants',
+    'usage_stats session figures of both tenants',
   );
-  const [checkpoint] = await tdb.db.query<{ global_position: string }>(
-    `SELECT global_position FROM checkpoints WHERE name = 'projection:session_counts'`,
-  );
-  expect(Number(checkpoint?.global_position)).toBe(Math.max(...last.map((e) => e.globalPosition)));
+  expect(await runner.position()).toBe(Math.max(...last.map((e) => e.globalPosition)));
   expect(await tdb.db.query('SELECT * FROM dead_letters')).toEqual([]);
 }, 30_000);

@@ -1,23 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { z } from 'zod';
-import { DeadLetters, EventStore, runProjectionsCli, START } from '@threadline/event-store';
+import { DeadLetters, EventStore, ProjectionRunner, runProjectionsCli, START } from '@threadline/event-store';
 import { createTestDatabase, eventually, type TestDatabase } from '@threadline/testing';
 import { ANALYTICS_DURABLE } from './config';
 import { analyticsMigrations } from './migrations';
 import { analyticsEventRegistry, analyticsProjections } from './projections/projections';
+import { UsageStatsProjection } from './projections/usage-stats/usage-stats.projection';
 import {
   appendSessionScenario,
-  expectedScenarioCounts,
-  readCounts,
-} from './projections/session-counts/session-counts.scenario';
+  expectedScenarioSessions,
+  readSessionFigures,
+} from './projections/usage-stats/usage-stats.scenario';
 
 let tdb: TestDatabase;
 let store: EventStore;
+let runner: ProjectionRunner;
 
 beforeAll(async () => {
   tdb = await createTestDatabase(analyticsMigrations);
   store = new EventStore(tdb.db);
+  runner = new ProjectionRunner(tdb.db, store, analyticsEventRegistry(), new UsageStatsProjection());
 });
 
 afterAll(async () => {
@@ -77,7 +80,7 @@ const StatusJson = z.array(
     deadLetters: z.number().nullable().optional(),
   }),
 );
-const ListRow = (json: string) => StatusJson.parse(JSON.parse(json)).find((r) => r.name === 'session_counts');
+const ListRow = (json: string) => StatusJson.parse(JSON.parse(json)).find((r) => r.name === 'usage_stats');
 
 describe('projections CLI', () => {
   it('lists, rebuilds, and lists again with no lag', async () => {
@@ -91,64 +94,55 @@ describe('projections CLI', () => {
 
     const before = await cli('list', '--json');
     expect(before.code).toBe(0);
-    expect(ListRow(before.out)).toEqual({
-      name: 'session_counts',
-      version: null,
-      streamTypes: ['session'],
-      checkpoint: 0,
-      head,
-      lag: head,
-    });
+    expect(StatusJson.parse(JSON.parse(before.out))).toEqual([
+      {
+        name: 'usage_stats',
+        version: 1,
+        streamTypes: ['session', 'conversation', 'user'],
+        checkpoint: 0,
+        head,
+        lag: head,
+      },
+    ]);
 
     const text = await cli('list');
     expect(text.code).toBe(0);
     expect(text.out).toMatch(/^projection\s+version\s+stream_types\s+checkpoint\s+head\s+lag\n/);
-    expect(text.out).toMatch(new RegExp(`\\nsession_counts\\s+-\\s+session\\s+0\\s+${head}\\s+${head}\\n`));
     expect(text.out).toMatch(
       new RegExp(`\\nusage_stats\\s+1\\s+session,conversation,user\\s+0\\s+${head}\\s+${head}\\n`),
     );
 
     expect(await untilAllTailable(store)).toBe(events.length + 1);
-    const rebuild = await cli('rebuild', 'session_counts', '--batch-size', '5');
+    // A new version beside the live one, only the events it follows.
+    const rebuild = await cli('rebuild', 'usage_stats', '--batch-size', '4');
     expect(rebuild).toMatchObject({ code: 0, err: '' });
     expect(rebuild.out).toMatch(
-      new RegExp(
-        `^rebuilt session_counts: replayed ${events.length + 1} events in \\d+\\.\\d{3} s \\(\\d+ events/s\\); checkpoint ${head}\\n$`,
-      ),
-    );
-    // The versioned projection: a new version beside the live one, only the events it follows.
-    const versioned = await cli('rebuild', 'usage_stats', '--batch-size', '4');
-    expect(versioned).toMatchObject({ code: 0, err: '' });
-    expect(versioned.out).toMatch(
       new RegExp(
         `^rebuilt usage_stats: replayed ${events.length} events in \\d+\\.\\d{3} s \\(\\d+ events/s\\); checkpoint ${head}; version 2 live\\n$`,
       ),
     );
-    expect(
-      StatusJson.parse(JSON.parse((await cli('list', '--json')).out)).find((r) => r.name === 'usage_stats'),
-    ).toMatchObject({
+    expect(ListRow((await cli('list', '--json')).out)).toMatchObject({
       version: 2,
       checkpoint: head,
+      head,
       lag: 0,
     });
-    expect(await readCounts(tdb.db, tenant)).toEqual(expectedScenarioCounts);
+    expect(await readSessionFigures(runner, tenant)).toEqual(expectedScenarioSessions);
 
-    const after = await cli('list', '--json');
-    expect(ListRow(after.out)).toMatchObject({ checkpoint: head, head, lag: 0 });
-
-    // Rebuilding again (every projection: no name) gives the same rows.
+    // Rebuilding again (every projection: no name) gives the same figures.
     const again = await cli('rebuild');
     expect(again.code).toBe(0);
-    expect(again.out).toContain(`replayed ${events.length + 1} events`);
-    expect(await readCounts(tdb.db, tenant)).toEqual(expectedScenarioCounts);
+    expect(again.out).toContain(`replayed ${events.length} events`);
+    expect(again.out).toContain('version 3 live');
+    expect(await readSessionFigures(runner, tenant)).toEqual(expectedScenarioSessions);
   }, 30_000);
 
   it('fails clearly on an unknown projection, a bad option or an unknown command', async () => {
     const unknown = await cli('rebuild', 'nope');
     expect(unknown.code).toBe(1);
-    expect(unknown.err).toContain('Unknown projection nope; known: session_counts, usage_stats');
+    expect(unknown.err).toContain('Unknown projection nope; known: usage_stats');
 
-    const bad = await cli('rebuild', 'session_counts', '--batch-size', '0');
+    const bad = await cli('rebuild', 'usage_stats', '--batch-size', '0');
     expect(bad.code).not.toBe(0);
     expect(bad.err).toContain('not a positive integer: 0');
 
@@ -176,7 +170,7 @@ describe('projections CLI', () => {
         globalPosition: e.globalPosition,
       });
     }
-    expect((await readCounts(tdb.db, tenant)).tenant).toBeUndefined();
+    expect((await readSessionFigures(runner, tenant)).sessions.total).toBe(0);
 
     const status = await cli('status', '--json');
     expect(ListRow(status.out)?.deadLetters).toBe(events.length);
@@ -193,13 +187,13 @@ describe('projections CLI', () => {
     const one = await cli('retry', consumer, '--id', String(first));
     expect(one.code).toBe(0);
     expect(one.out).toMatch(
-      /^retried #\d+ SessionCreated\.v1 session:.*@1: session_counts=applied usage_stats=applied\n1 retried, 0 failed\n$/,
+      /^retried #\d+ SessionCreated\.v1 session:.*@1: usage_stats=applied\n1 retried, 0 failed\n$/,
     );
 
     const rest = await cli('retry', consumer);
     expect(rest.code).toBe(0);
     expect(rest.out).toContain(`${events.length - 1} retried, 0 failed`);
-    expect(await readCounts(tdb.db, tenant)).toEqual(expectedScenarioCounts);
+    expect(await readSessionFigures(runner, tenant)).toEqual(expectedScenarioSessions);
     expect(await letters.list(consumer)).toEqual([]);
 
     const none = await cli('dead-letters');

@@ -9,16 +9,14 @@ import {
 import type { ProjectionRunner } from '@threadline/event-store';
 import { OnStream, PROJECTION_CONCURRENCY } from '@threadline/messaging';
 
-/** Token of the `ProjectionRunner` of the `session_counts` projection. */
-export const SESSION_COUNTS_RUNNER = Symbol('SESSION_COUNTS_RUNNER');
 /** Token of the `ProjectionRunner` of the `usage_stats` projection. */
 export const USAGE_STATS_RUNNER = Symbol('USAGE_STATS_RUNNER');
 
 /**
  * Feeds the events of JetStream's durable consumers (`analytics-projector-session`,
- * `analytics-projector-conversation`) to every analytics runner that follows their stream type; each
+ * `analytics-projector-conversation`, `analytics-projector-user`) to the `usage_stats` runner, which
  * applies idempotently, backfills gaps from the event store and checkpoints in the same transaction.
- * Each consumer hands up to `PROJECTION_CONCURRENCY` messages at once to the runners, which commit the
+ * Each consumer hands up to `PROJECTION_CONCURRENCY` messages at once to the runner, which commits the
  * calls that arrive together in one transaction (see `ProjectionRunner.handle`).
  * One handler per stream type (the transport keys handlers by pattern). A throw naks the message
  * (redelivery with backoff, then a dead letter, see `JetStreamEventsServer`); a runner that already
@@ -28,14 +26,10 @@ export const USAGE_STATS_RUNNER = Symbol('USAGE_STATS_RUNNER');
 export class AnalyticsEventsController {
   private readonly logger = new Logger(AnalyticsEventsController.name);
 
-  constructor(
-    @Inject(SESSION_COUNTS_RUNNER) private readonly sessionCounts: ProjectionRunner,
-    @Inject(USAGE_STATS_RUNNER) private readonly usageStats: ProjectionRunner,
-  ) {}
+  constructor(@Inject(USAGE_STATS_RUNNER) private readonly usageStats: ProjectionRunner) {}
 
   @OnStream(SESSION_CATEGORY, { concurrency: PROJECTION_CONCURRENCY })
   async onSessionEvent(@Payload() envelope: EventEnvelope): Promise<void> {
-    await this.handle(this.sessionCounts, envelope);
     await this.handle(this.usageStats, envelope);
   }
 

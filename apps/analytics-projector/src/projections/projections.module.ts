@@ -1,30 +1,19 @@
 import { Module } from '@nestjs/common';
 import { EventRegistry } from '@threadline/contracts';
 import { Db, EventStore, ProjectionRunner } from '@threadline/event-store';
-import {
-  AnalyticsEventsController,
-  SESSION_COUNTS_RUNNER,
-  USAGE_STATS_RUNNER,
-} from './analytics-events.controller';
+import { AnalyticsEventsController, USAGE_STATS_RUNNER } from './analytics-events.controller';
 import { analyticsEventRegistry } from './projections';
-import { SessionCountsProjection } from './session-counts/session-counts.projection';
 import { StatsController } from './usage-stats/stats.controller';
 import { UsageStatsProjection } from './usage-stats/usage-stats.projection';
 
 /**
- * The analytics projections: one `ProjectionRunner` each, fed by one JetStream consumer controller;
- * the stats queries are answered from `usage_stats`.
+ * The analytics projection `usage_stats`: its `ProjectionRunner`, fed by the JetStream consumer
+ * controller, and the stats queries it answers.
  */
 @Module({
   controllers: [AnalyticsEventsController, StatsController],
   providers: [
     { provide: EventRegistry, useFactory: analyticsEventRegistry },
-    {
-      provide: SESSION_COUNTS_RUNNER,
-      useFactory: (db: Db, store: EventStore, registry: EventRegistry) =>
-        new ProjectionRunner(db, store, registry, new SessionCountsProjection()),
-      inject: [Db, EventStore, EventRegistry],
-    },
     {
       provide: USAGE_STATS_RUNNER,
       useFactory: async (db: Db, store: EventStore, registry: EventRegistry) => {
@@ -36,6 +25,6 @@ import { UsageStatsProjection } from './usage-stats/usage-stats.projection';
       inject: [Db, EventStore, EventRegistry],
     },
   ],
-  exports: [SESSION_COUNTS_RUNNER, USAGE_STATS_RUNNER],
+  exports: [USAGE_STATS_RUNNER],
 })
 export class ProjectionsModule {}

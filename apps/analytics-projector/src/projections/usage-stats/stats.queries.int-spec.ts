@@ -10,10 +10,11 @@ import {
   type VersionTarget,
 } from './stats.queries';
 import { UsageStatsProjection } from './usage-stats.projection';
+import { recountAggregates } from './usage-stats.scenario';
 
 // The queries against their definitions: facts written straight into the live version's tables
-// (pseudo-random, `setseed`: the same rows every run), figures compared with the plain aggregates
-// that define them (count(DISTINCT), avg, percentile_cont over the facts).
+// (pseudo-random, `setseed`: the same rows every run) with their aggregates recounted from them, figures
+// compared with the plain aggregates that define them (count(DISTINCT), avg, percentile_cont over the facts).
 
 let tdb: TestDatabase;
 let runner: ProjectionRunner;
@@ -33,7 +34,7 @@ async function insertFacts(sql: Sql): Promise<void> {
   );
   await sql.query(
     `INSERT INTO stats_turns
-     SELECT s.tenant_id, s.session_id || '-t' || k, s.session_id, s.user_id,
+     SELECT row_number() OVER (), s.tenant_id, s.session_id || '-t' || k, s.session_id, s.user_id,
             (ARRAY['in_progress', 'completed', 'failed'])[1 + (k + length(s.session_id)) % 3], random() < 0.3,
             CASE WHEN random() < 0.5 THEN floor(random() * 900)::int END,
             s.created_at + k * interval '1 minute',
@@ -42,7 +43,7 @@ async function insertFacts(sql: Sql): Promise<void> {
   );
   await sql.query(
     `INSERT INTO stats_responses
-     SELECT t.tenant_id, t.turn_id, p, i, t.session_id, t.user_id,
+     SELECT t.global_position * 10 + p, i, t.tenant_id, t.turn_id, t.session_id, t.user_id,
             (ARRAY['a1', 'a2', 'a3', 'B'])[1 + floor(random() * 4)::int],
             (ARRAY['m1', 'm2', NULL])[1 + floor(random() * 3)::int], t.started_at + i * interval '1 second',
             floor(random() * 1000)::bigint, floor(random() * 300)::bigint, floor(random() * 50)::bigint,
@@ -53,10 +54,11 @@ async function insertFacts(sql: Sql): Promise<void> {
   );
   await sql.query(
     `INSERT INTO stats_tool_calls
-     SELECT t.tenant_id, t.turn_id, 'tc' || k, t.session_id, 'tool',
+     SELECT t.global_position, k, t.tenant_id, t.turn_id, 'tc' || k, t.session_id, 'tool',
             (ARRAY['pending', 'running', 'completed', 'failed'])[1 + floor(random() * 4)::int]
      FROM stats_turns t, generate_series(1, abs(hashtext(t.turn_id)) % 3) k`,
   );
+  await recountAggregates(sql);
 }
 
 beforeAll(async () => {

@@ -92,10 +92,12 @@ function sessionStatsSql(schema: string | null): string {
       max(GREATEST(started_at, ended_at)) AS last_turn_at
     FROM (
       SELECT t.status, t.vector_cache_hit, t.started_at, t.ended_at,
-        COALESCE(t.processing_time_ms::float8, (
-          SELECT sum(x.execution_time_ms)::float8 FROM ${t('stats_responses')} x
-          WHERE x.tenant_id = t.tenant_id AND x.turn_id = t.turn_id)) AS response_time_ms
-      FROM ${t('stats_turns')} t WHERE t.tenant_id = s.tenant_id AND t.session_id = s.session_id) turn) t
+        COALESCE(t.processing_time_ms::float8, x.execution_time_ms) AS response_time_ms
+      FROM ${t('stats_turns')} t
+      LEFT JOIN (
+        SELECT turn_id, sum(execution_time_ms)::float8 AS execution_time_ms FROM ${t('stats_responses')}
+        WHERE tenant_id = s.tenant_id AND session_id = s.session_id GROUP BY turn_id) x ON x.turn_id = t.turn_id
+      WHERE t.tenant_id = s.tenant_id AND t.session_id = s.session_id) turn) t
   CROSS JOIN LATERAL (
     SELECT ${TOKEN_SUMS} FROM ${t('stats_responses')}
     WHERE tenant_id = s.tenant_id AND session_id = s.session_id) r
@@ -260,44 +262,42 @@ export async function userStats(
 const GlobalCounts = StatusCounts.extend({ users: num, turns: num, turns_failed: num });
 
 /**
- * Every figure of the tenant's agent responses in ONE scan of `stats_responses` (`$1` tenant): a cell
- * per (agent, model, execution time) with its calls and token sums, and, per cell, the distinct turns
- * it adds to its agent (`agent_turns`) and to its model (`model_turns`): each (turn, agent) and each
- * (turn, model) pair is counted on its first row only (`row_number() = 1` over the pair), so their sums
- * per agent / model are `count(DISTINCT turn_id)`. The pairs are sorted by a 64-bit hash of the turn id
- * first (`hashtextextended`; the id itself breaks ties): integer comparisons instead of text ones, and
- * the second window sorts only within each turn (incremental sort). Then the roll-ups by agent, by model
- * and over all (`kind`), with `avg` as Postgres's `avg(integer)` computes it (numeric sum / count, then
- * float8); the cells come along (`kind = 'cell'`) for the p95 (see {@link percentileCont}).
+ * Every figure of the tenant's agent responses (`$1` tenant) from the aggregates the projection keeps:
+ * the (agent, model, execution time) cells with their calls and sums (`kind = 'cell'`, for the p95, see
+ * {@link percentileCont}), and their roll-ups by agent, by model and over all (`kind`), with `avg` as
+ * Postgres's `avg(integer)` computes it over the responses (numeric sum / count, then float8) and the
+ * distinct turns of each agent and model (`stats_agent_turns`, `stats_model_turns`). Reads O(cells) rows.
+ * Cells whose calls fell to zero (their responses were deleted) count as absent.
  */
 const RESPONSE_FIGURES_SQL = `
   WITH cells AS (
-    SELECT agent_name, model, execution_time_ms, count(*) AS calls,
-      count(*) FILTER (WHERE agent_rank = 1) AS agent_turns,
-      count(*) FILTER (WHERE model_rank = 1) AS model_turns,
-      sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-      sum(cached_tokens) AS cached_tokens, sum(total_tokens) AS total_tokens, sum(cost_usd) AS cost_usd
-    FROM (
-      SELECT agent_name, model, execution_time_ms, input_tokens, output_tokens, cached_tokens, total_tokens,
-        cost_usd,
-        row_number() OVER (PARTITION BY h, turn_id, agent_name) AS agent_rank,
-        row_number() OVER (PARTITION BY h, turn_id, model) AS model_rank
-      FROM (SELECT hashtextextended(turn_id, 0) AS h, * FROM stats_responses WHERE tenant_id = $1) r) w
-    GROUP BY agent_name, model, execution_time_ms)
+    SELECT agent_name, model, execution_time_ms, calls, input_tokens, output_tokens, cached_tokens, total_tokens,
+      cost_usd
+    FROM stats_response_cells WHERE tenant_id = $1 AND calls > 0),
+  rollups AS (
+    SELECT GROUPING(agent_name) AS by_all_agents, GROUPING(model) AS by_all_models, agent_name, model,
+      sum(calls) AS calls,
+      COALESCE(sum(input_tokens), 0) AS total_tokens_in, COALESCE(sum(output_tokens), 0) AS total_tokens_out,
+      COALESCE(sum(cached_tokens), 0) AS total_tokens_cached, COALESCE(sum(total_tokens), 0) AS total_tokens,
+      COALESCE(sum(cost_usd), 0) AS cost_usd,
+      (sum(execution_time_ms::bigint * calls)::numeric
+        / NULLIF(sum(calls) FILTER (WHERE execution_time_ms IS NOT NULL), 0))::float8 AS avg_execution_time_ms
+    FROM cells
+    GROUP BY GROUPING SETS ((agent_name), (model), ()))
   SELECT 'cell' AS kind, agent_name, model, execution_time_ms, calls,
     NULL::numeric AS turns_of_agent, NULL::numeric AS turns_of_model,
     NULL::numeric AS total_tokens_in, NULL::numeric AS total_tokens_out, NULL::numeric AS total_tokens_cached,
     NULL::numeric AS total_tokens, NULL::numeric AS cost_usd, NULL::float8 AS avg_execution_time_ms
   FROM cells
   UNION ALL
-  SELECT CASE WHEN GROUPING(agent_name) = 0 THEN 'agent' WHEN GROUPING(model) = 0 THEN 'model' ELSE 'all' END,
-    agent_name, model, NULL, sum(calls), sum(agent_turns), sum(model_turns),
-    COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0), COALESCE(sum(cached_tokens), 0),
-    COALESCE(sum(total_tokens), 0), COALESCE(sum(cost_usd), 0),
-    (sum(execution_time_ms::bigint * calls)::numeric
-      / NULLIF(sum(calls) FILTER (WHERE execution_time_ms IS NOT NULL), 0))::float8
-  FROM cells
-  GROUP BY GROUPING SETS ((agent_name), (model), ())
+  SELECT CASE WHEN by_all_agents = 0 THEN 'agent' WHEN by_all_models = 0 THEN 'model' ELSE 'all' END,
+    agent_name, model, NULL, calls,
+    CASE WHEN by_all_agents = 0 THEN (SELECT a.turns FROM stats_agent_turns a
+      WHERE a.tenant_id = $1 AND a.agent_name = r.agent_name) END,
+    CASE WHEN by_all_agents = 1 AND by_all_models = 0 THEN (SELECT m.turns FROM stats_model_turns m
+      WHERE m.tenant_id = $1 AND m.model IS NOT DISTINCT FROM r.model) END,
+    total_tokens_in, total_tokens_out, total_tokens_cached, total_tokens, cost_usd, avg_execution_time_ms
+  FROM rollups r
   ORDER BY kind, agent_name, model NULLS FIRST`;
 
 const ResponseFiguresRow = z.object({
@@ -372,8 +372,9 @@ function usageFiguresOf(
 /**
  * The tenant's figures. `positionsKey` is the live version's `projection_streams` key (events
  * projected are the sum of the tenant's stream positions there); `streamTypes` the followed types.
- * Reads every fact of the tenant (a handful of statements, one scan of each table): seconds at a
- * million turns.
+ * Reads the aggregates the projection keeps (O(cells): statuses x users, agents x models x execution
+ * times), never the facts: the same answer as the plain aggregates over the facts (count(DISTINCT),
+ * avg, percentile_cont), in milliseconds at a million turns.
  */
 export async function globalStats(
   sql: Sql,
@@ -381,15 +382,17 @@ export async function globalStats(
   q: { tenantId: string; positionsKey: string; streamTypes: readonly string[] },
 ): Promise<GlobalStatsView> {
   const t = [q.tenantId];
-  // Scans and sorts of whole tables: JIT compiling costs more than it saves on these, and the sorts
-  // stay in memory up to 64 MB (this transaction only).
-  await sql.query(`SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)`);
   const [counts] = await sql.query(
     `SELECT s.*, t.* FROM
-       (SELECT ${STATUS_COUNTS}, count(DISTINCT user_id) AS users FROM stats_sessions
-        WHERE tenant_id = $1 AND deleted_at IS NULL) s,
-       (SELECT count(*) AS turns, count(*) FILTER (WHERE status = 'failed') AS turns_failed
-        FROM stats_turns WHERE tenant_id = $1) t`,
+       (SELECT COALESCE(sum(sessions) FILTER (WHERE status = 'active'), 0) AS active,
+          COALESCE(sum(sessions) FILTER (WHERE status = 'ended'), 0) AS ended,
+          COALESCE(sum(sessions) FILTER (WHERE status = 'expired'), 0) AS expired,
+          COALESCE(sum(sessions), 0) AS total,
+          count(DISTINCT user_id) FILTER (WHERE sessions > 0) AS users
+        FROM stats_session_counts WHERE tenant_id = $1) s,
+       (SELECT COALESCE(sum(turns), 0) AS turns,
+          COALESCE(sum(turns) FILTER (WHERE status = 'failed'), 0) AS turns_failed
+        FROM stats_turn_counts WHERE tenant_id = $1) t`,
     t,
   );
   const c = GlobalCounts.parse(counts);

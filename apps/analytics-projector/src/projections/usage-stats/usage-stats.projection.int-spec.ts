@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { EventEnvelope } from '@threadline/contracts';
+import { type EventEnvelope, USER_CATEGORY, userStreamId } from '@threadline/contracts';
 import { EventStore, ProjectionRunner, RebuildInProgressError, type Sql } from '@threadline/event-store';
 import { NotFoundError } from '@threadline/platform';
 import { createTestDatabase, readAllSettled, type TestDatabase } from '@threadline/testing';
@@ -8,6 +8,7 @@ import { analyticsEventRegistry } from '../projections';
 import { globalStats, sessionStats, usageStats, userStats } from './stats.queries';
 import { UsageStatsProjection } from './usage-stats.projection';
 import {
+  aggregatesFromFacts,
   appendConversation,
   appendSession,
   at,
@@ -155,6 +156,18 @@ async function appendSmallScenario(tenant: string): Promise<[EventEnvelope[], Ev
 }
 
 const read = <T>(fn: (sql: Sql, asOf: number) => Promise<T>) => runner.read(fn);
+
+/** The aggregates the projection kept equal their definition over the facts (every tenant). */
+async function expectAggregatesOfFacts(): Promise<void> {
+  const [kept, defined] = await read(async (sql) => [
+    await dumpUsageStats(sql),
+    await aggregatesFromFacts(sql),
+  ]);
+  expect(Object.keys(defined).length).toBe(5);
+  for (const [table, rows] of Object.entries(defined)) {
+    expect({ table, rows: kept[table] }).toEqual({ table, rows });
+  }
+}
 
 async function allFigures(tenant: string, sessionId = 's1') {
   const live = await runner.liveVersion();
@@ -308,6 +321,109 @@ describe('usage_stats projection', () => {
       ['2025-01-01', 'gpt-4o', 2, 2],
       ['2025-01-01', 'gpt-4o-mini', 1, 1],
     ]);
+    // The aggregates kept equal their definition over the facts.
+    await expectAggregatesOfFacts();
+  });
+
+  it('counts a turn once per agent and model when its responses arrive one event at a time', async () => {
+    const tenant = newTenant();
+    const respond = (agent: string, model: string | null, ms: number) => ({
+      type: 'AgentResponded.v1' as const,
+      data: {
+        turnId: 't1',
+        sessionId: 's1',
+        agentResponse: response(agent, model, { in: 10, out: 1 }, 0.5, ms),
+        respondedAt: at(2),
+      },
+    });
+    const events = [
+      ...(await appendSession(store, tenant, 's1', [created('s1', 'u1')])),
+      ...(await appendConversation(store, tenant, 's1', [
+        {
+          type: 'TurnStarted.v1',
+          data: {
+            turnId: 't1',
+            sessionId: 's1',
+            userId: 'u1',
+            conversationTurn: 1,
+            userInput: 'hi',
+            vectorCacheHit: false,
+            startedAt: at(1),
+          },
+        },
+        respond('planner', 'gpt-4o', 100),
+        respond('planner', 'gpt-4o', 300),
+        respond('critic', 'gpt-4o', 200),
+        respond('critic', null, 200),
+      ])),
+    ];
+    // One transaction per event: each response after the first meets the turn's earlier rows.
+    await handleAll(events);
+    const g = (await allFigures(tenant)).global;
+    expect(g.by_agent.map((a) => [a.agent_name, a.turns, a.calls, a.p95_execution_time_ms])).toEqual([
+      ['critic', 1, 2, 200],
+      ['planner', 1, 2, 290],
+    ]);
+    expect(g.by_model.map((m) => [m.model, m.turns, m.calls])).toEqual([
+      [null, 1, 1],
+      ['gpt-4o', 1, 3],
+    ]);
+    expect(g).toMatchObject({ turns: 1, cost_usd: 2, total_tokens_in: 40 });
+    await expectAggregatesOfFacts();
+  });
+
+  it('keeps the aggregates of the facts when a user is erased and a turn deleted', async () => {
+    const tenant = newTenant();
+    const [sessions, turns] = await appendSmallScenario(tenant);
+    await handleAll([...sessions, ...turns]);
+    const deleted = await appendConversation(store, tenant, 's1', [
+      { type: 'TurnDeleted.v1', data: { turnId: 't2', sessionId: 's1', deletedAt: at(10) } },
+    ]);
+    await handleAll(deleted);
+    const afterTurnDeleted = await allFigures(tenant);
+    expect(afterTurnDeleted.global).toMatchObject({ turns: 1, total_tokens: 165 });
+    expect(afterTurnDeleted.global.by_agent.map((a) => [a.agent_name, a.turns, a.calls])).toEqual([
+      ['critic', 1, 1],
+      ['planner', 1, 1],
+    ]);
+    await expectAggregatesOfFacts();
+
+    const { events: erased } = await store.append(
+      userStreamId(tenant, 'u1'),
+      USER_CATEGORY,
+      'any',
+      [
+        {
+          type: 'UserErased.v1',
+          data: {
+            userId: 'u1',
+            sessionIds: ['s1', 's2'],
+            sessions: 2,
+            turns: 2,
+            events: 9,
+            erasedAt: at(11),
+          },
+        },
+      ],
+      { metadata: { tenantId: tenant } },
+    );
+    await handleAll(erased);
+    await expectAggregatesOfFacts();
+    const g = await read(async (sql, asOf) =>
+      globalStats(sql, asOf, {
+        tenantId: tenant,
+        positionsKey: runner.positionsKey((await runner.liveVersion(sql))?.version ?? null),
+        streamTypes: runner.projection.streamTypes,
+      }),
+    );
+    expect(g).toMatchObject({
+      sessions: { active: 0, ended: 1, expired: 0, total: 1 },
+      users: 1,
+      turns: 0,
+      total_tokens: 0,
+      by_agent: [],
+      by_model: [],
+    });
   });
 
   it('gives the same figures when every event is delivered twice, and skips a whole replay', async () => {
@@ -319,6 +435,7 @@ describe('usage_stats projection', () => {
     for (const e of [...s2, ...t2]) outcomes.push(await runner.handle(e), await runner.handle(e));
     expect(outcomes).toEqual([...s2, ...t2].flatMap(() => ['applied', 'skipped']));
     expect(await allFigures(twice)).toEqual(await allFigures(once));
+    await expectAggregatesOfFacts();
     const before = await read((sql) => dumpUsageStats(sql));
     expect(await handleAll([...s2, ...t2])).toEqual([...s2, ...t2].map(() => 'skipped'));
     expect(await read((sql) => dumpUsageStats(sql))).toEqual(before);
@@ -333,6 +450,7 @@ describe('usage_stats projection', () => {
     await handleAll(s2);
     await handleAll([...t2].reverse()); // and the turns backwards: each stream backfills from the store
     expect(await allFigures(late)).toEqual(await allFigures(inOrder));
+    await expectAggregatesOfFacts();
   });
 
   it('rebuilds a new version equal row for row to the incremental one, answering queries throughout', async () => {
@@ -409,6 +527,8 @@ describe('usage_stats projection', () => {
       );
     const rebuilt = await read((sql) => dumpUsageStats(sql));
     expect(onlyTenant(rebuilt, tenant)).toEqual(onlyTenant(incremental, tenant));
+    expect(rebuilt['stats_response_cells']?.length).toBeGreaterThan(10);
+    await expectAggregatesOfFacts();
     expect(await allFigures(tenant, 's-1')).toEqual(figures);
     const [ls, lt] = [
       await store.readStream(`session:${liveTenant}:s1`),

@@ -12,7 +12,8 @@ import {
   type AgentResponseData,
   type ToolCallData,
 } from '@threadline/contracts';
-import type { EventStore, Sql } from '@threadline/event-store';
+import type { EventStore, ProjectionRunner, Sql } from '@threadline/event-store';
+import { globalStats } from './stats.queries';
 import { USAGE_STATS_TABLES } from './usage-stats.projection';
 
 // Test support for the usage_stats specs and the rebuild benchmark (no test framework here).
@@ -98,13 +99,133 @@ export const created = (sessionId: string, userId: string | null, minute = 0): S
   data: { sessionId, userId, title: '', metadata: {}, createdFrom: null, startedAt: at(minute) },
 });
 
-/** Every row of every table of the live version (search_path set by the caller), sorted: for comparisons. */
+/**
+ * Six sessions of one tenant, session events only: alice's a1 (created, renamed, ended), a2 (created,
+ * metadata, deleted), a3 (active); bob's b1 (created, ended, deleted), b2 (active); n1 without user
+ * (created, ended). Appended with `EventStore.append`, one event per transaction, round-robin over the
+ * sessions (so streams interleave in the store). Returns the stored envelopes in append order.
+ */
+export async function appendSessionScenario(store: EventStore, tenantId: string): Promise<EventEnvelope[]> {
+  const scenario: { sessionId: string; userId: string | null; events: SessionEvent[] }[] = [
+    { sessionId: 'a1', userId: 'alice', events: [created('a1', 'alice'), titled('a1'), ended('a1')] },
+    { sessionId: 'a2', userId: 'alice', events: [created('a2', 'alice'), updated('a2'), deleted('a2')] },
+    { sessionId: 'a3', userId: 'alice', events: [created('a3', 'alice')] },
+    { sessionId: 'b1', userId: 'bob', events: [created('b1', 'bob'), ended('b1'), deleted('b1')] },
+    { sessionId: 'b2', userId: 'bob', events: [created('b2', 'bob')] },
+    { sessionId: 'n1', userId: null, events: [created('n1', null), ended('n1')] },
+  ];
+  const stored: EventEnvelope[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    for (const s of scenario) {
+      const event = s.events[i];
+      if (!event) continue;
+      const result = await store.append(
+        sessionStreamId(tenantId, s.sessionId),
+        SESSION_CATEGORY,
+        i,
+        [event],
+        {
+          metadata: { tenantId, userId: s.userId },
+        },
+      );
+      stored.push(...result.events);
+    }
+  }
+  return stored;
+}
+
+const titled = (sessionId: string): SessionEvent => ({
+  type: 'SessionTitleChanged.v1',
+  data: { sessionId, title: 'renamed', changedAt: at(1) },
+});
+const updated = (sessionId: string): SessionEvent => ({
+  type: 'SessionMetadataUpdated.v1',
+  data: { sessionId, patch: { k: 'v' }, updatedAt: at(1) },
+});
+const ended = (sessionId: string): SessionEvent => ({
+  type: 'SessionEnded.v1',
+  data: { sessionId, reason: 'user', endedAt: at(2) },
+});
+const deleted = (sessionId: string): SessionEvent => ({
+  type: 'SessionDeleted.v1',
+  data: { sessionId, deletedAt: at(3) },
+});
+
+/** The session figures {@link appendSessionScenario} yields for its tenant (deleted sessions count nowhere). */
+export const expectedScenarioSessions = {
+  sessions: { active: 2, ended: 2, expired: 0, total: 4 },
+  users: 2,
+};
+
+/** The session figures of `tenantId` in the live version of `runner`'s `usage_stats` (its global stats). */
+export async function readSessionFigures(
+  runner: ProjectionRunner,
+  tenantId: string,
+): Promise<typeof expectedScenarioSessions> {
+  const g = await runner.read(async (sql, asOf) =>
+    globalStats(sql, asOf, {
+      tenantId,
+      positionsKey: runner.positionsKey((await runner.liveVersion(sql))?.version ?? null),
+      streamTypes: runner.projection.streamTypes,
+    }),
+  );
+  return { sessions: g.sessions, users: g.users };
+}
+
+/** The column of each aggregate table that counts its facts: a row where it is 0 counts as absent. */
+const AGGREGATE_COUNTS: Record<string, string> = {
+  stats_session_counts: 'sessions',
+  stats_turn_counts: 'turns',
+  stats_response_cells: 'calls',
+  stats_agent_turns: 'turns',
+  stats_model_turns: 'turns',
+};
+
+/**
+ * Every row of every table of the live version (search_path set by the caller), sorted, without the
+ * aggregate rows whose count fell to 0: for comparisons.
+ */
 export async function dumpUsageStats(sql: Sql): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   for (const table of USAGE_STATS_TABLES) {
-    out[table] = await sql.query(`SELECT * FROM ${table} ORDER BY 1, 2, 3, 4`);
+    const count = AGGREGATE_COUNTS[table];
+    out[table] = await sql.query(`SELECT * FROM ${table} x ${count ? `WHERE ${count} <> 0` : ''} ORDER BY x`);
   }
   return out;
+}
+
+/**
+ * The definition of each aggregate table: its rows computed from the facts (the rows the projection
+ * keeps must equal these, zero rows aside), in the tables' column order.
+ */
+export const AGGREGATES_FROM_FACTS: Record<string, string> = {
+  stats_session_counts: `SELECT tenant_id, user_id, status, count(*) FROM stats_sessions
+    WHERE deleted_at IS NULL GROUP BY 1, 2, 3`,
+  stats_turn_counts: `SELECT tenant_id, status, count(*) FROM stats_turns GROUP BY 1, 2`,
+  stats_response_cells: `SELECT tenant_id, agent_name, model, execution_time_ms, count(*), sum(input_tokens),
+    sum(output_tokens), sum(cached_tokens), sum(total_tokens), sum(cost_usd) FROM stats_responses GROUP BY 1, 2, 3, 4`,
+  stats_agent_turns: `SELECT tenant_id, agent_name, count(DISTINCT turn_id) FROM stats_responses GROUP BY 1, 2`,
+  stats_model_turns: `SELECT tenant_id, model, count(DISTINCT turn_id) FROM stats_responses GROUP BY 1, 2`,
+};
+
+/** The aggregate tables' rows as {@link AGGREGATES_FROM_FACTS} defines them, sorted as {@link dumpUsageStats}. */
+export async function aggregatesFromFacts(sql: Sql): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const [table, select] of Object.entries(AGGREGATES_FROM_FACTS)) {
+    // Typed as the table's rows (same names and types), through a temporary copy of its shape.
+    out[table] = await sql.query(
+      `WITH x AS (SELECT (f::text::${table}).* FROM (${select}) f) SELECT * FROM x ORDER BY x`,
+    );
+  }
+  return out;
+}
+
+/** Replaces the aggregate tables' rows with {@link AGGREGATES_FROM_FACTS} (facts written straight into tables). */
+export async function recountAggregates(sql: Sql): Promise<void> {
+  for (const [table, select] of Object.entries(AGGREGATES_FROM_FACTS)) {
+    await sql.query(`DELETE FROM ${table}`);
+    await sql.query(`INSERT INTO ${table} ${select}`);
+  }
 }
 
 const Dialog = z.object({
