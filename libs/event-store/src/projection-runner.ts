@@ -383,20 +383,35 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
 
   // Handles live events in one transaction, in order, as `handle` describes; returns their outcomes and
   // the highest global position it applied (0 when none).
-  // Statements per batch, whatever its size: the shared lock; the live version, the positions of its
-  // streams and the erasure check in one (see openStreams); the projection's writes; the positions with
-  // the checkpoint. A gap adds its backfill's read and the erasure check of what it read.
+  // Statements per batch, whatever its size: the shared lock, the live version, the positions of its
+  // streams (created at 0 and locked, in stream id order so that concurrent batches cannot deadlock),
+  // the erasure check, the projection's writes, and the positions with the checkpoint.
   private async handleBatch(
     sql: Sql,
     envelopes: readonly EventEnvelope[],
   ): Promise<{ outcomes: HandleOutcome[]; checkpoint: number }> {
     // Shared with other live handlers, exclusive against a rebuild (see rebuild()).
     await sql.query(`SELECT pg_advisory_xact_lock_shared(${lockKey(this.checkpointName)})`);
-    // After the lock: a switch that committed while we waited is seen (READ COMMITTED).
-    const { version, positions, erased } = await this.openStreams(sql, envelopes);
+    let version: number | null = null;
+    if (this.versioned) {
+      // Read after the lock: a switch that committed while we waited is seen (READ COMMITTED).
+      const live = await this.useLive(sql);
+      if (!live) throw new Error(`Projection ${this.projection.name} has no live version`);
+      version = live.version;
+    }
+    const key = this.positionsKey(version);
+    const streamIds = [...new Set(envelopes.map((e) => e.streamId))].sort();
+    // ON CONFLICT DO UPDATE (a no-op) locks an existing row and returns its position, or the new row's 0.
+    const rows = await sql.query<{ stream_id: string; position: string }>(
+      `INSERT INTO projection_streams (projection, stream_id, position)
+       SELECT $1, s, 0 FROM unnest($2::text[]) AS s
+       ON CONFLICT (projection, stream_id) DO UPDATE SET position = projection_streams.position
+       RETURNING stream_id, position`,
+      [key, streamIds],
+    );
+    const positions = new Map(rows.map((r) => [r.stream_id, Number(r.position)]));
     const outcomes: HandleOutcome[] = [];
     const toApply: EventEnvelope[] = [];
-    const backfilled: EventEnvelope[] = [];
     const touched = new Set<string>();
     for (const envelope of envelopes) {
       const applied = positions.get(envelope.streamId) ?? 0;
@@ -414,7 +429,6 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
           from: applied + 1,
           to: envelope.streamPosition,
         });
-        backfilled.push(...events);
       }
       outcomes.push(gap ? 'backfilled' : 'applied');
       toApply.push(...events);
@@ -422,15 +436,7 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
       touched.add(envelope.streamId);
     }
     if (toApply.length === 0) return { outcomes, checkpoint: 0 };
-    for (const position of await this.erasedAmong(sql, backfilled)) erased.add(position);
-    await this.applyEvents(
-      sql,
-      toApply.map((e) =>
-        erased.has(e.globalPosition) && !isErased(e)
-          ? { ...e, data: ERASED_DATA, metadata: { tenantId: e.metadata.tenantId, erased: true } }
-          : e,
-      ),
-    );
+    await this.applyEvents(sql, await this.withErasures(sql, toApply));
     const checkpoint = toApply.reduce((max, e) => Math.max(max, e.globalPosition), 0);
     const ids = [...touched];
     await sql.query(
@@ -440,83 +446,28 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
          WHERE p.projection = $1 AND p.stream_id = u.stream_id
        )
        ${checkpointUpsert('$4', '$5', '$6')}`,
-      [
-        this.positionsKey(version),
-        ids,
-        ids.map((id) => positions.get(id) ?? 0),
-        this.checkpointOf(version),
-        null,
-        checkpoint,
-      ],
+      [key, ids, ids.map((id) => positions.get(id) ?? 0), this.checkpointOf(version), null, checkpoint],
     );
     return { outcomes, checkpoint };
   }
 
-  // One statement for what a live batch needs before applying: the live version (versioned projections:
-  // also sets search_path to its schema; throws when there is none); the position applied of each stream
-  // of the batch, its row locked (created at 0, in stream id order, so that concurrent batches cannot
-  // deadlock: ON CONFLICT DO UPDATE, a no-op, locks an existing row and returns its position); and the
-  // global positions of the batch's events a user erasure has tombstoned (see erasedAmong: every row
-  // is locked FOR SHARE). The positions key is built in SQL as positionsKey(version) builds it.
-  private async openStreams(
-    sql: Sql,
-    envelopes: readonly EventEnvelope[],
-  ): Promise<{ version: number | null; positions: Map<string, number>; erased: Set<number> }> {
-    const live = this.versioned
-      ? `SELECT version, set_config('search_path', quote_ident(schema_name) || ', public', true) AS path
-         FROM projection_versions WHERE projection = $1 AND status = 'live'`
-      : 'SELECT NULL::integer AS version';
-    const [row] = await sql.query<{
-      version: number | null;
-      streams: string[] | null;
-      positions: string[] | null;
-      erased: string[] | null;
-    }>(
-      `WITH live AS (${live}),
-       streams AS (
-         INSERT INTO projection_streams (projection, stream_id, position)
-         SELECT CASE WHEN live.version IS NULL THEN $1 ELSE $1 || '@v' || live.version END, s, 0
-         FROM live, unnest($2::text[]) AS s
-         ON CONFLICT (projection, stream_id) DO UPDATE SET position = projection_streams.position
-         RETURNING stream_id, position
-       ),
-       stored AS (
-         SELECT global_position, metadata ? 'erased' AS erased FROM events
-         WHERE global_position = ANY($3::bigint[]) ORDER BY global_position FOR SHARE
-       )
-       SELECT live.version,
-              (SELECT array_agg(stream_id ORDER BY stream_id) FROM streams) AS streams,
-              (SELECT array_agg(position ORDER BY stream_id) FROM streams) AS positions,
-              (SELECT array_agg(global_position) FROM stored WHERE erased) AS erased
-       FROM live`,
-      [
-        this.projection.name,
-        [...new Set(envelopes.map((e) => e.streamId))].sort(),
-        envelopes.map((e) => e.globalPosition),
-      ],
-    );
-    if (!row) throw new Error(`Projection ${this.projection.name} has no live version`);
-    const streams = row.streams ?? [];
-    const positions = row.positions ?? [];
-    return {
-      version: row.version,
-      positions: new Map(streams.map((id, i) => [id, Number(positions[i])])),
-      erased: new Set((row.erased ?? []).map(Number)),
-    };
-  }
-
-  // The global positions among `events` whose event a user erasure has tombstoned since they were
-  // published (or read). The rows are locked FOR SHARE, so an erasure running now waits for this
-  // transaction, or this one waits for it and then sees the tombstones: a message still in flight on
-  // JetStream when its event is erased never brings the erased data into the read model.
-  private async erasedAmong(sql: Sql, events: readonly EventEnvelope[]): Promise<number[]> {
+  // The events as the store holds them now: those a user erasure tombstoned since they were published
+  // (or read) come back marked erased. The rows are locked FOR SHARE, so an erasure running now waits
+  // for this transaction, or this one waits for it and then sees the tombstones: a message still in
+  // flight on JetStream when its event is erased never brings the erased data into the read model.
+  private async withErasures(sql: Sql, events: readonly EventEnvelope[]): Promise<EventEnvelope[]> {
     if (events.length === 0) return [];
     const rows = await sql.query<{ global_position: string; erased: boolean }>(
       `SELECT global_position, metadata ? 'erased' AS erased FROM events
        WHERE global_position = ANY($1::bigint[]) ORDER BY global_position FOR SHARE`,
       [events.map((e) => e.globalPosition)],
     );
-    return rows.filter((r) => r.erased).map((r) => Number(r.global_position));
+    const erased = new Set(rows.filter((r) => r.erased).map((r) => Number(r.global_position)));
+    return events.map((e) =>
+      erased.has(e.globalPosition) && !isErased(e)
+        ? { ...e, data: ERASED_DATA, metadata: { tenantId: e.metadata.tenantId, erased: true } }
+        : e,
+    );
   }
 
   // Erased events (a user erasure tombstoned their data, see `isErased`) are skipped: their positions
@@ -540,8 +491,9 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     for (const event of parsed) await this.projection.apply(sql, event);
   }
 
-  // Sets this transaction's search_path to the live version's schema and returns that version's
-  // checkpoint (named as checkpointOf(version) names it, built in SQL). Throws when there is no live version.
+  // useLive and positionOf in one statement: sets this transaction's search_path to the live version's
+  // schema and returns that version's checkpoint (the name checkpointOf(version) gives, built in SQL).
+  // Throws when there is no live version.
   private async useLivePosition(sql: Sql): Promise<number> {
     const [row] = await sql.query<{ global_position: string }>(
       `SELECT set_config('search_path', quote_ident(v.schema_name) || ', public', true) AS path,
@@ -552,6 +504,16 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     );
     if (!row) throw new Error(`Projection ${this.projection.name} has no live version`);
     return Number(row.global_position);
+  }
+
+  // Sets this transaction's search_path to the live version's schema and returns the version.
+  private async useLive(sql: Sql): Promise<ProjectionVersion | undefined> {
+    const [row] = await sql.query<{ version: number; schema_name: string }>(
+      `SELECT version, schema_name, set_config('search_path', quote_ident(schema_name) || ', public', true) AS path
+       FROM projection_versions WHERE projection = $1 AND status = 'live'`,
+      [this.projection.name],
+    );
+    return row ? { version: row.version, schema: row.schema_name, status: 'live' } : undefined;
   }
 
   private async useSchema(sql: Sql, schema: string): Promise<void> {
