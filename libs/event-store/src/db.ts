@@ -44,6 +44,20 @@ async function run<T>(client: Pool | PoolClient, text: string, params: readonly 
   return (last?.rows ?? []) as T[];
 }
 
+/** Isolation level and access mode of a {@link Db.transaction} (Postgres's `BEGIN` options). */
+export interface TransactionOptions {
+  isolation?: 'read committed' | 'repeatable read' | 'serializable';
+  readOnly?: boolean;
+}
+
+function beginStatement(opts: TransactionOptions): string {
+  const modes = [
+    ...(opts.isolation ? [`ISOLATION LEVEL ${opts.isolation.toUpperCase()}`] : []),
+    ...(opts.readOnly ? ['READ ONLY'] : []),
+  ];
+  return modes.length === 0 ? 'BEGIN' : `BEGIN ${modes.join(', ')}`;
+}
+
 /**
  * Postgres access for the whole project. A TypeORM DataSource (driver `pg`) owns the pool, its
  * configuration and the versioned migrations; queries and transactions go straight to that pool's
@@ -87,14 +101,15 @@ export class Db implements Sql {
   }
 
   /**
-   * Runs `fn` in one READ COMMITTED transaction (Postgres's default level) on one connection; commits
-   * when it resolves, rolls back and rethrows when it throws.
+   * Runs `fn` in one transaction on one connection, READ COMMITTED (Postgres's default level) unless
+   * `opts` say otherwise (set by the BEGIN itself: no extra round trip); commits when it resolves, rolls
+   * back and rethrows when it throws.
    */
-  async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Sql) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
+      await client.query(beginStatement(opts));
       const result = await fn({ query: (text, params = []) => run(client, text, params) });
       await client.query('COMMIT');
       return result;

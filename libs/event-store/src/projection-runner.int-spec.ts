@@ -535,3 +535,175 @@ describe('erased events (user erasure, issue 4)', () => {
     expect(await live.handle(stale[0]!)).toBe('skipped');
   });
 });
+
+describe('ProjectionRunner.whenApplied (in-process position waits)', () => {
+  it('wakes a waiter as soon as live handling commits the position, long before its timeout', async () => {
+    const { runner } = await newRunner();
+    const a = await store.append(`widget:${randomUUID()}`, 'widget', 'no_stream', widgets(2), { metadata });
+    const target = a.lastGlobalPosition;
+    const started = Date.now();
+    const waiting = runner.whenApplied(target, 10_000);
+    await runner.handle(a.events[0]!);
+    let settled = false;
+    void waiting.then(() => (settled = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false); // the first event is below the target
+    await runner.handle(a.events[1]!);
+    expect(await waiting).toBe(true);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(await runner.position()).toBe(target);
+    // Already committed: answered at once.
+    expect(await runner.whenApplied(target, 0)).toBe(true);
+  });
+
+  it('answers false after its timeout when nothing this runner commits reaches the position', async () => {
+    const { projection, runner } = await newRunner();
+    const a = await store.append(`widget:${randomUUID()}`, 'widget', 'no_stream', widgets(1), { metadata });
+    // Another runner of the same projection (another process) applies it: the checkpoint moves, but
+    // only reading it shows that.
+    const other = new ProjectionRunner(t.db, store, registry, projection);
+    const started = Date.now();
+    const waiting = runner.whenApplied(a.lastGlobalPosition, 150);
+    await other.handle(a.events[0]!);
+    expect(await waiting).toBe(false);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    expect(await runner.position()).toBe(a.lastGlobalPosition);
+  });
+});
+
+describe('ProjectionRunner.read (versioned projection)', () => {
+  /** A versioned projection: per stream, the number of events, in `<prefix>_v<n>.counts`. */
+  function versionedProjection(): Projection {
+    const name = `v_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    return {
+      name,
+      streamTypes: ['widget'],
+      versioning: {
+        schemaPrefix: name,
+        create: async (sql) => {
+          await sql.query('CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL)');
+        },
+      },
+      apply: async (sql, event) => {
+        await sql.query(
+          'INSERT INTO counts VALUES ($1, 1) ON CONFLICT (stream_id) DO UPDATE SET n = counts.n + 1',
+          [event.envelope.streamId],
+        );
+      },
+      reset: async () => {},
+    };
+  }
+
+  /** The runner's Db, counting the round trips of its statements (BEGIN and COMMIT included). */
+  function roundTripCounter(): { db: Db; roundTrips: () => number } {
+    let n = 0;
+    const db = Object.create(t.db) as Db;
+    db.query = (text, params) => {
+      n += 1;
+      return t.db.query(text, params);
+    };
+    db.transaction = (fn, opts) => {
+      n += 2;
+      return t.db.transaction(
+        (tx) =>
+          fn({
+            query: (text, params) => {
+              n += 1;
+              return tx.query(text, params);
+            },
+          }),
+        opts,
+      );
+    };
+    return { db, roundTrips: () => n };
+  }
+
+  it('reads the live version at its checkpoint in 4 round trips (one statement of its own)', async () => {
+    const counter = roundTripCounter();
+    const projection = versionedProjection();
+    const runner = new ProjectionRunner(counter.db, store, registry, projection);
+    const s = `widget:${randomUUID()}`;
+    const a = await store.append(s, 'widget', 'no_stream', widgets(2), { metadata });
+    for (const e of a.events) await runner.handle(e);
+    await runner.read(() => Promise.resolve()); // the first read also makes sure a live version exists
+
+    const before = counter.roundTrips();
+    const seen = await runner.read(async (sql, asOf) => {
+      const rows = await sql.query<{ n: number; path: string }>(
+        `SELECT n, current_setting('search_path') AS path FROM counts WHERE stream_id = $1`,
+        [s],
+      );
+      return { rows, asOf };
+    });
+    expect(counter.roundTrips() - before).toBe(4);
+    const live = await runner.liveVersion();
+    expect(seen).toEqual({
+      rows: [{ n: 2, path: `${live!.schema}, public` }],
+      asOf: a.lastGlobalPosition,
+    });
+  });
+
+  it('is one read-only REPEATABLE READ snapshot: a commit during the read is not seen by it', async () => {
+    const projection = versionedProjection();
+    const runner = new ProjectionRunner(t.db, store, registry, projection);
+    const s = `widget:${randomUUID()}`;
+    const a = await store.append(s, 'widget', 'no_stream', widgets(2), { metadata });
+    await runner.handle(a.events[0]!);
+    const count = async (sql: Sql) =>
+      (await sql.query<{ n: number }>('SELECT n FROM counts WHERE stream_id = $1', [s]))[0]?.n;
+
+    const seen = await runner.read(async (sql, asOf) => {
+      const first = await count(sql);
+      await runner.handle(a.events[1]!); // commits on another connection meanwhile
+      const second = await count(sql);
+      const write = await sql.query('DELETE FROM counts').then(
+        () => 'written',
+        (error: { code?: string }) => error.code,
+      );
+      return { first, second, asOf, write };
+    });
+    expect(seen).toEqual({ first: 1, second: 1, asOf: a.events[0]!.globalPosition, write: '25006' });
+    expect(await runner.read(async (sql, asOf) => ({ n: await count(sql), asOf }))).toEqual({
+      n: 2,
+      asOf: a.lastGlobalPosition,
+    });
+  });
+});
+
+describe('ProjectionRunner.handle and user erasures', () => {
+  it('locks every event it applies, delivered or backfilled, against an erasure until it commits', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let applying!: () => void;
+    const started = new Promise<void>((resolve) => (applying = resolve));
+    const projection: Projection = {
+      name: `l_${randomUUID().replaceAll('-', '').slice(0, 12)}`,
+      streamTypes: ['widget'],
+      apply: async () => {
+        applying();
+        await gate;
+      },
+      reset: async () => {},
+    };
+    const runner = new ProjectionRunner(t.db, store, registry, projection);
+    const a = await store.append(`widget:${randomUUID()}`, 'widget', 'no_stream', widgets(2), { metadata });
+    const handled = runner.handle(a.events[1]!); // backfills event 1
+    await started;
+    const erase = (globalPosition: number) =>
+      t.db.transaction(async (sql) => {
+        await sql.query(`SET LOCAL lock_timeout = '100ms'`);
+        await sql.query(
+          `UPDATE events SET metadata = metadata || '{"erased": true}' WHERE global_position = $1`,
+          [globalPosition],
+        );
+      });
+    try {
+      for (const e of a.events) {
+        await expect(erase(e.globalPosition)).rejects.toMatchObject({ code: '55P03' }); // lock_not_available
+      }
+    } finally {
+      release();
+    }
+    expect(await handled).toBe('backfilled');
+  });
+});

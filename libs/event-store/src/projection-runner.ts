@@ -129,6 +129,12 @@ interface PendingEvent {
   reject: (error: unknown) => void;
 }
 
+/** A caller of {@link ProjectionRunner.whenApplied}: woken when the committed position reaches `position`. */
+interface PositionWaiter {
+  position: number;
+  wake: (reached: boolean) => void;
+}
+
 /** Postgres error codes of a relation or schema that no longer exists (a reader raced a drop). */
 const DROPPED_RELATION_CODES = new Set(['42P01', '3F000']);
 
@@ -157,6 +163,9 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
   /** Live events waiting for the next group-commit transaction, in arrival order. */
   private pending: PendingEvent[] = [];
   private flushing = false;
+  /** Highest global position this runner's live handling has committed to a checkpoint (0: none yet). */
+  private committedPosition = 0;
+  private readonly positionWaiters = new Set<PositionWaiter>();
 
   constructor(
     private readonly db: Db,
@@ -207,6 +216,30 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
   }
 
   /**
+   * Resolves `true` as soon as this runner, in this process, has committed live handling up to global
+   * position `position` or beyond (at once when it already has), `false` after `timeoutMs` (ms)
+   * otherwise. Only what this runner commits wakes it: a checkpoint moved by another process (another
+   * instance, a rebuild CLI) is seen by reading it ({@link position}). Once `true`, {@link position}
+   * is at least `position` too: the version handled was live at the commit (live handlers hold the lock
+   * a switch takes exclusively), and a rebuilt version replays every event published before its switch.
+   */
+  whenApplied(position: number, timeoutMs: number): Promise<boolean> {
+    if (this.committedPosition >= position) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const waiter: PositionWaiter = {
+        position,
+        wake: (reached) => {
+          clearTimeout(timer);
+          this.positionWaiters.delete(waiter);
+          resolve(reached);
+        },
+      };
+      const timer = setTimeout(() => waiter.wake(false), Math.max(0, timeoutMs));
+      this.positionWaiters.add(waiter);
+    });
+  }
+
+  /**
    * Rebuilds the read model from the event store and returns the events replayed and the time (ms).
    *
    * Versioned projections (ARCHITECTURE rule 6, no downtime): creates version n+1 in its own schema;
@@ -233,22 +266,18 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
    * Runs `fn` on a consistent view of the live read model: one REPEATABLE READ, read-only transaction
    * whose `search_path` is the live version's schema (versioned projections), with `asOf`, the highest
    * global position applied to what `fn` reads (`as_of_position`). A read that races the drop of the
-   * version it started on is retried on the new one (at most 3 attempts).
+   * version it started on is retried on the new one (at most 3 attempts). Round trips: the BEGIN (which
+   * sets the isolation), one statement for the live version and its checkpoint, `fn`'s, the COMMIT.
    */
   async read<T>(fn: (sql: Sql, asOf: number) => Promise<T>): Promise<T> {
     if (this.versioned) await this.ensureLive();
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.db.transaction(async (sql) => {
-          await sql.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-          let version: number | null = null;
-          if (this.versioned) {
-            const live = await this.useLive(sql);
-            if (!live) throw new Error(`Projection ${this.projection.name} has no live version`);
-            version = live.version;
-          }
-          return fn(sql, await this.positionOf(sql, version));
-        });
+        return await this.db.transaction(
+          async (sql) =>
+            fn(sql, this.versioned ? await this.useLivePosition(sql) : await this.positionOf(sql, null)),
+          { isolation: 'repeatable read', readOnly: true },
+        );
       } catch (error) {
         const code = pgCodeOf(error);
         if (attempt >= 3 || code === undefined || !DROPPED_RELATION_CODES.has(code)) throw error;
@@ -328,12 +357,13 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
   // that fail on their own are rejected. Never throws.
   private async commitBatch(batch: readonly PendingEvent[]): Promise<void> {
     try {
-      const outcomes = await this.db.transaction((sql) =>
+      const { outcomes, checkpoint } = await this.db.transaction((sql) =>
         this.handleBatch(
           sql,
           batch.map((p) => p.envelope),
         ),
       );
+      this.committed(checkpoint);
       batch.forEach((p, i) => p.resolve(outcomes[i] ?? 'skipped'));
     } catch (error) {
       if (batch.length === 1) {
@@ -344,11 +374,22 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     }
   }
 
-  // Handles live events in one transaction, in order, as `handle` describes; returns their outcomes.
+  // Records a committed checkpoint (global position) and wakes the waiters it satisfies.
+  private committed(position: number): void {
+    if (position <= this.committedPosition) return;
+    this.committedPosition = position;
+    for (const waiter of this.positionWaiters) if (waiter.position <= position) waiter.wake(true);
+  }
+
+  // Handles live events in one transaction, in order, as `handle` describes; returns their outcomes and
+  // the highest global position it applied (0 when none).
   // Statements per batch, whatever its size: the shared lock, the live version, the positions of its
   // streams (created at 0 and locked, in stream id order so that concurrent batches cannot deadlock),
   // the erasure check, the projection's writes, and the positions with the checkpoint.
-  private async handleBatch(sql: Sql, envelopes: readonly EventEnvelope[]): Promise<HandleOutcome[]> {
+  private async handleBatch(
+    sql: Sql,
+    envelopes: readonly EventEnvelope[],
+  ): Promise<{ outcomes: HandleOutcome[]; checkpoint: number }> {
     // Shared with other live handlers, exclusive against a rebuild (see rebuild()).
     await sql.query(`SELECT pg_advisory_xact_lock_shared(${lockKey(this.checkpointName)})`);
     let version: number | null = null;
@@ -394,8 +435,9 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
       positions.set(envelope.streamId, (events[events.length - 1] ?? envelope).streamPosition);
       touched.add(envelope.streamId);
     }
-    if (toApply.length === 0) return outcomes;
+    if (toApply.length === 0) return { outcomes, checkpoint: 0 };
     await this.applyEvents(sql, await this.withErasures(sql, toApply));
+    const checkpoint = toApply.reduce((max, e) => Math.max(max, e.globalPosition), 0);
     const ids = [...touched];
     await sql.query(
       `WITH moved AS (
@@ -404,16 +446,9 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
          WHERE p.projection = $1 AND p.stream_id = u.stream_id
        )
        ${checkpointUpsert('$4', '$5', '$6')}`,
-      [
-        key,
-        ids,
-        ids.map((id) => positions.get(id) ?? 0),
-        this.checkpointOf(version),
-        null,
-        toApply.reduce((max, e) => Math.max(max, e.globalPosition), 0),
-      ],
+      [key, ids, ids.map((id) => positions.get(id) ?? 0), this.checkpointOf(version), null, checkpoint],
     );
-    return outcomes;
+    return { outcomes, checkpoint };
   }
 
   // The events as the store holds them now: those a user erasure tombstoned since they were published
@@ -454,6 +489,21 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     if (parsed.length === 0) return;
     if (this.projection.applyBatch) return this.projection.applyBatch(sql, parsed);
     for (const event of parsed) await this.projection.apply(sql, event);
+  }
+
+  // useLive and positionOf in one statement: sets this transaction's search_path to the live version's
+  // schema and returns that version's checkpoint (the name checkpointOf(version) gives, built in SQL).
+  // Throws when there is no live version.
+  private async useLivePosition(sql: Sql): Promise<number> {
+    const [row] = await sql.query<{ global_position: string }>(
+      `SELECT set_config('search_path', quote_ident(v.schema_name) || ', public', true) AS path,
+              COALESCE((SELECT c.global_position FROM checkpoints c WHERE c.name = $2::text || v.version), 0)
+                AS global_position
+       FROM projection_versions v WHERE v.projection = $1 AND v.status = 'live'`,
+      [this.projection.name, `projection:${this.projection.name}@v`],
+    );
+    if (!row) throw new Error(`Projection ${this.projection.name} has no live version`);
+    return Number(row.global_position);
   }
 
   // Sets this transaction's search_path to the live version's schema and returns the version.

@@ -125,26 +125,29 @@ export class StatsController {
 }
 
 /**
- * Resolves once `runner` has applied global position `min`; polls every `pollMs` (ms). Throws
- * SERVICE.UNAVAILABLE after `waitMs` (ms) with the position reached.
+ * Resolves once `runner` has applied global position `min`: woken as soon as this process's runner
+ * commits it (`ProjectionRunner.whenApplied`: the projector applies the live events itself), and reading
+ * the checkpoint again every `pollMs` (ms) for one moved by another process (a rebuild CLI, another
+ * instance). Throws SERVICE.UNAVAILABLE after `waitMs` (ms) with the position reached.
  */
 export async function waitForPosition(
-  runner: Pick<ProjectionRunner, 'position'>,
+  runner: Pick<ProjectionRunner, 'position' | 'whenApplied'>,
   min: number,
   waitMs: number,
-  pollMs = 20,
+  pollMs = 100,
 ): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     const asOf = await runner.position();
     if (asOf >= min) return;
-    if (Date.now() >= deadline) {
+    const left = deadline - Date.now();
+    if (left <= 0) {
       throw new DomainError(
         'SERVICE.UNAVAILABLE',
         `The stats have not reached position ${min} within ${waitMs} ms (they are at ${asOf}); retry`,
         { min_position: min, as_of_position: asOf },
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
+    if (await runner.whenApplied(min, Math.min(pollMs, left))) return;
   }
 }
