@@ -42,8 +42,8 @@ function isDroppedRelation(error: unknown): boolean {
 /**
  * Answers the analytics queries (`<prefix>.qry.analytics.*`, queue group `analytics-projector`) from
  * the live version of `usage_stats`. With `minPosition` (read-your-writes), waits until the projection
- * has applied that global position, polling its checkpoint every 20 ms for at most `STATS_WAIT_MS`
- * (ms), then answers SERVICE.UNAVAILABLE (HTTP 503) with `details: {min_position, as_of_position}`:
+ * has applied that global position ({@link waitForPosition}: woken by this process's runner as it
+ * commits, the checkpoint re-read every 100 ms) for at most `STATS_WAIT_MS` (ms), then answers SERVICE.UNAVAILABLE (HTTP 503) with `details: {min_position, as_of_position}`:
  * an answer that says it includes a write it does not would be worse than none.
  */
 @Controller()
