@@ -707,3 +707,70 @@ describe('ProjectionRunner.handle and user erasures', () => {
     expect(await handled).toBe('backfilled');
   });
 });
+
+describe('ProjectionRunner.ensureLive and the definition revision', () => {
+  /** Revision 1 counts events per stream; revision 2 also keeps their sum of `n` in a new column. */
+  function projectionOf(name: string, revision: 1 | 2): Projection {
+    return {
+      name,
+      streamTypes: ['widget'],
+      versioning: {
+        schemaPrefix: name,
+        revision,
+        create: async (sql) => {
+          await sql.query(
+            revision === 1
+              ? 'CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL)'
+              : 'CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL, total int NOT NULL)',
+          );
+        },
+      },
+      apply: async (sql, event) => {
+        const { n } = WidgetAddedV1.schema.parse(event.data);
+        await sql.query(
+          revision === 1
+            ? 'INSERT INTO counts VALUES ($1, 1) ON CONFLICT (stream_id) DO UPDATE SET n = counts.n + 1'
+            : `INSERT INTO counts VALUES ($1, 1, $2) ON CONFLICT (stream_id)
+               DO UPDATE SET n = counts.n + 1, total = counts.total + $2`,
+          revision === 1 ? [event.envelope.streamId] : [event.envelope.streamId, n],
+        );
+      },
+      reset: async () => {},
+    };
+  }
+
+  it('rebuilds a live version of an older revision before it is used, and only once', async () => {
+    const name = `r_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    const s = `widget:${randomUUID()}`;
+    const a = await store.append(s, 'widget', 'no_stream', widgets(3), { metadata });
+    const old = new ProjectionRunner(t.db, store, registry, projectionOf(name, 1));
+    await old.ensureLive();
+    for (const e of a.events) await old.handle(e);
+    expect((await old.liveVersion())?.version).toBe(1);
+
+    const stale: [number, number][] = [];
+    const current = new ProjectionRunner(t.db, store, registry, projectionOf(name, 2));
+    await Promise.all([
+      current.ensureLive({ onStaleRevision: (live, wanted) => stale.push([live, wanted]) }),
+      current.ensureLive(),
+    ]);
+    expect(stale).toEqual([[1, 2]]);
+    const live = await current.liveVersion();
+    expect(live?.version).toBe(2);
+    const rows = await current.read((sql) =>
+      sql.query('SELECT stream_id, n, total FROM counts WHERE stream_id = $1', [s]),
+    );
+    expect(rows).toEqual([{ stream_id: s, n: 3, total: 6 }]);
+    const schemas = await t.db.query<{ nspname: string }>(
+      'SELECT nspname FROM pg_namespace WHERE nspname LIKE $1 ORDER BY nspname',
+      [`${name}_v%`],
+    );
+    expect(schemas.map((r) => r.nspname)).toEqual([`${name}_v2`]);
+
+    // A runner of the same revision finds it current: nothing rebuilt.
+    const again = new ProjectionRunner(t.db, store, registry, projectionOf(name, 2));
+    await again.ensureLive({ onStaleRevision: () => stale.push([0, 0]) });
+    expect(stale).toHaveLength(1);
+    expect((await again.liveVersion())?.version).toBe(2);
+  });
+});

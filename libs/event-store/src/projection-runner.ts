@@ -59,6 +59,14 @@ export interface ProjectionVersioning {
    * empty (the first one) gets them right after `create`. Primary keys belong in `create`.
    */
   createIndexes?(sql: Sql): Promise<void>;
+  /**
+   * Optional (default 1): the revision of the version's definition. Raise it with any change of
+   * `create`, `createIndexes` or the apply functions that leaves a version built by the old code
+   * unreadable or wrong for the new one. A live version of another revision is rebuilt before it
+   * is used (see {@link ProjectionRunner.ensureLive}), as Marten's `ProjectionVersion` makes a
+   * changed projection build into new tables.
+   */
+  readonly revision?: number;
 }
 
 /** One version of a versioned projection, as `projection_versions` holds it. */
@@ -87,6 +95,7 @@ const PROJECTION_VERSIONS_DDL = `
     switched_at timestamptz,
     PRIMARY KEY (projection, version)
   );
+  ALTER TABLE projection_versions ADD COLUMN IF NOT EXISTS revision integer NOT NULL DEFAULT 1;
   CREATE UNIQUE INDEX IF NOT EXISTS projection_versions_one_live ON projection_versions (projection)
     WHERE status = 'live'`;
 
@@ -315,27 +324,57 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
   }
 
   /**
-   * Makes sure a versioned projection has a live version: creates `projection_versions` when missing
-   * and version 1 (empty) when none is live. Idempotent and safe concurrently (advisory lock).
+   * Makes sure a versioned projection has a live version of its definition's revision
+   * ({@link ProjectionVersioning.revision}): creates `projection_versions` when missing and version 1
+   * (empty) when none is live. A live version of another revision (built by older code) is rebuilt
+   * first, beside it, and switched to ({@link rebuild}); `onStaleRevision` is told before (the
+   * services call this at boot, before they consume or answer anything). When another process is
+   * already rebuilding it, waits for that rebuild's switch (checked every second). Idempotent and safe
+   * concurrently (advisory lock). Throws what the rebuild throws.
    */
-  async ensureLive(): Promise<void> {
+  async ensureLive(opts: { onStaleRevision?: (live: number, wanted: number) => void } = {}): Promise<void> {
     if (!this.projection.versioning) return;
     // One check per runner, shared by concurrent callers; a failed one is tried again by the next call.
-    this.liveEnsured ??= this.db
-      .transaction(async (sql) => {
-        await sql.query(`SELECT pg_advisory_xact_lock(${lockKey('projection_versions')})`);
-        await sql.query(PROJECTION_VERSIONS_DDL);
-        const [live] = await sql.query(
-          `SELECT 1 FROM projection_versions WHERE projection = $1 AND status = 'live'`,
-          [this.projection.name],
-        );
-        if (!live) await this.createVersion(sql, 'live');
-      })
-      .catch((error: unknown) => {
-        this.liveEnsured = undefined;
-        throw error;
-      });
+    this.liveEnsured ??= (async () => {
+      const live = await this.liveRevision();
+      if (live === this.revision) return;
+      opts.onStaleRevision?.(live, this.revision);
+      for (;;) {
+        try {
+          await this.rebuildVersioned({});
+          return;
+        } catch (error) {
+          if (!(error instanceof RebuildInProgressError)) throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        if ((await this.liveRevision()) === this.revision) return;
+      }
+    })().catch((error: unknown) => {
+      this.liveEnsured = undefined;
+      throw error;
+    });
     await this.liveEnsured;
+  }
+
+  /** The revision of this code's definition of the projection (versioned projections). */
+  private get revision(): number {
+    return this.projection.versioning?.revision ?? 1;
+  }
+
+  // The live version's revision, after creating `projection_versions` when missing and version 1 (empty,
+  // of this code's revision) when none is live.
+  private liveRevision(): Promise<number> {
+    return this.db.transaction(async (sql) => {
+      await sql.query(`SELECT pg_advisory_xact_lock(${lockKey('projection_versions')})`);
+      await sql.query(PROJECTION_VERSIONS_DDL);
+      const [live] = await sql.query<{ revision: number }>(
+        `SELECT revision FROM projection_versions WHERE projection = $1 AND status = 'live'`,
+        [this.projection.name],
+      );
+      if (live) return live.revision;
+      await this.createVersion(sql, 'live');
+      return this.revision;
+    });
   }
 
   // ---- internals ----
@@ -590,9 +629,9 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     if (opts.indexes) await versioning.createIndexes?.(sql);
     await sql.query(`SELECT set_config('search_path', 'public', true)`);
     await sql.query(
-      `INSERT INTO projection_versions (projection, version, schema_name, status, switched_at)
-       VALUES ($1, $2, $3, $4, CASE WHEN $4 = 'live' THEN now() END)`,
-      [this.projection.name, version, schema, status],
+      `INSERT INTO projection_versions (projection, version, schema_name, status, switched_at, revision)
+       VALUES ($1, $2, $3, $4, CASE WHEN $4 = 'live' THEN now() END, $5)`,
+      [this.projection.name, version, schema, status, this.revision],
     );
     return { version, schema, status };
   }
@@ -696,7 +735,8 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
   }): Promise<RebuildResult> {
     const started = performance.now();
     const batchSize = opts.batchSize ?? 5000;
-    await this.ensureLive();
+    // A live version must exist (the switch replaces it), of any revision: this rebuild replaces it.
+    await this.liveRevision();
     // A session advisory lock on a dedicated connection (no transaction, so no xmin held) keeps two
     // rebuilds of one projection apart.
     const guard = await this.db.dedicated();

@@ -683,6 +683,8 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
   readonly streamTypes = [SESSION_CATEGORY, CONVERSATION_CATEGORY, USER_CATEGORY] as const;
   readonly versioning: ProjectionVersioning = {
     schemaPrefix: USAGE_STATS_SCHEMA_PREFIX,
+    // 2: facts keyed by global position, with the aggregates global stats read (issue 6).
+    revision: 2,
     create: async (sql: Sql) => {
       for (const ddl of USAGE_STATS_DDL) await sql.query(ddl);
     },
