@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { exceedsDepth, isJsonWithin, JsonValue, MAX_JSON_DEPTH, Metadata } from './common';
 
 const nested = (levels: number): unknown => {
@@ -60,5 +61,13 @@ describe('JSON depth bounds', () => {
   it('bounds metadata at 8 levels', () => {
     expect(Metadata.safeParse({ k: nested(7) }).success).toBe(true);
     expect(Metadata.safeParse({ k: nested(8) }).success).toBe(false);
+  });
+});
+
+describe('JsonValue in JSON Schema (the OpenAPI document and header schemas are generated from it)', () => {
+  it('is representable: any value, with its description', () => {
+    expect(z.toJSONSchema(z.object({ request: JsonValue }))).toMatchObject({
+      properties: { request: { description: `Any JSON value, at most ${MAX_JSON_DEPTH} levels deep` } },
+    });
   });
 });

@@ -70,7 +70,8 @@ export function isJsonWithin(value: unknown, limit: number): boolean {
  * payload, event data, reply). The OpenAPI document shows it as any value.
  */
 export const JsonValue: z.ZodType<Json> = z
-  .custom<Json>((v) => isJsonWithin(v, MAX_JSON_DEPTH), {
+  .unknown()
+  .refine((v): v is Json => isJsonWithin(v, MAX_JSON_DEPTH), {
     message: `a JSON value (no undefined, functions or non-finite numbers) at most ${MAX_JSON_DEPTH} levels deep`,
   })
   .meta({ description: `Any JSON value, at most ${MAX_JSON_DEPTH} levels deep` });
