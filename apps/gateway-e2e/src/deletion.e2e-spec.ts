@@ -61,7 +61,6 @@ async function expectGone(user: string, word: string, sessionId: string, turnIds
     `/sessions/${sessionId}/turns`,
     `/sessions/${sessionId}/state`,
     `/sessions/${sessionId}/history`,
-    `/sessions/${sessionId}/stats`,
     ...turnIds.map((id) => `/turns/${id}`),
   ]) {
     const reply = await api.get(path);
@@ -72,6 +71,7 @@ async function expectGone(user: string, word: string, sessionId: string, turnIds
   expect(sessions.map((s) => s.session_id)).not.toContain(sessionId);
   // Turns, search and stats follow the deletion over JetStream: wait for them, never sleep.
   await eventually(async () => {
+    expect(problemOf(await api.get(`/sessions/${sessionId}/stats`), 404).code).toBe('SESSION.NOT_FOUND');
     const search = ok(await api.get(`/users/${user}/turns?q=${word}`), TurnPage);
     expect(search.turns).toEqual([]);
     const all = ok(await api.get(`/users/${user}/turns`), TurnPage);
