@@ -1,6 +1,7 @@
 import { v5 as uuidv5, v7 as uuidv7 } from 'uuid';
 import { StreamVersionConflictError } from '@threadline/platform';
 import type { Db, Sql } from './db';
+import { GroupCommitQueue, type Queued } from './group-commit';
 import type { AppendOptions, AppendResult, ExpectedVersion, NewEvent } from './event-store';
 import { z } from 'zod';
 import { EventEnvelope } from '@threadline/contracts';
@@ -265,104 +266,58 @@ export async function appendPreparedMany(
   });
 }
 
-/** What the batcher settles for each queued append. */
-interface Pending {
-  append: PreparedAppend;
-  resolve: (result: AppendResult) => void;
-  reject: (error: unknown) => void;
-}
-
 /**
- * Group commit of standalone appends (`EventStore.append` without an inline projection): appends
- * that arrive while earlier ones are being written are written together, in one statement and one
- * commit, instead of one commit each (the WAL flush of a commit is the cost that concurrent writers
- * share; the idea of Postgres's own group commit, one level up). Each append keeps its own outcome:
- * a version conflict fails only that append; any other failure of a combined statement (a duplicate
- * event id, a deadlock) reruns its appends one by one, so each caller gets its own result or error.
- * Appends to one stream are written in the order they were made, never in the same or in concurrent
- * statements (a later one waits until the earlier one's statement is done).
- * At most {@link AppendBatcher.maxInFlight} statements run at once; a batch holds at most
- * {@link AppendBatcher.maxBatch} appends.
+ * Group commit of standalone appends (`EventStore.append` without an inline projection), on a
+ * {@link GroupCommitQueue} keyed by stream: appends that arrive while earlier ones are being written are
+ * written together, in one statement ({@link BATCH_SQL}) and one commit, instead of one commit
+ * each. Each append keeps its own outcome: a version conflict fails only that append; any other failure
+ * of a combined statement (a duplicate event id, a deadlock) reruns its appends one by one, so each
+ * caller gets its own result or error. Appends to one stream are written in the order they were made,
+ * never in the same or in concurrent statements. At most {@link AppendBatcher.maxInFlight} statements
+ * run at once; a batch holds at most {@link AppendBatcher.maxBatch} appends.
  */
 export class AppendBatcher {
   static readonly maxInFlight = 2;
   static readonly maxBatch = 256;
-  private queue: Pending[] = [];
-  private inFlight = 0;
-  /** Streams of the statements being written: a later append to one waits for its statement. */
-  private readonly writing = new Set<string>();
-  private scheduled = false;
+  private readonly queue: GroupCommitQueue<PreparedAppend, AppendResult>;
 
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: Db) {
+    this.queue = new GroupCommitQueue({
+      maxInFlight: AppendBatcher.maxInFlight,
+      maxBatch: AppendBatcher.maxBatch,
+      keysOf: (append) => [append.streamId],
+      write: (batch) => this.write(batch),
+    });
+  }
 
   append(append: PreparedAppend): Promise<AppendResult> {
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ append, resolve, reject });
-      this.schedule();
-    });
+    return this.queue.push(append);
   }
 
-  // Deferred to the next turn of the event loop, so appends issued together are written together.
-  private schedule(): void {
-    if (this.scheduled || this.inFlight >= AppendBatcher.maxInFlight || this.queue.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.startFlush();
-    });
-  }
-
-  private startFlush(): void {
-    if (this.inFlight >= AppendBatcher.maxInFlight) return;
-    const batch: Pending[] = [];
-    const rest: Pending[] = [];
-    const streams = new Set<string>();
-    for (const pending of this.queue) {
-      const streamId = pending.append.streamId;
-      // Per stream, appends are written in the order they were made: one statement at a time.
-      if (batch.length >= AppendBatcher.maxBatch || streams.has(streamId) || this.writing.has(streamId)) {
-        streams.add(streamId);
-        rest.push(pending);
-      } else {
-        streams.add(streamId);
-        batch.push(pending);
-      }
-    }
-    if (batch.length === 0) return;
-    this.queue = rest;
-    this.inFlight += 1;
-    for (const p of batch) this.writing.add(p.append.streamId);
-    void this.flush(batch).finally(() => {
-      for (const p of batch) this.writing.delete(p.append.streamId);
-      this.inFlight -= 1;
-      this.schedule();
-    });
-    this.schedule();
-  }
-
-  private async flush(batch: readonly Pending[]): Promise<void> {
+  private async write(batch: readonly Queued<PreparedAppend, AppendResult>[]): Promise<void> {
     if (batch.length === 1) {
-      const [only] = batch as [Pending];
-      await appendPrepared(this.db, only.append).then(only.resolve, only.reject);
+      const [only] = batch as [Queued<PreparedAppend, AppendResult>];
+      await appendPrepared(this.db, only.item).then(only.resolve, only.reject);
       return;
     }
     let rows: Record<string, unknown>[];
     try {
-      rows = await this.db.query(BATCH_SQL, batchParams(batch.map((p) => p.append)));
+      rows = await this.db.query(BATCH_SQL, batchParams(batch.map((q) => q.item)));
     } catch {
-      // Whatever failed the combined statement, each append gets its own outcome.
-      await Promise.all(batch.map((p) => appendPrepared(this.db, p.append).then(p.resolve, p.reject)));
+      // Whatever failed the combined statement (nothing of it is written), each append gets its own outcome.
+      await Promise.all(batch.map((q) => appendPrepared(this.db, q.item).then(q.resolve, q.reject)));
       return;
     }
+    // Written and committed: from here on, never rerun an append.
     const byStream = rowsByStream(rows);
     await Promise.all(
-      batch.map(async (p) => {
+      batch.map(async (q) => {
         try {
-          const stored = byStream.get(p.append.streamId);
-          if (stored) p.resolve(resultOf(p.append, stored));
-          else p.reject(await conflictOf(this.db, p.append));
+          const stored = byStream.get(q.item.streamId);
+          if (stored) q.resolve(resultOf(q.item, stored));
+          else q.reject(await conflictOf(this.db, q.item));
         } catch (error) {
-          p.reject(error);
+          q.reject(error);
         }
       }),
     );

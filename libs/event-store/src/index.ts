@@ -8,3 +8,4 @@ export * from './event-store.module';
 export { eventStoreMigrations } from './migrations';
 export * from './projections-cli';
 export * from './command';
+export * from './group-commit';

@@ -11,6 +11,8 @@ import {
   type EventStoreTransaction,
   idempotentRequestOf,
   IdempotencyKeyReusedError,
+  GroupCommitQueue,
+  type Queued,
   runCommand,
 } from '@threadline/event-store';
 import {
@@ -22,14 +24,16 @@ import {
 type Payload = RequestOf<typeof LogTurn>;
 type Reply = ReplyOf<typeof LogTurn>;
 
-/** A queued LogTurn: its payload, what it must not share a batch with, and its caller's promise. */
-interface Pending {
-  payload: Payload;
-  /** Its conversation, its idempotency key and its client-given turn id (each tenant-qualified). */
-  exclusive: string[];
-  resolve: (reply: Reply) => void;
-  reject: (error: unknown) => void;
+/** What a LogTurn must not share a batch with: its conversation, idempotency key and client turn id. */
+function exclusiveKeysOf(payload: Payload): string[] {
+  const { tenantId, idempotencyKey } = payload.context;
+  const keys = [`conversation\u0000${conversationStreamId(tenantId, payload.sessionId)}`];
+  if (idempotencyKey !== undefined) keys.push(`key\u0000${tenantId}\u0000${idempotencyKey}`);
+  if (payload.body.turn_id !== undefined) keys.push(`turn\u0000${tenantId}\u0000${payload.body.turn_id}`);
+  return keys;
 }
+
+type Pending = Queued<Payload, Reply>;
 
 const commandOf = (p: Payload): LogTurnCommand => ({
   context: p.context,
@@ -42,7 +46,7 @@ const commandOf = (p: Payload): LogTurnCommand => ({
  * Group commit of LogTurn commands (issue 6, scenario 1): LogTurns that arrive while earlier ones are
  * being written are written together, in ONE transaction with a fixed number of statements per batch
  * instead of about seven per command. This is group commit (Postgres's own, one level up: concurrent
- * writers share one commit and its WAL flush), as the event store's `AppendBatcher` does for plain
+ * writers share one commit and its WAL flush) on the event store's `GroupCommitQueue`, as `AppendBatcher` does for plain
  * appends; Marten likewise sends a session's pending events and projection writes as one batched
  * command, and Emmett runs inline projections in the append's transaction, as `logTurns` does.
  *
@@ -66,11 +70,12 @@ export class LogTurnBatcher {
   static readonly maxInFlight = 2;
   static readonly maxBatch = 128;
   private readonly logger = new Logger(LogTurnBatcher.name);
-  private queue: Pending[] = [];
-  private inFlight = 0;
-  /** The `exclusive` keys of the batches being written. */
-  private readonly busy = new Set<string>();
-  private scheduled = false;
+  private readonly queue = new GroupCommitQueue<Payload, Reply>({
+    maxInFlight: LogTurnBatcher.maxInFlight,
+    maxBatch: LogTurnBatcher.maxBatch,
+    keysOf: exclusiveKeysOf,
+    write: (batch) => this.flush(batch),
+  });
 
   constructor(
     private readonly store: EventStore,
@@ -79,15 +84,7 @@ export class LogTurnBatcher {
 
   /** Logs a turn: answers what `logTurnAlone` answers, with the same errors, once its batch committed. */
   logTurn(payload: Payload): Promise<Reply> {
-    const { tenantId, idempotencyKey } = payload.context;
-    const exclusive = [`conversation\u0000${conversationStreamId(tenantId, payload.sessionId)}`];
-    if (idempotencyKey !== undefined) exclusive.push(`key\u0000${tenantId}\u0000${idempotencyKey}`);
-    if (payload.body.turn_id !== undefined)
-      exclusive.push(`turn\u0000${tenantId}\u0000${payload.body.turn_id}`);
-    return new Promise<Reply>((resolve, reject) => {
-      this.queue.push({ payload, exclusive, resolve, reject });
-      this.schedule();
-    });
+    return this.queue.push(payload);
   }
 
   /** The single path: one LogTurn in its own transaction (`runCommand`: key, decide, append, read back). */
@@ -97,41 +94,6 @@ export class LogTurnBatcher {
     );
   }
 
-  // Deferred to the next turn of the event loop, so commands that arrive together are written together.
-  private schedule(): void {
-    if (this.scheduled || this.inFlight >= LogTurnBatcher.maxInFlight || this.queue.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.startFlush();
-    });
-  }
-
-  private startFlush(): void {
-    if (this.inFlight >= LogTurnBatcher.maxInFlight) return;
-    const batch: Pending[] = [];
-    const rest: Pending[] = [];
-    // Keys of the commands seen so far: a later command with one of them keeps its place behind them.
-    const seen = new Set<string>();
-    for (const pending of this.queue) {
-      const waits =
-        batch.length >= LogTurnBatcher.maxBatch ||
-        pending.exclusive.some((key) => seen.has(key) || this.busy.has(key));
-      for (const key of pending.exclusive) seen.add(key);
-      (waits ? rest : batch).push(pending);
-    }
-    if (batch.length === 0) return;
-    this.queue = rest;
-    this.inFlight += 1;
-    for (const p of batch) for (const key of p.exclusive) this.busy.add(key);
-    void this.flush(batch).finally(() => {
-      for (const p of batch) for (const key of p.exclusive) this.busy.delete(key);
-      this.inFlight -= 1;
-      this.schedule();
-    });
-    this.schedule();
-  }
-
   /** Writes one batch and settles each command; reruns alone what the batch could not do. */
   private async flush(batch: readonly Pending[]): Promise<void> {
     let outcomes: BatchOutcome[];
@@ -139,7 +101,7 @@ export class LogTurnBatcher {
       outcomes = await this.store.transaction((tx) => this.writeBatch(tx, batch));
     } catch (error) {
       this.logger.warn(`LogTurn batch of ${batch.length} failed, each runs alone: ${String(error)}`);
-      await Promise.all(batch.map((p) => this.logTurnAlone(p.payload).then(p.resolve, p.reject)));
+      await Promise.all(batch.map((p) => this.logTurnAlone(p.item).then(p.resolve, p.reject)));
       return;
     }
     await Promise.all(
@@ -147,7 +109,7 @@ export class LogTurnBatcher {
         const outcome = outcomes[i]!;
         if ('reply' in outcome) p.resolve(outcome.reply);
         else if ('error' in outcome) p.reject(outcome.error);
-        else await this.logTurnAlone(p.payload).then(p.resolve, p.reject);
+        else await this.logTurnAlone(p.item).then(p.resolve, p.reject);
       }),
     );
   }
@@ -159,13 +121,13 @@ export class LogTurnBatcher {
    */
   private async writeBatch(tx: EventStoreTransaction, batch: readonly Pending[]): Promise<BatchOutcome[]> {
     const outcomes: (BatchOutcome | undefined)[] = batch.map(() => undefined);
-    const keyed = batch.flatMap((p, k) => (p.payload.context.idempotencyKey !== undefined ? [k] : []));
+    const keyed = batch.flatMap((p, k) => (p.item.context.idempotencyKey !== undefined ? [k] : []));
     /** The commands whose key this transaction claimed (the first request with it). */
     const claimed = new Set<number>();
     if (keyed.length > 0) {
       const found = await tx.claimIdempotencyKeys(
         keyed.map((k) => {
-          const { context, request } = idempotentRequestOf(LogTurn, batch[k]!.payload);
+          const { context, request } = idempotentRequestOf(LogTurn, batch[k]!.item);
           return { tenantId: context.tenantId, key: context.idempotencyKey!, request };
         }),
       );
@@ -187,7 +149,7 @@ export class LogTurnBatcher {
         ? []
         : await this.commands.logTurns(
             tx,
-            live.map((k) => commandOf(batch[k]!.payload)),
+            live.map((k) => commandOf(batch[k]!.item)),
           );
     live.forEach((k, j) => {
       const outcome = decided[j]!;
@@ -195,7 +157,7 @@ export class LogTurnBatcher {
       outcomes[k] = 'reply' in outcome ? { reply: TurnWriteReply.parse(outcome.reply) } : outcome;
     });
 
-    const mine = [...claimed].map((k) => ({ outcome: outcomes[k]!, context: batch[k]!.payload.context }));
+    const mine = [...claimed].map((k) => ({ outcome: outcomes[k]!, context: batch[k]!.item.context }));
     const saves = mine.flatMap(({ outcome, context }) =>
       'reply' in outcome
         ? [{ tenantId: context.tenantId, key: context.idempotencyKey!, reply: outcome.reply }]
