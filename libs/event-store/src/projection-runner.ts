@@ -44,11 +44,11 @@ export interface Projection<E extends ParsedEvent = ParsedEvent> {
    * `apply` or `applyBatch`, so the projection's SQL names its tables unqualified.
    * A rebuild then builds a new version beside the live one (see `ProjectionRunner.rebuild`).
    */
-  readonly versioning?: ProjectionVersioning;
+  readonly versioning?: ProjectionVersioning<E>;
 }
 
 /** How a versioned projection's tables are made; see {@link Projection.versioning}. */
-export interface ProjectionVersioning {
+export interface ProjectionVersioning<E extends ParsedEvent = ParsedEvent> {
   /** Lowercase SQL identifier (letters, digits, `_`): version n lives in schema `<schemaPrefix>_v<n>`. */
   readonly schemaPrefix: string;
   /** Creates the empty tables and indexes of a new version (unqualified names: search_path is set). */
@@ -67,6 +67,19 @@ export interface ProjectionVersioning {
    * changed projection build into new tables.
    */
   readonly revision?: number;
+  /**
+   * Optional: how a rebuild's bulk replay writes the version it builds. That version is written by the
+   * rebuild alone and read by nobody until its switch, so it may be written more cheaply than live
+   * handling writes: `applyBatch` replaces the projection's own for the bulk batches (e.g. facts only,
+   * without the rows derived from them), then `finish` runs once, after the last bulk batch and before
+   * `createIndexes`, the catch-up and the switch, and must leave exactly the rows incremental handling
+   * gives (the catch-up then applies the remaining events with the projection's own `applyBatch`).
+   * The same idea as PostgreSQL's "Populating a Database" (manual, section 14.4): load first, then derive.
+   */
+  readonly replay?: {
+    applyBatch(sql: Sql, events: readonly E[]): Promise<void>;
+    finish(sql: Sql): Promise<void>;
+  };
 }
 
 /** One version of a versioned projection, as `projection_versions` holds it. */
@@ -523,9 +536,16 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     return isErased(event) ? null : this.registry.parse(event);
   }
 
-  private async applyParsed(sql: Sql, events: readonly (ParsedEvent<Defs> | null)[]): Promise<void> {
+  // `bulk`: a batch of a rebuild's bulk replay, written by `versioning.replay` when the projection has it.
+  private async applyParsed(
+    sql: Sql,
+    events: readonly (ParsedEvent<Defs> | null)[],
+    opts: { bulk?: boolean } = {},
+  ): Promise<void> {
     const parsed = events.filter((e) => e !== null);
     if (parsed.length === 0) return;
+    const replay = opts.bulk ? this.projection.versioning?.replay : undefined;
+    if (replay) return replay.applyBatch(sql, parsed);
     if (this.projection.applyBatch) return this.projection.applyBatch(sql, parsed);
     for (const event of parsed) await this.projection.apply(sql, event);
   }
@@ -679,6 +699,7 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     version: number | null,
     batch: readonly ReplayedEvent<ParsedEvent<Defs>>[],
     positions: Map<string, number>,
+    opts: { bulk?: boolean } = {},
   ): Promise<void> {
     const toApply: (ParsedEvent<Defs> | null)[] = [];
     const touched = new Set<string>();
@@ -703,7 +724,7 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
       positions.set(event.streamId, event.streamPosition);
       touched.add(event.streamId);
     }
-    await this.applyParsed(sql, toApply);
+    await this.applyParsed(sql, toApply, opts);
     if (touched.size > 0) {
       const ids = [...touched];
       await sql.query(
@@ -770,11 +791,17 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
           next.catch(() => undefined);
           await this.db.transaction(async (sql) => {
             await this.useSchemaForBulk(sql, target.schema);
-            await this.applyReplayed(sql, target.version, batch, positions);
+            await this.applyReplayed(sql, target.version, batch, positions, { bulk: true });
           });
           opts.onProgress?.(replayed);
         }
         const versioning = this.projection.versioning;
+        if (versioning?.replay) {
+          await this.db.transaction(async (sql) => {
+            await this.useSchema(sql, target.schema);
+            await versioning.replay?.finish(sql);
+          });
+        }
         if (versioning?.createIndexes) {
           await this.db.transaction(async (sql) => {
             await this.useSchema(sql, target.schema);

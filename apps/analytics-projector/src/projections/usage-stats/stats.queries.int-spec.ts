@@ -9,8 +9,7 @@ import {
   sessionStatsOfVersion,
   type VersionTarget,
 } from './stats.queries';
-import { UsageStatsProjection } from './usage-stats.projection';
-import { recountAggregates } from './usage-stats.scenario';
+import { recountAggregates, UsageStatsProjection } from './usage-stats.projection';
 
 // The queries against their definitions: facts written straight into the live version's tables
 // (pseudo-random, `setseed`: the same rows every run) with their aggregates recounted from them, figures

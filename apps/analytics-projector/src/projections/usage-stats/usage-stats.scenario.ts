@@ -14,7 +14,7 @@ import {
 } from '@threadline/contracts';
 import type { EventStore, ProjectionRunner, Sql } from '@threadline/event-store';
 import { globalStats } from './stats.queries';
-import { USAGE_STATS_TABLES } from './usage-stats.projection';
+import { AGGREGATES_FROM_FACTS, USAGE_STATS_TABLES } from './usage-stats.projection';
 
 // Test support for the usage_stats specs and the rebuild benchmark (no test framework here).
 
@@ -194,20 +194,6 @@ export async function dumpUsageStats(sql: Sql): Promise<Record<string, unknown[]
   return out;
 }
 
-/**
- * The definition of each aggregate table: its rows computed from the facts (the rows the projection
- * keeps must equal these, zero rows aside), in the tables' column order.
- */
-export const AGGREGATES_FROM_FACTS: Record<string, string> = {
-  stats_session_counts: `SELECT tenant_id, user_id, status, count(*) FROM stats_sessions
-    WHERE deleted_at IS NULL GROUP BY 1, 2, 3`,
-  stats_turn_counts: `SELECT tenant_id, status, count(*) FROM stats_turns GROUP BY 1, 2`,
-  stats_response_cells: `SELECT tenant_id, agent_name, model, execution_time_ms, count(*), sum(input_tokens),
-    sum(output_tokens), sum(cached_tokens), sum(total_tokens), sum(cost_usd) FROM stats_responses GROUP BY 1, 2, 3, 4`,
-  stats_agent_turns: `SELECT tenant_id, agent_name, count(DISTINCT turn_id) FROM stats_responses GROUP BY 1, 2`,
-  stats_model_turns: `SELECT tenant_id, model, count(DISTINCT turn_id) FROM stats_responses GROUP BY 1, 2`,
-};
-
 /** The aggregate tables' rows as {@link AGGREGATES_FROM_FACTS} defines them, sorted as {@link dumpUsageStats}. */
 export async function aggregatesFromFacts(sql: Sql): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
@@ -218,14 +204,6 @@ export async function aggregatesFromFacts(sql: Sql): Promise<Record<string, unkn
     );
   }
   return out;
-}
-
-/** Replaces the aggregate tables' rows with {@link AGGREGATES_FROM_FACTS} (facts written straight into tables). */
-export async function recountAggregates(sql: Sql): Promise<void> {
-  for (const [table, select] of Object.entries(AGGREGATES_FROM_FACTS)) {
-    await sql.query(`DELETE FROM ${table}`);
-    await sql.query(`INSERT INTO ${table} ${select}`);
-  }
 }
 
 const Dialog = z.object({
