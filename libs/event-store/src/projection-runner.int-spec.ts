@@ -774,3 +774,99 @@ describe('ProjectionRunner.ensureLive and the definition revision', () => {
     expect((await again.liveVersion())?.version).toBe(2);
   });
 });
+
+describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.replay)', () => {
+  it('writes independent batches two at a time and any other alone, then finishes once before the switch', async () => {
+    const name = `b_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+    // A stream type of its own: the rebuild sees exactly these four events, one batch each.
+    const streamType = name;
+    const ids = ['a', 'b', 'c', 'd'] as const;
+    const streamOf = (id: string) => `${streamType}:${id}`;
+    for (const id of ids) {
+      await store.append(streamOf(id), streamType, 'no_stream', widgets(1), { metadata });
+    }
+    const log: string[] = [];
+    let failOn: string | undefined;
+    // a and b each wait until the other has started: the rebuild only completes if they are written
+    // at the same time.
+    const started = new Map<string, () => void>();
+    const bothStarted = ['a', 'b'].map((id) => new Promise<void>((resolve) => started.set(id, resolve)));
+    const idOf = (events: readonly ParsedEvent[]) => events[0]?.envelope.streamId.split(':')[1] ?? '?';
+    const projection: Projection = {
+      name,
+      streamTypes: [streamType],
+      versioning: {
+        schemaPrefix: name,
+        create: async (sql) => {
+          await sql.query('CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL)');
+          await sql.query('CREATE TABLE finished (at_rows int NOT NULL)');
+        },
+        replay: {
+          // c's batch is not independent: it is written alone.
+          independent: (events) => idOf(events) !== 'c',
+          applyBatch: async (sql, events) => {
+            const id = idOf(events);
+            log.push(`start ${id}`);
+            started.get(id)?.();
+            if (id === failOn) throw new Error(`bulk write of ${id} failed`);
+            if (id === 'a' || id === 'b') await Promise.all(bothStarted);
+            for (const e of events)
+              await sql.query('INSERT INTO counts VALUES ($1, 1)', [e.envelope.streamId]);
+            log.push(`end ${id}`);
+          },
+          finish: async (sql) => {
+            log.push('finish');
+            await sql.query('INSERT INTO finished SELECT count(*) FROM counts');
+          },
+        },
+      },
+      apply: async (sql, event) => {
+        await sql.query(
+          'INSERT INTO counts VALUES ($1, 1) ON CONFLICT (stream_id) DO UPDATE SET n = counts.n + 1',
+          [event.envelope.streamId],
+        );
+      },
+      reset: async () => {},
+    };
+    const runner = new ProjectionRunner(t.db, store, registry, projection);
+    await runner.ensureLive();
+    await readAllSettled(store);
+    log.length = 0;
+
+    const result = await runner.rebuild({ batchSize: 1 });
+    expect(result.events).toBe(4);
+    expect([...log.slice(0, 2)].sort()).toEqual(['start a', 'start b']);
+    expect([...log.slice(2, 4)].sort()).toEqual(['end a', 'end b']);
+    expect(log.slice(4)).toEqual(['start c', 'end c', 'start d', 'end d', 'finish']);
+    const rows = await runner.read(async (sql) => ({
+      counts: await sql.query('SELECT stream_id, n FROM counts ORDER BY stream_id'),
+      finished: await sql.query('SELECT at_rows FROM finished'),
+    }));
+    expect(rows).toEqual({
+      counts: ids.map((id) => ({ stream_id: streamOf(id), n: 1 })),
+      finished: [{ at_rows: 4 }],
+    });
+    // The positions and the checkpoint, kept in memory during the bulk replay, were saved: every event
+    // delivered again is skipped, and the checkpoint is the last position.
+    const events = (await readAllSettled(store)).filter((e) => e.streamType === streamType);
+    for (const e of events) expect(await runner.handle(e)).toBe('skipped');
+    expect(await runner.position()).toBe(Math.max(...events.map((e) => e.globalPosition)));
+
+    // A failed bulk write fails the rebuild once the writes beside it settle, and starts no other write;
+    // the live version stays.
+    const live = await runner.liveVersion();
+    failOn = 'b';
+    log.length = 0;
+    await expect(runner.rebuild({ batchSize: 1 })).rejects.toThrow('bulk write of b failed');
+    // a settled before the rebuild failed; nothing after b started.
+    expect([...log].sort()).toEqual(['end a', 'start a', 'start b']);
+    expect(await runner.liveVersion()).toEqual(live);
+    failOn = undefined;
+    // The next rebuild drops what the failed one left and takes its version number.
+    const again = await runner.rebuild({ batchSize: 1 });
+    expect(again.version).toBe((live?.version ?? 0) + 1);
+    expect(
+      await runner.read((sql) => sql.query('SELECT stream_id, n FROM counts ORDER BY stream_id')),
+    ).toEqual(rows.counts);
+  });
+});

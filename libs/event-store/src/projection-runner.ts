@@ -79,6 +79,13 @@ export interface ProjectionVersioning<E extends ParsedEvent = ParsedEvent> {
   readonly replay?: {
     applyBatch(sql: Sql, events: readonly E[]): Promise<void>;
     finish(sql: Sql): Promise<void>;
+    /**
+     * Optional (default: never): whether writing these events neither reads nor changes rows that
+     * earlier batches wrote (only new rows, found by nothing else). Such a batch is written while the
+     * batch before it is still being written, in another transaction; any other batch waits for every
+     * write before it, and the next waits for it.
+     */
+    independent?(events: readonly E[]): boolean;
   };
 }
 
@@ -125,6 +132,47 @@ const checkpointUpsert = (name: string, transactionId: string, globalPosition: s
     updated_at = now()`;
 
 const lockKey = (name: string) => `hashtextextended('${name.replaceAll("'", "''")}', 0)`;
+
+/** Most write transactions of a rebuild's bulk replay at once (see `ProjectionVersioning.replay`). */
+const MAX_BULK_WRITES = 2;
+
+/**
+ * The write transactions of a rebuild's bulk replay. An independent write starts while at most
+ * `max - 1` others run; any other write waits for every write before it, and the next waits for it.
+ * A failed write is thrown by the next call (or by `drain`), once every started write has settled.
+ */
+class BulkWrites {
+  private readonly running = new Set<Promise<void>>();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly max: number) {}
+
+  async write(independent: boolean, run: () => Promise<void>): Promise<void> {
+    if (independent) {
+      while (this.running.size >= this.max) await Promise.race(this.running);
+    } else {
+      await Promise.all(this.running);
+    }
+    this.throwIfFailed();
+    const running: Promise<void> = run()
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      })
+      .finally(() => this.running.delete(running));
+    this.running.add(running);
+    if (!independent) await this.drain();
+  }
+
+  /** Waits for every write started; throws the first failure. */
+  async drain(): Promise<void> {
+    await Promise.all(this.running);
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (this.failure) throw this.failure.error;
+  }
+}
 
 /** Thrown by `rebuild()` when another rebuild of the same projection holds its rebuild lock. */
 export class RebuildInProgressError extends Error {
@@ -699,8 +747,23 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     version: number | null,
     batch: readonly ReplayedEvent<ParsedEvent<Defs>>[],
     positions: Map<string, number>,
-    opts: { bulk?: boolean } = {},
   ): Promise<void> {
+    const { toApply, touched, highest } = await this.inStreamOrder(sql, batch, positions);
+    await this.applyParsed(sql, toApply);
+    await this.savePositions(sql, version, [...touched], positions);
+    const last = batch[batch.length - 1];
+    if (last) await this.saveCheckpoint(sql, version, last.envelope.transactionId, highest);
+  }
+
+  // The events of a replayed batch to apply, each stream's in order: those the in-memory positions say
+  // are applied are left out, and the events of a gap before one are read from the store first (commit
+  // order is not stream order when a later append's transaction got the lower xid). Moves `positions`.
+  // `touched`: the streams moved; `highest`: the highest global position among the events to apply.
+  private async inStreamOrder(
+    sql: Sql,
+    batch: readonly ReplayedEvent<ParsedEvent<Defs>>[],
+    positions: Map<string, number>,
+  ): Promise<{ toApply: (ParsedEvent<Defs> | null)[]; touched: Set<string>; highest: number }> {
     const toApply: (ParsedEvent<Defs> | null)[] = [];
     const touched = new Set<string>();
     let highest = 0;
@@ -708,7 +771,6 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
       const applied = positions.get(event.streamId) ?? 0;
       if (event.streamPosition <= applied) continue;
       if (event.streamPosition > applied + 1) {
-        // Commit order is not stream order when a later append's transaction got the lower xid.
         const missing = await new EventStoreTransaction(sql).readStream(event.streamId, {
           from: applied + 1,
           to: event.streamPosition,
@@ -724,18 +786,22 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
       positions.set(event.streamId, event.streamPosition);
       touched.add(event.streamId);
     }
-    await this.applyParsed(sql, toApply, opts);
-    if (touched.size > 0) {
-      const ids = [...touched];
-      await sql.query(
-        `INSERT INTO projection_streams (projection, stream_id, position)
-         SELECT $1, s, p FROM unnest($2::text[], $3::bigint[]) AS u(s, p)
-         ON CONFLICT (projection, stream_id) DO UPDATE SET position = EXCLUDED.position`,
-        [this.positionsKey(version), ids, ids.map((id) => positions.get(id) ?? 0)],
-      );
-    }
-    const last = batch[batch.length - 1];
-    if (last) await this.saveCheckpoint(sql, version, last.envelope.transactionId, highest);
+    return { toApply, touched, highest };
+  }
+
+  private async savePositions(
+    sql: Sql,
+    version: number | null,
+    streamIds: readonly string[],
+    positions: ReadonlyMap<string, number>,
+  ): Promise<void> {
+    if (streamIds.length === 0) return;
+    await sql.query(
+      `INSERT INTO projection_streams (projection, stream_id, position)
+       SELECT $1, s, p FROM unnest($2::text[], $3::bigint[]) AS u(s, p)
+       ON CONFLICT (projection, stream_id) DO UPDATE SET position = EXCLUDED.position`,
+      [this.positionsKey(version), streamIds, streamIds.map((id) => positions.get(id) ?? 0)],
+    );
   }
 
   // Events replayed in commit order after `after` (see readInCommitOrder), each parsed as soon as it is read:
@@ -773,13 +839,19 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
         const positions = new Map<string, number>();
         let after: CommitPosition = START;
         let replayed = 0;
+        let highest = 0;
         const advance = (batch: readonly ReplayedEvent<unknown>[]) => {
           const last = batch[batch.length - 1]?.envelope;
           if (last) after = { transactionId: last.transactionId, globalPosition: last.globalPosition };
           replayed += batch.length;
         };
         // 1. Replay in batches, one short transaction each, while live handling goes on into the live version.
-        // The next batch is read and parsed while this one is written (a second pool connection).
+        // The next batch is read and parsed while this one is written (a second pool connection), and a
+        // batch the projection calls independent (`replay.independent`) is written while the one before
+        // it still is (a third). The positions and the checkpoint are kept in memory meanwhile: nobody
+        // reads them before the switch, and a rebuild that dies leaves a `building` version the next drops.
+        const writes = new BulkWrites(MAX_BULK_WRITES);
+        const replay = this.projection.versioning?.replay;
         const none: Promise<ReplayedEvent<ParsedEvent<Defs>>[]> = Promise.resolve([]);
         let next = this.readReplayed(this.db, after, batchSize);
         for (;;) {
@@ -789,12 +861,22 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
           next = batch.length < batchSize ? none : this.readReplayed(this.db, after, batchSize);
           // Awaited in the next turn of the loop; if applying throws first, that rejection is the one reported.
           next.catch(() => undefined);
-          await this.db.transaction(async (sql) => {
-            await this.useSchemaForBulk(sql, target.schema);
-            await this.applyReplayed(sql, target.version, batch, positions, { bulk: true });
-          });
+          const events = await this.inStreamOrder(this.db, batch, positions);
+          highest = Math.max(highest, events.highest);
+          const parsed = events.toApply.filter((e) => e !== null);
+          await writes.write(replay?.independent?.(parsed) ?? false, () =>
+            this.db.transaction(async (sql) => {
+              await this.useSchemaForBulk(sql, target.schema);
+              await this.applyParsed(sql, parsed, { bulk: true });
+            }),
+          );
           opts.onProgress?.(replayed);
         }
+        await writes.drain();
+        await this.db.transaction(async (sql) => {
+          await this.savePositions(sql, target.version, [...positions.keys()], positions);
+          if (replayed > 0) await this.saveCheckpoint(sql, target.version, after.transactionId, highest);
+        });
         const versioning = this.projection.versioning;
         if (versioning?.replay) {
           await this.db.transaction(async (sql) => {

@@ -88,8 +88,9 @@ export async function runProjectionsCli(
     if (context) return context;
     const db = await Db.connect({
       url: options.databaseUrl,
-      // One connection holds a rebuild's lock, one reads the next batch, one applies the current one.
-      poolSize: 4,
+      // One connection holds a rebuild's lock, one reads the next batch, two apply the current ones
+      // (see ProjectionRunner.rebuild), one reads the events of a gap.
+      poolSize: 5,
       applicationName: 'threadline-projections-cli',
       migrations: [...eventStoreMigrations, ...(options.migrations ?? [])],
     });

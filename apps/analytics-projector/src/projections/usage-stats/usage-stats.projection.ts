@@ -270,6 +270,12 @@ class BatchFold {
   readonly toolCallRecords = new Map<string, TurnKey & { tool_call_id: string }>();
   readonly turnDeletes = new Map<string, TurnKey>();
 
+  static of(events: readonly UsageStatsEvent[]): BatchFold {
+    const fold = new BatchFold();
+    for (const event of events) fold.add(event);
+    return fold;
+  }
+
   add(event: UsageStatsEvent): void {
     const tenant = event.envelope.metadata.tenantId;
     const position = event.envelope.globalPosition;
@@ -433,6 +439,14 @@ class BatchFold {
       this.sessionErasures.size > 0 ||
       this.responses.some((r) => r.user_id === UNKNOWN_USER)
     );
+  }
+
+  /**
+   * Whether writing the batch only inserts rows and reads none that an earlier batch wrote: no fact of
+   * an earlier batch changes, no session of an earlier batch ends.
+   */
+  onlyAddsRows(): boolean {
+    return !this.changesEarlierFacts() && this.sessionEnds.size === 0;
   }
 
   private endSession(tenant: string, sessionId: string, status: 'ended' | 'expired', at: string): void {
@@ -753,6 +767,8 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
     replay: {
       applyBatch: (sql: Sql, events: readonly UsageStatsEvent[]) => this.write(sql, events, { replay: true }),
       finish: recountAggregates,
+      // Batches of new sessions and whole turns only insert rows (and read no row an earlier batch wrote).
+      independent: (events: readonly UsageStatsEvent[]) => BatchFold.of(events).onlyAddsRows(),
     },
   };
 
@@ -774,8 +790,7 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
     events: readonly UsageStatsEvent[],
     opts: { replay: boolean },
   ): Promise<void> {
-    const fold = new BatchFold();
-    for (const event of events) fold.add(event);
+    const fold = BatchFold.of(events);
     const deltas = new Deltas(!opts.replay);
     // A fact row is keyed by the position of the event that recorded it: live handling may see an
     // event again (redelivery, a backfill racing a delivery), a bulk replay applies each event once, so
