@@ -1,4 +1,5 @@
 import { z, ZodError } from 'zod';
+import { JsonValue } from './common';
 import { defineEvent } from './define-message';
 import type { EventEnvelope } from './envelope';
 import { EventRegistry, UnknownEventTypeError } from './upcasters';
@@ -59,6 +60,37 @@ describe('EventRegistry', () => {
     expect(() => registry.parse(envelope('Nope.v1', {}))).toThrow(UnknownEventTypeError);
     expect(() => registry.parse(envelope('Left.v1', { at: 42 }))).toThrow(ZodError);
     expect(registry.knows('Nope.v1')).toBe(false);
+  });
+
+  it('answers invalid data with the very error of the schema it was defined with (it parses compiled)', () => {
+    const WithJson = defineEvent(
+      'demo',
+      'Noted',
+      1,
+      z.object({ at: z.iso.datetime(), note: z.string().max(5), extra: JsonValue.nullable() }),
+    );
+    const noted = new EventRegistry([WithJson]);
+    const errorOf = (parse: () => unknown) => {
+      try {
+        parse();
+      } catch (error) {
+        return error as ZodError;
+      }
+      throw new Error('parsed');
+    };
+    for (const data of [
+      { at: 'noon', note: 'too long', extra: { n: Number.NaN } },
+      { at: '2026-11-21T00:00:00Z', note: 'ok' },
+      null,
+    ]) {
+      const fromRegistry = errorOf(() => noted.parse(envelope('Noted.v1', data)));
+      const fromSchema = errorOf(() => WithJson.schema.parse(data));
+      expect(fromRegistry).toBeInstanceOf(ZodError);
+      expect(fromRegistry.issues).toEqual(fromSchema.issues);
+      expect(fromRegistry.message).toBe(fromSchema.message);
+    }
+    const valid = { at: '2026-11-21T00:00:00Z', note: 'ok', extra: { a: [1, 'b'] }, dropped: 1 };
+    expect(noted.parse(envelope('Noted.v1', valid)).data).toEqual(WithJson.schema.parse(valid));
   });
 
   it('derives type names and subjects from the definition', () => {

@@ -16,6 +16,7 @@ import {
   type NewEvent,
   START,
 } from './event-store';
+import { AppendBatcher } from './append';
 
 // The event store against the real Postgres: append modes and conflicts, reads, commit-safe tailing
 // (ARCHITECTURE rules 3 and 4), idempotency, the inline callback.
@@ -285,6 +286,87 @@ describe('append: group commit of standalone appends', () => {
     expect(beside?.status).toBe('fulfilled');
     expect(await store.readStream(s)).toHaveLength(1);
     expect(await store.readStream(other)).toHaveLength(1);
+  });
+});
+
+describe('append: appends of many events are written alone', () => {
+  const big = AppendBatcher.aloneFrom;
+  /** The transaction (as text) that wrote each of `streams`' events, by stream, in stream order. */
+  const transactionsByStream = async (streams: string[]) => {
+    const rows = await t.db.query<{ stream_id: string; tx: string }>(
+      `SELECT stream_id, transaction_id::text AS tx FROM events WHERE stream_id = ANY($1)
+       ORDER BY stream_id, stream_position`,
+      [streams],
+    );
+    return new Map(streams.map((s) => [s, rows.filter((r) => r.stream_id === s).map((r) => r.tx)]));
+  };
+
+  it('each in its own statement, beside the merged small ones, and in order per stream', async () => {
+    const [a, b, c, d] = Array.from({ length: 4 }, streamOf) as [string, string, string, string];
+    const results = await Promise.all([
+      store.append(a, 'widget', 'no_stream', events(1), { metadata }),
+      store.append(c, 'widget', 'no_stream', events(big), { metadata }),
+      store.append(b, 'widget', 'no_stream', events(2), { metadata }),
+      store.append(d, 'widget', 'no_stream', events(big + 1), { metadata }),
+      // Behind the first append of c: a small one, then a big one again.
+      store.append(c, 'widget', big, events(1, big + 1), { metadata }),
+      store.append(c, 'widget', big + 1, events(big, big + 2), { metadata }),
+    ]);
+    expect(results.map((r) => r.nextExpectedVersion)).toEqual([1, big, 2, big + 1, big + 1, 2 * big + 1]);
+    expect(results[5]?.events.map((e) => e.streamPosition)).toEqual(
+      Array.from({ length: big }, (_, k) => big + 2 + k),
+    );
+    const stored = await store.readStream(c);
+    expect(stored.map((e) => (e.data as { n: number }).n)).toEqual(
+      Array.from({ length: 2 * big + 1 }, (_, k) => k + 1),
+    );
+    const txs = await transactionsByStream([a, b, c, d]);
+    // a and b share one statement; c's first append, d's, and each later append of c have their own.
+    expect(txs.get(a)?.[0]).toBe(txs.get(b)?.[0]);
+    const cTxs = [...new Set(txs.get(c))];
+    expect(cTxs).toHaveLength(3);
+    const all = new Set([txs.get(a)?.[0], ...cTxs, ...new Set(txs.get(d))]);
+    expect(all.size).toBe(5);
+  });
+
+  it('a stale expected version fails that append only; the next append of its stream is written', async () => {
+    const s = streamOf();
+    const other = streamOf();
+    await store.append(s, 'widget', 'no_stream', events(2), { metadata });
+    const results = await Promise.allSettled([
+      store.append(s, 'widget', 1, events(big, 10), { metadata }), // stale
+      store.append(other, 'widget', 'stream_exists', events(big), { metadata }), // missing
+      store.append(s, 'widget', 2, events(big, 100), { metadata }), // right version, behind the stale one
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+    const [stale, missing] = results as PromiseRejectedResult[];
+    expect(stale?.reason).toBeInstanceOf(StreamVersionConflictError);
+    expect((stale?.reason as StreamVersionConflictError).details).toMatchObject({ expected: 1, actual: 2 });
+    expect(missing?.reason).toBeInstanceOf(StreamVersionConflictError);
+    expect((missing?.reason as StreamVersionConflictError).details).toMatchObject({ actual: null });
+    const stored = await store.readStream(s);
+    expect(stored.map((e) => e.streamPosition)).toEqual(Array.from({ length: big + 2 }, (_, k) => k + 1));
+    expect((stored[2]?.data as { n: number }).n).toBe(100);
+    expect(await store.readStream(other)).toHaveLength(0);
+  });
+
+  it('a failing big append (a duplicate event id) gets its own error; the appends beside and behind it are written', async () => {
+    const s = streamOf();
+    const withKey = { metadata: { tenantId, idempotencyKey: randomUUID() } };
+    await store.append(s, 'widget', 'any', events(big), withKey);
+    const [replay, beside, behind] = await Promise.allSettled([
+      // The same key on the same stream derives the same event ids: a unique violation.
+      store.append(s, 'widget', 'any', events(big), withKey),
+      store.append(streamOf(), 'widget', 'no_stream', events(big), { metadata }),
+      store.append(s, 'widget', big, events(1, 500), { metadata }),
+    ]);
+    expect(replay?.status).toBe('rejected');
+    expect(((replay as PromiseRejectedResult).reason as { code?: string }).code).toBe('23505');
+    expect(beside?.status).toBe('fulfilled');
+    expect(behind?.status).toBe('fulfilled');
+    expect((await store.readStream(s)).map((e) => e.streamPosition)).toEqual(
+      Array.from({ length: big + 1 }, (_, k) => k + 1),
+    );
   });
 });
 

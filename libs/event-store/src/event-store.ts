@@ -278,8 +278,9 @@ export class EventStore {
 
   /**
    * Appends atomically on its own; see {@link EventStoreTransaction.append}. Without `inline`, one
-   * statement, group-committed with appends made at the same time (see {@link AppendBatcher}); with
-   * `inline`, a transaction around the append and the inline projection.
+   * statement, group-committed with appends made at the same time, or alone from
+   * {@link AppendBatcher.aloneFrom} events (see {@link AppendBatcher}); with `inline`, a transaction
+   * around the append and the inline projection.
    */
   async append(
     streamId: string,

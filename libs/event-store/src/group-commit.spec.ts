@@ -1,7 +1,10 @@
 import { GroupCommitQueue, type Queued } from './group-commit';
 
-/** A queue whose batches are recorded and held open until released, answering each item doubled. */
-function recordingQueue(opts: { maxInFlight: number; maxBatch: number }) {
+/**
+ * A queue whose batches are recorded and held open until released, answering each item with a `!`.
+ * An item is `key:name`; `alone`, when given, names the items written alone.
+ */
+function recordingQueue(opts: { maxInFlight: number; maxBatch: number; alone?: (item: string) => boolean }) {
   const batches: string[][] = [];
   const releases: (() => void)[] = [];
   const queue = new GroupCommitQueue<string, string>({
@@ -48,6 +51,37 @@ describe('GroupCommitQueue', () => {
     expect(batches).toEqual([['a:1', 'b:1'], ['c:1', 'd:1'], ['e:1']]);
   });
 
+  it('writes alone items each in a batch of its own, beside a full maxInFlight, behind earlier items of their key', async () => {
+    const { queue, batches, releaseAll } = recordingQueue({
+      maxInFlight: 1,
+      maxBatch: 10,
+      alone: (item) => item.endsWith('big'),
+    });
+    const items = ['a:1', 'b:big', 'c:1', 'd:big', 'a:big', 'b:2', 'e:big', 'e:1'];
+    const results = Promise.all(items.map((item) => queue.push(item)));
+    await new Promise((resolve) => setImmediate(resolve));
+    // a:big waits behind a:1, b:2 behind b:big, e:1 behind e:big; the others start at once.
+    expect(batches).toEqual([['b:big'], ['d:big'], ['e:big'], ['a:1', 'c:1']]);
+    // With the one counted batch still open, an alone item pushed now starts beside it.
+    const late = queue.push('f:big');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batches[4]).toEqual(['f:big']);
+    await releaseAll();
+    await releaseAll();
+    await releaseAll();
+    expect(await results).toEqual(items.map((item) => `${item}!`));
+    expect(await late).toBe('f:big!');
+    expect(batches.slice(5).sort()).toEqual([['a:big'], ['b:2', 'e:1']]);
+    // Per key, in the order pushed.
+    const order = batches.flat();
+    for (const [earlier, later] of [
+      ['a:1', 'a:big'],
+      ['b:big', 'b:2'],
+      ['e:big', 'e:1'],
+    ])
+      expect(order.indexOf(earlier!)).toBeLessThan(order.indexOf(later!));
+  });
+
   it('rejects the items a failed write left unsettled, and goes on with the next batch', async () => {
     let calls = 0;
     const queue = new GroupCommitQueue<string, string>({
@@ -68,6 +102,26 @@ describe('GroupCommitQueue', () => {
     expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message))).toEqual([
       'settled',
       'statement failed',
+      'ok',
+    ]);
+  });
+
+  it('a failed alone write rejects only its item; the next item of its key still runs', async () => {
+    const queue = new GroupCommitQueue<string, string>({
+      maxInFlight: 1,
+      maxBatch: 10,
+      keysOf: (item) => [item.split(':')[0]!],
+      alone: (item) => item.endsWith('big'),
+      write: (batch) => {
+        if (batch.some((q) => q.item === 'a:big')) return Promise.reject(new Error('statement failed'));
+        for (const q of batch) q.resolve('ok');
+        return Promise.resolve();
+      },
+    });
+    const outcomes = await Promise.allSettled(['a:big', 'b:1', 'a:2'].map((item) => queue.push(item)));
+    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message))).toEqual([
+      'statement failed',
+      'ok',
       'ok',
     ]);
   });
