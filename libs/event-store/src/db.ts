@@ -44,10 +44,17 @@ async function run<T>(client: Pool | PoolClient, text: string, params: readonly 
   return (last?.rows ?? []) as T[];
 }
 
-/** Isolation level and access mode of a {@link Db.transaction} (Postgres's `BEGIN` options). */
+/** Isolation level and access mode of a {@link Db.transaction} (Postgres's `BEGIN` options), and its plans. */
 export interface TransactionOptions {
   isolation?: 'read committed' | 'repeatable read' | 'serializable';
   readOnly?: boolean;
+  /**
+   * Every prepared statement of the transaction runs its generic plan (`SET LOCAL plan_cache_mode =
+   * force_generic_plan`, sent with the `BEGIN`: no extra round trip). For statements over arrays of
+   * any length: Postgres keeps planning such a statement anew on every execution (a custom plan) when
+   * its first five executions had short arrays, as a group commit's first batches do.
+   */
+  genericPlans?: boolean;
 }
 
 function beginStatement(opts: TransactionOptions): string {
@@ -55,7 +62,9 @@ function beginStatement(opts: TransactionOptions): string {
     ...(opts.isolation ? [`ISOLATION LEVEL ${opts.isolation.toUpperCase()}`] : []),
     ...(opts.readOnly ? ['READ ONLY'] : []),
   ];
-  return modes.length === 0 ? 'BEGIN' : `BEGIN ${modes.join(', ')}`;
+  const begin = modes.length === 0 ? 'BEGIN' : `BEGIN ${modes.join(', ')}`;
+  // One simple query, two commands: the transaction starts with the setting in place.
+  return opts.genericPlans ? `${begin}; SET LOCAL plan_cache_mode = force_generic_plan` : begin;
 }
 
 /**
