@@ -1,11 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import {
-  conversationStreamId,
-  LogTurn,
-  type ReplyOf,
-  type RequestOf,
-  TurnWriteReply,
-} from '@threadline/contracts';
+import { conversationStreamId, LogTurn, type ReplyOf, type RequestOf } from '@threadline/contracts';
 import {
   EventStore,
   type EventStoreTransaction,
@@ -20,6 +14,7 @@ import {
   ConversationCommandHandler,
   type LogTurnCommand,
 } from './conversation.command-handler';
+import { TurnWriteReplySchema } from './turns.read-model';
 
 type Payload = RequestOf<typeof LogTurn>;
 type Reply = ReplyOf<typeof LogTurn>;
@@ -100,7 +95,7 @@ export class LogTurnBatcher {
   /** The single path: one LogTurn in its own transaction (`runCommand`: key, decide, append, read back). */
   logTurnAlone(payload: Payload): Promise<Reply> {
     return runCommand(this.store, LogTurn, payload, async (tx) =>
-      TurnWriteReply.parse(await this.commands.logTurn(tx, payload.context, commandOf(payload))),
+      TurnWriteReplySchema.parse(await this.commands.logTurn(tx, payload.context, commandOf(payload))),
     );
   }
 
@@ -168,7 +163,7 @@ export class LogTurnBatcher {
     live.forEach((k, j) => {
       const outcome = decided[j]!;
       // Parsed as the single path parses it (in the transaction: a reply that breaks it fails the batch).
-      outcomes[k] = 'reply' in outcome ? { reply: TurnWriteReply.parse(outcome.reply) } : outcome;
+      outcomes[k] = 'reply' in outcome ? { reply: TurnWriteReplySchema.parse(outcome.reply) } : outcome;
     });
 
     const mine = [...claimed].map((k) => ({ outcome: outcomes[k]!, context: batch[k]!.item.context }));
