@@ -49,12 +49,15 @@ export interface TransactionOptions {
   isolation?: 'read committed' | 'repeatable read' | 'serializable';
   readOnly?: boolean;
   /**
-   * Every prepared statement of the transaction runs its generic plan (`SET LOCAL plan_cache_mode =
-   * force_generic_plan`, sent with the `BEGIN`: no extra round trip). For statements over arrays of
-   * any length: Postgres keeps planning such a statement anew on every execution (a custom plan) when
-   * its first five executions had short arrays, as a group commit's first batches do.
+   * Plans for statements that find their rows by key, whatever the tables' size when planned: every
+   * prepared statement of the transaction runs its generic plan (`plan_cache_mode =
+   * force_generic_plan`: planned once per connection; Postgres otherwise keeps planning a statement
+   * over arrays anew on every execution when its first five executions had short arrays, as a group
+   * commit's first batches do), with sequential scans off (`enable_seqscan = off`: a generic plan made
+   * while a table is nearly empty, as on a new database, would keep scanning it whole as it grows,
+   * until the next ANALYZE). Both `SET LOCAL`, sent with the `BEGIN`: no extra round trip.
    */
-  genericPlans?: boolean;
+  keyedPlans?: boolean;
 }
 
 function beginStatement(opts: TransactionOptions): string {
@@ -63,8 +66,10 @@ function beginStatement(opts: TransactionOptions): string {
     ...(opts.readOnly ? ['READ ONLY'] : []),
   ];
   const begin = modes.length === 0 ? 'BEGIN' : `BEGIN ${modes.join(', ')}`;
-  // One simple query, two commands: the transaction starts with the setting in place.
-  return opts.genericPlans ? `${begin}; SET LOCAL plan_cache_mode = force_generic_plan` : begin;
+  // One simple query, several commands: the transaction starts with the settings in place.
+  return opts.keyedPlans
+    ? `${begin}; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off`
+    : begin;
 }
 
 /**
