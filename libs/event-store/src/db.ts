@@ -44,10 +44,20 @@ async function run<T>(client: Pool | PoolClient, text: string, params: readonly 
   return (last?.rows ?? []) as T[];
 }
 
-/** Isolation level and access mode of a {@link Db.transaction} (Postgres's `BEGIN` options). */
+/** Isolation level and access mode of a {@link Db.transaction} (Postgres's `BEGIN` options), and its plans. */
 export interface TransactionOptions {
   isolation?: 'read committed' | 'repeatable read' | 'serializable';
   readOnly?: boolean;
+  /**
+   * Plans for statements that find their rows by key, whatever the tables' size when planned: every
+   * prepared statement of the transaction runs its generic plan (`plan_cache_mode =
+   * force_generic_plan`: planned once per connection; Postgres otherwise keeps planning a statement
+   * over arrays anew on every execution when its first five executions had short arrays, as a group
+   * commit's first batches do), with sequential scans off (`enable_seqscan = off`: a generic plan made
+   * while a table is nearly empty, as on a new database, would keep scanning it whole as it grows,
+   * until the next ANALYZE). Both `SET LOCAL`, sent with the `BEGIN`: no extra round trip.
+   */
+  keyedPlans?: boolean;
 }
 
 function beginStatement(opts: TransactionOptions): string {
@@ -55,7 +65,11 @@ function beginStatement(opts: TransactionOptions): string {
     ...(opts.isolation ? [`ISOLATION LEVEL ${opts.isolation.toUpperCase()}`] : []),
     ...(opts.readOnly ? ['READ ONLY'] : []),
   ];
-  return modes.length === 0 ? 'BEGIN' : `BEGIN ${modes.join(', ')}`;
+  const begin = modes.length === 0 ? 'BEGIN' : `BEGIN ${modes.join(', ')}`;
+  // One simple query, several commands: the transaction starts with the settings in place.
+  return opts.keyedPlans
+    ? `${begin}; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off`
+    : begin;
 }
 
 /**

@@ -391,6 +391,37 @@ describe('appendMany: several streams in one statement of a transaction', () => 
   });
 });
 
+describe('transaction options', () => {
+  it('keyedPlans: the prepared statements of the transaction run their generic plan, without sequential scans', async () => {
+    // A statement text of its own (prepared on first use), and its plan counts on the transaction's connection.
+    const text = `SELECT count(*) AS n FROM streams WHERE stream_id = ANY($1::text[]) -- ${randomUUID()}`;
+    const run = (opts: { keyedPlans?: boolean }) =>
+      store.transaction(async (tx) => {
+        const setting = async (name: string) =>
+          Object.values((await tx.sql.query(`SHOW ${name}`))[0] ?? {})[0];
+        for (let i = 0; i < 3; i++) await tx.sql.query(text, [[streamOf()]]);
+        const [plans] = await tx.sql.query<{ generic_plans: string; custom_plans: string }>(
+          'SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1',
+          [text],
+        );
+        return {
+          mode: await setting('plan_cache_mode'),
+          seqscan: await setting('enable_seqscan'),
+          generic: Number(plans?.generic_plans),
+          custom: Number(plans?.custom_plans),
+        };
+      }, opts);
+    // Each run may get another pooled connection: compare what each run added on its own connection.
+    const keyed = await run({ keyedPlans: true });
+    expect(keyed).toMatchObject({ mode: 'force_generic_plan', seqscan: 'off', custom: 0 });
+    expect(keyed.generic).toBeGreaterThanOrEqual(3);
+    // Without it, Postgres's defaults: the first five executions on a connection are planned anew.
+    const plain = await run({});
+    expect(plain).toMatchObject({ mode: 'auto', seqscan: 'on' });
+    expect(plain.custom).toBeGreaterThanOrEqual(3);
+  });
+});
+
 describe('readStream', () => {
   const s = streamOf();
   beforeAll(async () => {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { EventEnvelope, EventMetadata } from '@threadline/contracts';
 import { DomainError } from '@threadline/platform';
 import { appendPrepared, appendPreparedMany, AppendBatcher, prepareAppend } from './append';
-import type { Db, Sql } from './db';
+import type { Db, Sql, TransactionOptions } from './db';
 import { EVENT_COLUMNS, toEnvelope } from './stored-event';
 
 export { EVENT_COLUMNS, toEnvelope } from './stored-event';
@@ -271,9 +271,9 @@ export class EventStore {
     this.batcher = new AppendBatcher(db);
   }
 
-  /** Runs `fn` in one transaction; see {@link EventStoreTransaction}. */
-  transaction<T>(fn: (tx: EventStoreTransaction) => Promise<T>): Promise<T> {
-    return this.db.transaction((sql) => fn(new EventStoreTransaction(sql)));
+  /** Runs `fn` in one transaction (READ COMMITTED unless `opts` say otherwise); see {@link EventStoreTransaction}. */
+  transaction<T>(fn: (tx: EventStoreTransaction) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
+    return this.db.transaction((sql) => fn(new EventStoreTransaction(sql)), opts);
   }
 
   /**

@@ -11,14 +11,13 @@ import {
   RecordTurnResponse,
   type ReplyOf,
   type RequestOf,
-  TurnWriteReply,
 } from '@threadline/contracts';
 import { Db, EventStore, runCommand } from '@threadline/event-store';
 import { RequestHandler } from '@threadline/messaging';
 import { ConversationCommandHandler, loadSessionLifecycle } from './conversation.command-handler';
 import { SessionNotFoundError, TurnNotFoundError } from './conversation.decider';
 import { LogTurnBatcher } from './log-turn.batcher';
-import { findTurn, listSessionTurns, listUserTurns } from './turns.read-model';
+import { findTurn, listSessionTurns, listUserTurns, TurnWriteReplySchema } from './turns.read-model';
 
 /**
  * The chat-log-service's NATS commands and queries on turns (subjects derived from the contracts in
@@ -70,7 +69,9 @@ export class ConversationController {
             ? { type: 'RecordToolCall', data: { ...scope, toolCall } }
             : unreachableBody(),
       );
-      return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
+      return TurnWriteReplySchema.parse(
+        await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position),
+      );
     });
   }
 
@@ -89,7 +90,9 @@ export class ConversationController {
           vectorCacheHit: p.body.vector_cache_hit,
         },
       });
-      return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
+      return TurnWriteReplySchema.parse(
+        await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position),
+      );
     });
   }
 
@@ -108,7 +111,9 @@ export class ConversationController {
           processingTimeMs: p.body.processing_time_ms,
         },
       });
-      return TurnWriteReply.parse(await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position));
+      return TurnWriteReplySchema.parse(
+        await this.commands.replyFor(tx, p.context.tenantId, p.turnId, position),
+      );
     });
   }
 

@@ -4,6 +4,7 @@ import {
   TurnId,
   type TurnPage,
   TurnView,
+  TurnWriteReply,
   UserId,
   type ListSessionTurnsQuery,
   type ListUserTurnsQuery,
@@ -18,32 +19,44 @@ export const COLUMNS = `tenant_id, turn_id, session_id, user_id, conversation_tu
 
 const Count = z.coerce.number().int().min(0);
 
-/** A row of `turns` as read back from Postgres (parsed, never cast). bigint and numeric arrive as strings. */
-const TurnRow = z.object({
-  tenant_id: z.string(),
-  turn_id: TurnId,
-  session_id: SessionId,
-  user_id: UserId.nullable(),
-  conversation_turn: z.number().int(),
-  user_input: z.string(),
-  agent_responses: TurnView.shape.agent_responses,
-  tool_calls: TurnView.shape.tool_calls,
-  input_tokens: Count,
-  output_tokens: Count,
-  cached_tokens: Count,
-  reasoning_tokens: Count,
-  total_tokens: Count,
-  cost_usd: z.coerce.number().min(0),
-  status: TurnView.shape.status,
-  error: z.string().nullable(),
-  vector_cache_hit: z.boolean(),
-  processing_time_ms: z.number().int().nullable(),
-  started_at: z.date(),
-  completed_at: z.date().nullable(),
-  updated_at: z.date(),
-  version: z.coerce.number().int(),
-  last_global_position: z.coerce.number().int(),
-});
+/**
+ * A row of `turns` as read back from Postgres (parsed, never cast). bigint and numeric arrive as strings.
+ * Compiled (`z.compile`: generated code for valid rows, zod's own parser and errors for invalid ones),
+ * as every read and every LogTurn parses its rows here.
+ */
+const TurnRow = z.compile(
+  z.object({
+    tenant_id: z.string(),
+    turn_id: TurnId,
+    session_id: SessionId,
+    user_id: UserId.nullable(),
+    conversation_turn: z.number().int(),
+    user_input: z.string(),
+    agent_responses: TurnView.shape.agent_responses,
+    tool_calls: TurnView.shape.tool_calls,
+    input_tokens: Count,
+    output_tokens: Count,
+    cached_tokens: Count,
+    reasoning_tokens: Count,
+    total_tokens: Count,
+    cost_usd: z.coerce.number().min(0),
+    status: TurnView.shape.status,
+    error: z.string().nullable(),
+    vector_cache_hit: z.boolean(),
+    processing_time_ms: z.number().int().nullable(),
+    started_at: z.date(),
+    completed_at: z.date().nullable(),
+    updated_at: z.date(),
+    version: z.coerce.number().int(),
+    last_global_position: z.coerce.number().int(),
+  }),
+);
+
+/**
+ * {@link TurnWriteReply} compiled (as {@link TurnRow}): every turn write parses its reply with it before
+ * answering, the LogTurn batch and the single path alike.
+ */
+export const TurnWriteReplySchema = z.compile(TurnWriteReply);
 
 /** A turn of the read model: its view, and the stream / global position of the last event applied to it. */
 export interface TurnRecord {
