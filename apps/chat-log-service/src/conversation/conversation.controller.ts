@@ -15,7 +15,7 @@ import {
 import { Db, EventStore, runCommand } from '@threadline/event-store';
 import { RequestHandler } from '@threadline/messaging';
 import { ConversationCommandHandler, loadSessionLifecycle } from './conversation.command-handler';
-import { SessionNotFoundError, TurnNotFoundError } from './conversation.decider';
+import { type ConversationState, SessionNotFoundError, TurnNotFoundError } from './conversation.decider';
 import { LogTurnBatcher } from './log-turn.batcher';
 import { findTurn, listSessionTurns, listUserTurns, TurnWriteReplySchema } from './turns.read-model';
 
@@ -130,11 +130,17 @@ export class ConversationController {
     });
   }
 
-  /** One turn. Errors: TURN.NOT_FOUND (unknown, deleted, or not the scoped user's). */
+  /**
+   * One turn. Errors: TURN.NOT_FOUND (unknown, deleted, not the scoped user's, or its session is gone:
+   * read from the session's own stream, as the `turns` rows of a deleted session leave only once the
+   * deletion arrives over JetStream).
+   */
   @RequestHandler(GetTurn)
   async getTurn(@Payload() p: RequestOf<typeof GetTurn>): Promise<ReplyOf<typeof GetTurn>> {
     const record = await findTurn(this.db, p.tenantId, p.turnId, { userId: p.userId });
     if (!record) throw new TurnNotFoundError(p.turnId);
+    const { session } = await loadSessionLifecycle(this.db, p.tenantId, record.view.session_id);
+    if (!servesTurns(session.status)) throw new TurnNotFoundError(p.turnId);
     return record.view;
   }
 
@@ -152,8 +158,7 @@ export class ConversationController {
     const page = listSessionTurns(this.db, p.tenantId, p.sessionId, p.query);
     page.catch(() => undefined);
     const { session } = await loadSessionLifecycle(this.db, p.tenantId, p.sessionId);
-    const exists = session.status === 'active' || session.status === 'ended';
-    if (!exists || (p.userId !== undefined && session.userId !== p.userId))
+    if (!servesTurns(session.status) || (p.userId !== undefined && session.userId !== p.userId))
       throw new SessionNotFoundError(p.sessionId);
     // Built from rows parsed with the view's own field schemas (`toRecord`): no second parse here.
     return page;
@@ -164,6 +169,11 @@ export class ConversationController {
   async listUserTurns(@Payload() p: RequestOf<typeof ListUserTurns>): Promise<ReplyOf<typeof ListUserTurns>> {
     return listUserTurns(this.db, p.tenantId, p.userId, p.query);
   }
+}
+
+/** Whether a session in `status` answers for its turns (an expired, deleted or unknown one does not). */
+function servesTurns(status: ConversationState['session']['status']): boolean {
+  return status === 'active' || status === 'ended';
 }
 
 /** The body schema refuses a body with neither (or both) of `agent_response` and `tool_call`. */
