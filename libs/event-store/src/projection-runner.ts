@@ -457,11 +457,15 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
   // that fail on their own are rejected. Never throws.
   private async commitBatch(batch: readonly PendingEvent[]): Promise<void> {
     try {
-      const { outcomes, checkpoint } = await this.db.transaction((sql) =>
-        this.handleBatch(
-          sql,
-          batch.map((p) => p.envelope),
-        ),
+      // Live handling finds every row by key: generic plans without sequential scans (see keyedPlans),
+      // so that plans made while the tables were small do not keep scanning them as they grow.
+      const { outcomes, checkpoint } = await this.db.transaction(
+        (sql) =>
+          this.handleBatch(
+            sql,
+            batch.map((p) => p.envelope),
+          ),
+        { keyedPlans: true },
       );
       this.committed(checkpoint);
       batch.forEach((p, i) => p.resolve(outcomes[i] ?? 'skipped'));
