@@ -571,29 +571,34 @@ describe('ProjectionRunner.whenApplied (in-process position waits)', () => {
   });
 });
 
-describe('ProjectionRunner.read (versioned projection)', () => {
-  /** A versioned projection: per stream, the number of events, in `<prefix>_v<n>.counts`. */
-  function versionedProjection(): Projection {
-    const name = `v_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-    return {
-      name,
-      streamTypes: ['widget'],
-      versioning: {
-        schemaPrefix: name,
-        create: async (sql) => {
-          await sql.query('CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL)');
-        },
+/**
+ * A versioned projection: per stream, the number of events, in `<prefix>_v<n>.counts`. `name` is also its
+ * schema prefix; it follows `streamTypes`.
+ */
+function versionedProjection(
+  name = `v_${randomUUID().replaceAll('-', '').slice(0, 12)}`,
+  streamTypes: readonly string[] = ['widget'],
+): Projection & { versioning: NonNullable<Projection['versioning']> } {
+  return {
+    name,
+    streamTypes,
+    versioning: {
+      schemaPrefix: name,
+      create: async (sql) => {
+        await sql.query('CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL)');
       },
-      apply: async (sql, event) => {
-        await sql.query(
-          'INSERT INTO counts VALUES ($1, 1) ON CONFLICT (stream_id) DO UPDATE SET n = counts.n + 1',
-          [event.envelope.streamId],
-        );
-      },
-      reset: async () => {},
-    };
-  }
+    },
+    apply: async (sql, event) => {
+      await sql.query(
+        'INSERT INTO counts VALUES ($1, 1) ON CONFLICT (stream_id) DO UPDATE SET n = counts.n + 1',
+        [event.envelope.streamId],
+      );
+    },
+    reset: async () => {},
+  };
+}
 
+describe('ProjectionRunner.read (versioned projection)', () => {
   /** The runner's Db, counting the round trips of its statements (BEGIN and COMMIT included). */
   function roundTripCounter(): { db: Db; roundTrips: () => number } {
     let n = 0;
@@ -792,13 +797,13 @@ describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.repl
     const started = new Map<string, () => void>();
     const bothStarted = ['a', 'b'].map((id) => new Promise<void>((resolve) => started.set(id, resolve)));
     const idOf = (events: readonly ParsedEvent[]) => events[0]?.envelope.streamId.split(':')[1] ?? '?';
+    const counting = versionedProjection(name, [streamType]);
     const projection: Projection = {
-      name,
-      streamTypes: [streamType],
+      ...counting,
       versioning: {
-        schemaPrefix: name,
+        ...counting.versioning,
         create: async (sql) => {
-          await sql.query('CREATE TABLE counts (stream_id text PRIMARY KEY, n int NOT NULL)');
+          await counting.versioning.create(sql);
           await sql.query('CREATE TABLE finished (at_rows int NOT NULL)');
         },
         replay: {
@@ -810,8 +815,7 @@ describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.repl
             started.get(id)?.();
             if (id === failOn) throw new Error(`bulk write of ${id} failed`);
             if (id === 'a' || id === 'b') await Promise.all(bothStarted);
-            for (const e of events)
-              await sql.query('INSERT INTO counts VALUES ($1, 1)', [e.envelope.streamId]);
+            for (const e of events) await counting.apply(sql, e);
             log.push(`end ${id}`);
           },
           finish: async (sql) => {
@@ -820,13 +824,6 @@ describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.repl
           },
         },
       },
-      apply: async (sql, event) => {
-        await sql.query(
-          'INSERT INTO counts VALUES ($1, 1) ON CONFLICT (stream_id) DO UPDATE SET n = counts.n + 1',
-          [event.envelope.streamId],
-        );
-      },
-      reset: async () => {},
     };
     const runner = new ProjectionRunner(t.db, store, registry, projection);
     await runner.ensureLive();
