@@ -15,8 +15,8 @@ import {
   at,
   created,
   dumpUsageStats,
+  coffeeDialogs,
   importDialogs,
-  loadTaskmasterDialogs,
   response,
   toolCall,
 } from './usage-stats.scenario';
@@ -456,7 +456,7 @@ describe('usage_stats projection', () => {
 
   it('rebuilds a new version equal row for row to the incremental one, answering queries throughout', async () => {
     const tenant = newTenant();
-    const dialogs = loadTaskmasterDialogs().slice(0, 120);
+    const dialogs = coffeeDialogs(120);
     await importDialogs(store, tenant, dialogs);
     const events = await readAllSettled(store, undefined, 25_000);
     await handleAll(events);

@@ -1,6 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { z } from 'zod';
 import {
   CONVERSATION_CATEGORY,
   type ConversationEvent,
@@ -206,24 +203,56 @@ export async function aggregatesFromFacts(sql: Sql): Promise<Record<string, unkn
   return out;
 }
 
-const Dialog = z.object({
-  conversation_id: z.string(),
-  utterances: z.array(
-    z.object({
-      speaker: z.enum(['user', 'assistant']),
-      text: z.string(),
-      annotations: z
-        .array(z.object({ name: z.string(), value: z.string(), context: z.string() }))
-        .nullish()
-        .transform((a) => a ?? []),
-    }),
-  ),
-});
+/** A dialog in the shape of Taskmaster-4's: utterances of the user and the assistant, with annotations. */
+export interface Dialog {
+  conversation_id: string;
+  utterances: {
+    speaker: 'user' | 'assistant';
+    text: string;
+    annotations: { name: string; value: string; context: string }[];
+  }[];
+}
 
-/** The Taskmaster-4 dialogs of `../shared/data/taskmaster4/data_00.json` (CC BY 4.0, Byrne & Ganesh, Google). */
-export function loadTaskmasterDialogs(root = join(__dirname, '../../../../../..')): z.infer<typeof Dialog>[] {
-  const file = join(root, 'shared/data/taskmaster4/data_00.json');
-  return z.array(Dialog).parse(JSON.parse(readFileSync(file, 'utf8')));
+const DRINKS = ['chai latte', 'flat white', 'cold brew', 'mocha', 'espresso', 'matcha latte'] as const;
+const SIZES = ['small', 'medium', 'large'] as const;
+
+/**
+ * `count` coffee-ordering dialogs in the shape of Taskmaster-4's (user and assistant utterances, the
+ * user's `api_call` annotations), made up deterministically so that specs need no file from outside
+ * the repository: dialog i has 1 to 6 user utterances of varying length, each answered by the
+ * assistant except every 4th dialog's last, and an `api_call` on every other user utterance.
+ */
+export function coffeeDialogs(count: number): Dialog[] {
+  return Array.from({ length: count }, (_, i) => {
+    const utterances: Dialog['utterances'] = [];
+    const userTurns = 1 + (i % 6);
+    for (let t = 0; t < userTurns; t++) {
+      const drink = DRINKS[(i + t) % DRINKS.length] ?? 'coffee';
+      const size = SIZES[(i * 7 + t) % SIZES.length] ?? 'small';
+      utterances.push({
+        speaker: 'user',
+        text: `${'please '.repeat((i + t) % 4)}one ${size} ${drink}${t > 0 ? `, and add ${t} more` : ''}`,
+        annotations:
+          (i + t) % 2 === 0
+            ? [
+                {
+                  name: 'api_call',
+                  value: t % 3 === 0 ? 'get_menu_items' : 'add_to_order',
+                  context: `api_call_${t}`,
+                },
+              ]
+            : [],
+      });
+      if (!(i % 4 === 3 && t === userTurns - 1)) {
+        utterances.push({
+          speaker: 'assistant',
+          text: `${size} ${drink} added${'.'.repeat(1 + ((i * 3 + t) % 5))} anything else?`,
+          annotations: [],
+        });
+      }
+    }
+    return { conversation_id: `dlg-${i}`, utterances };
+  });
 }
 
 const MODELS = ['gpt-4o-mini', 'gpt-4o', null] as const;
@@ -239,7 +268,7 @@ const MODELS = ['gpt-4o-mini', 'gpt-4o', null] as const;
 export async function importDialogs(
   store: EventStore,
   tenantId: string,
-  dialogs: z.infer<typeof Dialog>[],
+  dialogs: Dialog[],
   opts: { users?: number; tag?: string } = {},
 ): Promise<number> {
   const users = opts.users ?? 7;
