@@ -91,10 +91,15 @@ export interface RebuildResult {
   machineBusyPercent: number;
   /** The CLI's line, verbatim. */
   output: string;
+  /** Wall time of each step of the rebuild, s (the CLI's `phases:` line; null when it printed none). */
+  phases: { replay: number; finish: number; indexes: number; analyze: number; switch: number } | null;
 }
 
 const REBUILT =
   /rebuilt (\S+): replayed (\d+) events in ([\d.]+) s \((\d+) events\/s\); checkpoint (\d+)(?:; version (\d+) live)?/;
+
+const PHASES =
+  /phases: replay ([\d.]+) s, finish ([\d.]+) s, indexes ([\d.]+) s, analyze ([\d.]+) s, switch ([\d.]+) s/;
 
 const CountRow = z.object({ n: z.coerce.number().int() });
 
@@ -129,6 +134,7 @@ export async function runRebuild(opts: {
   const line = run.stdout.split('\n').find((l) => REBUILT.test(l));
   const m = line ? REBUILT.exec(line) : null;
   if (!line || !m) throw new Error(`projections rebuild printed no result: ${run.stdout}${run.stderr}`);
+  const p = PHASES.exec(run.stdout);
   const events = Number(m[2]);
   const seconds = Number(m[3]);
   return {
@@ -144,6 +150,15 @@ export async function runRebuild(opts: {
     postgresCpuPercent: Math.round((run.postgresCpuMs / run.wallMs) * 1000) / 10,
     machineBusyPercent: usage.machine.cpuBusyPercent,
     output: line.trim(),
+    phases: p
+      ? {
+          replay: Number(p[1]),
+          finish: Number(p[2]),
+          indexes: Number(p[3]),
+          analyze: Number(p[4]),
+          switch: Number(p[5]),
+        }
+      : null,
   };
 }
 

@@ -293,6 +293,17 @@ export function toMarkdown(r: BenchResults): string {
       `| ${n(rb.events)} | ${n(rb.seconds)} | ${n(rb.eventsPerSecond)} | ${rb.version ?? '-'} | ${n(rb.wallSeconds)} | ${n(rb.cliCpuPercent)}% of a core | ${n(rb.postgresCpuPercent)}% of a core | ${n(rb.machineBusyPercent)}% |`,
       '',
     );
+    if (rb.phases) {
+      const ph = rb.phases;
+      lines.push(
+        "Where the rebuild's time went (s): the bulk replay, then `finish`, the index builds, ANALYZE, and the catch-up and switch.",
+        '',
+        '| replay | finish | indexes | analyze | switch |',
+        '|---|---|---|---|---|',
+        `| ${n(ph.replay)} | ${n(ph.finish)} | ${n(ph.indexes)} | ${n(ph.analyze)} | ${n(ph.switch)} |`,
+        '',
+      );
+    }
   }
   const rd = r.reads;
   if (rd) {

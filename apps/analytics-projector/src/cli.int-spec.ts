@@ -118,7 +118,8 @@ describe('projections CLI', () => {
     expect(rebuild).toMatchObject({ code: 0, err: '' });
     expect(rebuild.out).toMatch(
       new RegExp(
-        `^rebuilt usage_stats: replayed ${events.length} events in \\d+\\.\\d{3} s \\(\\d+ events/s\\); checkpoint ${head}; version 2 live\\n$`,
+        `^rebuilt usage_stats: replayed ${events.length} events in \\d+\\.\\d{3} s \\(\\d+ events/s\\); checkpoint ${head}; version 2 live\\n` +
+          `phases: replay \\d+\\.\\d s, finish \\d+\\.\\d s, indexes \\d+\\.\\d s, analyze \\d+\\.\\d s, switch \\d+\\.\\d s\\n$`,
       ),
     );
     expect(ListRow((await cli('list', '--json')).out)).toMatchObject({

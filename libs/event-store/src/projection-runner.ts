@@ -6,7 +6,7 @@ import {
   isErased,
   type ParsedEvent,
 } from '@threadline/contracts';
-import type { Db, Sql } from './db';
+import type { Db, Sql, SqlTransaction } from './db';
 import {
   type EventStore,
   EventStoreTransaction,
@@ -77,8 +77,9 @@ export interface ProjectionVersioning<E extends ParsedEvent = ParsedEvent> {
    * The same idea as PostgreSQL's "Populating a Database" (manual, section 14.4): load first, then derive.
    */
   readonly replay?: {
-    applyBatch(sql: Sql, events: readonly E[]): Promise<void>;
-    finish(sql: Sql): Promise<void>;
+    /** Writes one batch, in a transaction of its own (`copyFrom` loads rows with COPY). */
+    applyBatch(sql: SqlTransaction, events: readonly E[]): Promise<void>;
+    finish(sql: SqlTransaction): Promise<void>;
     /**
      * Optional (default: never): whether writing these events neither reads nor changes rows that
      * earlier batches wrote (only new rows, found by nothing else). Such a batch is written while the
@@ -102,6 +103,21 @@ export interface RebuildResult {
   tookMs: number;
   /** The version now live (versioned projections only). */
   version?: number;
+  /**
+   * Versioned projections only: wall time of each step, ms. `replay`: the bulk replay (from the start
+   * of the rebuild); `finish`: `versioning.replay.finish`; `indexes`: `createIndexes`; `analyze`: the
+   * new tables' statistics; `switch`: the catch-up, the switch and the drop of the replaced version.
+   */
+  phasesMs?: RebuildPhases;
+}
+
+/** See {@link RebuildResult.phasesMs}. */
+export interface RebuildPhases {
+  replay: number;
+  finish: number;
+  indexes: number;
+  analyze: number;
+  switch: number;
 }
 
 /** `projection_versions`: created on first use by the runner (idempotent DDL under an advisory lock). */
@@ -132,6 +148,17 @@ const checkpointUpsert = (name: string, transactionId: string, globalPosition: s
     updated_at = now()`;
 
 const lockKey = (name: string) => `hashtextextended('${name.replaceAll("'", "''")}', 0)`;
+
+/** A stopwatch from `since` (performance.now() ms): each call answers the ms since the previous one. */
+function phaseTimer(since: number): () => number {
+  let last = since;
+  return () => {
+    const now = performance.now();
+    const elapsed = now - last;
+    last = now;
+    return elapsed;
+  };
+}
 
 /** Most write transactions of a rebuild's bulk replay at once (see `ProjectionVersioning.replay`). */
 const MAX_BULK_WRITES = 2;
@@ -596,16 +623,9 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     return isErased(event) ? null : this.registry.parse(event);
   }
 
-  // `bulk`: a batch of a rebuild's bulk replay, written by `versioning.replay` when the projection has it.
-  private async applyParsed(
-    sql: Sql,
-    events: readonly (ParsedEvent<Defs> | null)[],
-    opts: { bulk?: boolean } = {},
-  ): Promise<void> {
+  private async applyParsed(sql: Sql, events: readonly (ParsedEvent<Defs> | null)[]): Promise<void> {
     const parsed = events.filter((e) => e !== null);
     if (parsed.length === 0) return;
-    const replay = opts.bulk ? this.projection.versioning?.replay : undefined;
-    if (replay) return replay.applyBatch(sql, parsed);
     if (this.projection.applyBatch) return this.projection.applyBatch(sql, parsed);
     for (const event of parsed) await this.projection.apply(sql, event);
   }
@@ -881,12 +901,16 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
           await writes.write(replay?.independent?.(parsed) ?? false, () =>
             this.db.transaction(async (sql) => {
               await this.useSchemaForBulk(sql, target.schema);
-              await this.applyParsed(sql, parsed, { bulk: true });
+              // A batch of the bulk replay is written by `versioning.replay` when the projection has it.
+              if (replay && parsed.length > 0) await replay.applyBatch(sql, parsed);
+              else await this.applyParsed(sql, parsed);
             }),
           );
           opts.onProgress?.(replayed);
         }
         await writes.drain();
+        const lap = phaseTimer(started);
+        const replayMs = lap();
         await this.db.transaction(async (sql) => {
           await this.savePositions(sql, target.version, [...positions.keys()], positions);
           if (replayed > 0) await this.saveCheckpoint(sql, target.version, after.transactionId, highest);
@@ -898,12 +922,14 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
             await versioning.replay?.finish(sql);
           });
         }
+        const finishMs = lap();
         if (versioning?.createIndexes) {
           await this.db.transaction(async (sql) => {
             await this.useSchema(sql, target.schema);
             await versioning.createIndexes?.(sql);
           });
         }
+        const indexesMs = lap();
         // Statistics for the new tables before queries read them: without them the planner guessed
         // (at 1M turns a one-session stats read used a partial index and took 15 ms instead of 2).
         const tables = await this.db.query<{ name: string }>(
@@ -911,6 +937,7 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
           [target.schema],
         );
         for (const table of tables) await this.db.query(`ANALYZE ${table.name}`);
+        const analyzeMs = lap();
         // 2. Catch up and switch, under the lock live handlers share: they wait for this one transaction.
         const old = await this.db.transaction(async (sql) => {
           await sql.query(`SELECT pg_advisory_xact_lock(${lockKey(this.checkpointName)})`);
@@ -948,7 +975,14 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
             await this.forgetVersion(sql, o.version);
           });
         }
-        return { events: replayed, tookMs: performance.now() - started, version: target.version };
+        const phasesMs = {
+          replay: replayMs,
+          finish: finishMs,
+          indexes: indexesMs,
+          analyze: analyzeMs,
+          switch: lap(),
+        };
+        return { events: replayed, tookMs: performance.now() - started, version: target.version, phasesMs };
       } finally {
         await guard.query(`SELECT pg_advisory_unlock(${rebuildLock})`);
       }

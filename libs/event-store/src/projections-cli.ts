@@ -261,6 +261,14 @@ export async function runProjectionsCli(
             `(${rate} events/s); checkpoint ${await runner.position()}` +
             (result.version === undefined ? '' : `; version ${result.version} live`),
         );
+        const phases = result.phasesMs;
+        if (phases) {
+          const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+          print(
+            `phases: replay ${s(phases.replay)}, finish ${s(phases.finish)}, indexes ${s(phases.indexes)}, ` +
+              `analyze ${s(phases.analyze)}, switch ${s(phases.switch)}`,
+          );
+        }
       }
     });
 

@@ -454,6 +454,53 @@ describe('usage_stats projection', () => {
     await expectAggregatesOfFacts();
   });
 
+  it('leaves out the facts a conversation commits after its session was deleted', async () => {
+    // Commit order: the session, its deletion, then a turn of its conversation (a LogTurn that raced
+    // the deletion). The rebuild below replays this tenant in bulk and must leave the turn out too.
+    const tenant = newTenant();
+    const events = [
+      ...(await appendSession(store, tenant, 's1', [created('s1', 'u1')])),
+      ...(await appendSession(store, tenant, 's1', [
+        { type: 'SessionDeleted.v1', data: { sessionId: 's1', deletedAt: at(2) } },
+      ])),
+      ...(await appendConversation(store, tenant, 's1', [
+        {
+          type: 'TurnLogged.v1',
+          data: {
+            turnId: 't1',
+            sessionId: 's1',
+            userId: 'u1',
+            conversationTurn: 1,
+            userInput: 'too late',
+            agentResponses: [response('planner', 'gpt-4o', { in: 10, out: 5 }, 0.01, 200)],
+            toolCalls: [toolCall('c1', 'completed')],
+            vectorCacheHit: false,
+            processingTimeMs: 300,
+            status: 'completed',
+            error: null,
+            startedAt: at(3),
+            completedAt: at(4),
+          },
+        },
+      ])),
+    ];
+    expect(await handleAll(events)).toEqual(events.map(() => 'applied'));
+    const factsOf = (dump: Record<string, unknown[]>) =>
+      Object.fromEntries(
+        ['stats_turns', 'stats_responses', 'stats_tool_calls'].map((table) => [
+          table,
+          (dump[table] ?? []).filter((r) => (r as { tenant_id: string }).tenant_id === tenant).length,
+        ]),
+      );
+    const incremental = await read((sql) => dumpUsageStats(sql));
+    expect(factsOf(incremental)).toEqual({ stats_turns: 0, stats_responses: 0, stats_tool_calls: 0 });
+    await expectAggregatesOfFacts();
+    // A bulk replay of one event per batch: the turn's batch finds the tombstone an earlier batch wrote.
+    await readAllSettled(store, undefined, 25_000);
+    await runner.rebuild({ batchSize: 1 });
+    expect(await read((sql) => dumpUsageStats(sql))).toEqual(incremental);
+  });
+
   it('rebuilds a new version equal row for row to the incremental one, answering queries throughout', async () => {
     const tenant = newTenant();
     const dialogs = coffeeDialogs(120);
