@@ -46,13 +46,20 @@ export const USAGE_STATS_SCHEMA_PREFIX = 'analytics_usage';
  * A deleted session's facts are deleted and its row kept as a tombstone (`deleted_at`), so turn events
  * that arrive after the deletion (another stream, another consumer) are not counted either. No column
  * holds a processing time (now()): a rebuild gives exactly the rows incremental handling gave.
+ *
+ * Every text column is in the "C" collation: ids and names are compared byte by byte, which lets
+ * Postgres sort them with abbreviated keys instead of calling the C library's strcoll per comparison
+ * (a database's own collation, C.UTF-8 here, is not known to Postgres to sort as C does). Equality is
+ * the same in any deterministic collation, and a parameter's default collation yields to the
+ * column's. Measured on 2M responses: an index on (tenant_id, session_id) built in 3.3 s instead of
+ * 4.6 s, and `count(DISTINCT turn_id)` per agent took 3.9 s instead of 7.1 s.
  */
 export const USAGE_STATS_DDL = [
   `CREATE TABLE stats_sessions (
-     tenant_id  text        NOT NULL,
-     session_id text        NOT NULL,
-     user_id    text,
-     status     text        NOT NULL CHECK (status IN ('active', 'ended', 'expired')),
+     tenant_id  text COLLATE "C" NOT NULL,
+     session_id text COLLATE "C" NOT NULL,
+     user_id    text COLLATE "C",
+     status     text COLLATE "C" NOT NULL CHECK (status IN ('active', 'ended', 'expired')),
      created_at timestamptz NOT NULL,
      ended_at   timestamptz,
      deleted_at timestamptz,
@@ -60,11 +67,11 @@ export const USAGE_STATS_DDL = [
    )`,
   `CREATE TABLE stats_turns (
      global_position    bigint      PRIMARY KEY,
-     tenant_id          text        NOT NULL,
-     turn_id            text        NOT NULL,
-     session_id         text        NOT NULL,
-     user_id            text,
-     status             text        NOT NULL CHECK (status IN ('in_progress', 'completed', 'failed')),
+     tenant_id          text COLLATE "C" NOT NULL,
+     turn_id            text COLLATE "C" NOT NULL,
+     session_id         text COLLATE "C" NOT NULL,
+     user_id            text COLLATE "C",
+     status             text COLLATE "C" NOT NULL CHECK (status IN ('in_progress', 'completed', 'failed')),
      vector_cache_hit   boolean     NOT NULL,
      processing_time_ms integer,
      started_at         timestamptz NOT NULL,
@@ -73,12 +80,12 @@ export const USAGE_STATS_DDL = [
   `CREATE TABLE stats_responses (
      global_position   bigint      NOT NULL,
      idx               integer     NOT NULL,
-     tenant_id         text        NOT NULL,
-     turn_id           text        NOT NULL,
-     session_id        text        NOT NULL,
-     user_id           text,
-     agent_name        text        NOT NULL,
-     model             text,
+     tenant_id         text COLLATE "C" NOT NULL,
+     turn_id           text COLLATE "C" NOT NULL,
+     session_id        text COLLATE "C" NOT NULL,
+     user_id           text COLLATE "C",
+     agent_name        text COLLATE "C" NOT NULL,
+     model             text COLLATE "C",
      at                timestamptz NOT NULL,
      input_tokens      bigint      NOT NULL,
      output_tokens     bigint      NOT NULL,
@@ -91,34 +98,34 @@ export const USAGE_STATS_DDL = [
   `CREATE TABLE stats_tool_calls (
      global_position bigint  NOT NULL,
      idx             integer NOT NULL,
-     tenant_id       text    NOT NULL,
-     turn_id         text    NOT NULL,
-     tool_call_id    text    NOT NULL,
-     session_id      text    NOT NULL,
-     name            text    NOT NULL,
-     status          text    NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
+     tenant_id       text COLLATE "C" NOT NULL,
+     turn_id         text COLLATE "C" NOT NULL,
+     tool_call_id    text COLLATE "C" NOT NULL,
+     session_id      text COLLATE "C" NOT NULL,
+     name            text COLLATE "C" NOT NULL,
+     status          text COLLATE "C" NOT NULL CHECK (status IN ('pending', 'running', 'completed', 'failed')),
      PRIMARY KEY (global_position, idx)
    )`,
   // The tombstones alone: every fact inserted is checked against them (NOT_DELETED), a probe of this
   // small index instead of the primary key (4,500 turns: 8 ms instead of 40).
   `CREATE INDEX stats_sessions_deleted ON stats_sessions (tenant_id, session_id) WHERE deleted_at IS NOT NULL`,
   `CREATE TABLE stats_session_counts (
-     tenant_id text   NOT NULL,
-     user_id   text,
-     status    text   NOT NULL,
+     tenant_id text COLLATE "C" NOT NULL,
+     user_id   text COLLATE "C",
+     status    text COLLATE "C" NOT NULL,
      sessions  bigint NOT NULL,
      UNIQUE NULLS NOT DISTINCT (tenant_id, user_id, status)
    )`,
   `CREATE TABLE stats_turn_counts (
-     tenant_id text   NOT NULL,
-     status    text   NOT NULL,
+     tenant_id text COLLATE "C" NOT NULL,
+     status    text COLLATE "C" NOT NULL,
      turns     bigint NOT NULL,
      PRIMARY KEY (tenant_id, status)
    )`,
   `CREATE TABLE stats_response_cells (
-     tenant_id         text    NOT NULL,
-     agent_name        text    NOT NULL,
-     model             text,
+     tenant_id         text COLLATE "C" NOT NULL,
+     agent_name        text COLLATE "C" NOT NULL,
+     model             text COLLATE "C",
      execution_time_ms integer,
      calls             bigint  NOT NULL,
      input_tokens      numeric NOT NULL,
@@ -129,14 +136,14 @@ export const USAGE_STATS_DDL = [
      UNIQUE NULLS NOT DISTINCT (tenant_id, agent_name, model, execution_time_ms)
    )`,
   `CREATE TABLE stats_agent_turns (
-     tenant_id  text   NOT NULL,
-     agent_name text   NOT NULL,
+     tenant_id  text COLLATE "C" NOT NULL,
+     agent_name text COLLATE "C" NOT NULL,
      turns      bigint NOT NULL,
      PRIMARY KEY (tenant_id, agent_name)
    )`,
   `CREATE TABLE stats_model_turns (
-     tenant_id text   NOT NULL,
-     model     text,
+     tenant_id text COLLATE "C" NOT NULL,
+     model     text COLLATE "C",
      turns     bigint NOT NULL,
      UNIQUE NULLS NOT DISTINCT (tenant_id, model)
    )`,
@@ -834,7 +841,8 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
   readonly versioning: ProjectionVersioning = {
     schemaPrefix: USAGE_STATS_SCHEMA_PREFIX,
     // 2: facts keyed by global position, with the aggregates global stats read (issue 6).
-    revision: 2,
+    // 3: text columns in the "C" collation (byte order), see USAGE_STATS_DDL.
+    revision: 3,
     create: async (sql: Sql) => {
       for (const ddl of USAGE_STATS_DDL) await sql.query(ddl);
     },
