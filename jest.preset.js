@@ -14,7 +14,10 @@ module.exports = {
   moduleFileExtensions: ['ts', 'js', 'json'],
   testMatch: ['**/?(*.)+(spec|int-spec|e2e-spec).ts'],
   moduleNameMapper: {
-    '^@threadline/(contracts|event-store|messaging|platform|testing)$': path.join(__dirname, 'libs/$1/src/index.ts'),
+    '^@threadline/(contracts|event-store|messaging|platform|stack|testing)$': path.join(
+      __dirname,
+      'libs/$1/src/index.ts',
+    ),
   },
   setupFiles: [path.join(__dirname, 'libs/testing/src/jest-env.setup.js')],
 };

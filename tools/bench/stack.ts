@@ -1,36 +1,17 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { z } from 'zod';
+import { mkdirSync } from 'node:fs';
 import { Db, ensureDatabase } from '@threadline/event-store';
 import { connectNats, deleteEventStream, ensureEventStream } from '@threadline/messaging';
+import {
+  CreatedKey,
+  freePort,
+  runKeysCli,
+  ServiceGroup,
+  type ServiceName,
+  type ServiceProcess,
+  SERVICES,
+} from '@threadline/stack';
 
-const run = promisify(execFile);
-
-/** The five services, in start order, each run from `dist/apps/<name>/src/main.js`. */
-export const SERVICES = [
-  'session-service',
-  'chat-log-service',
-  'cleanup-worker',
-  'analytics-projector',
-  'gateway',
-] as const;
-export type ServiceName = (typeof SERVICES)[number];
-
-const OUTPUT_LIMIT = 64 * 1024;
-const STOP_GRACE_MS = 10_000;
-
-/** One running service process and its last 64 KiB of output. */
-export interface ServiceProcess {
-  name: ServiceName;
-  pid: number;
-  child: ChildProcess;
-  output: string;
-  exited: boolean;
-  exit: Promise<void>;
-}
+export { SERVICES, type ServiceName, type ServiceProcess };
 
 /** The bench's own stack: database, stream, key and the five built services. */
 export interface BenchStack {
@@ -47,22 +28,7 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
-const CreatedKey = z.object({ key: z.string().min(1), key_id: z.string() });
-
-/** A TCP port free on 127.0.0.1 now. */
-async function freePort(): Promise<number> {
-  return new Promise((done, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? done(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
+const STOP_GRACE_MS = 10_000;
 
 /** `postgres://.../<name>` of the server of `base` (default the local one). */
 export function databaseUrlFor(base: string, name: string): string {
@@ -82,78 +48,6 @@ export async function dropDatabase(baseUrl: string, name: string): Promise<void>
     await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   } finally {
     await admin.close();
-  }
-}
-
-function launch(root: string, name: ServiceName, env: NodeJS.ProcessEnv, nodeArgs: string[]): ServiceProcess {
-  const main = join(root, 'dist/apps', name, 'src/main.js');
-  if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
-  // SERVICE_NODE_FLAGS of tools/lib.sh: the services' heap limit, as `npm start` runs them.
-  const child = spawn(process.execPath, ['--max-old-space-size=512', ...nodeArgs, main], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (child.pid === undefined) throw new Error(`${name} did not start`);
-  const proc: ServiceProcess = {
-    name,
-    pid: child.pid,
-    child,
-    output: '',
-    exited: false,
-    exit: new Promise((done) =>
-      child.once('exit', (code, signal) => {
-        proc.exited = true;
-        proc.output += `\n[${name} exited: code ${code}, signal ${signal}]\n`;
-        done();
-      }),
-    ),
-  };
-  const keep = (chunk: Buffer) => {
-    proc.output = (proc.output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return proc;
-}
-
-async function stopProcess(proc: ServiceProcess): Promise<void> {
-  if (proc.exited) return;
-  proc.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const late = await Promise.race([
-    proc.exit.then(() => false),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), STOP_GRACE_MS))),
-  ]);
-  clearTimeout(timer);
-  if (late && !proc.exited) {
-    proc.child.kill('SIGKILL');
-    await proc.exit;
-  }
-}
-
-async function waitFor200(
-  url: string,
-  procs: readonly ServiceProcess[],
-  deadline: number,
-  key?: string,
-): Promise<void> {
-  let last = 'no answer';
-  for (;;) {
-    const dead = procs.find((p) => p.exited);
-    if (dead) throw new Error(`${dead.name} exited while the stack was starting`);
-    try {
-      const res = await fetch(url, {
-        signal: AbortSignal.timeout(2_000),
-        headers: key !== undefined ? { authorization: `Bearer ${key}` } : {},
-      });
-      if (res.status === 200) return;
-      last = `status ${res.status}`;
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer 200 in time (last: ${last})`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -194,20 +88,16 @@ export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
   const prefix = `tlbench_${opts.runTag}`;
   const port = await freePort();
   const baseUrl = `http://127.0.0.1:${port}`;
-  const services: ServiceProcess[] = [];
+  const group = new ServiceGroup({ root: opts.root, stopGraceMs: STOP_GRACE_MS, buildHint: 'npm run build' });
 
   await ensureDatabase(databaseUrl);
   const nc = await connectNats({ NATS_URL: opts.natsUrl }, 'threadline-bench');
   await ensureEventStream(nc, stream, prefix);
   await nc.close();
 
-  const report = () =>
-    services
-      .filter((p) => p.output.trim() !== '')
-      .map((p) => `----- ${p.name} (pid ${p.pid}) -----\n${p.output.trim()}`)
-      .join('\n');
+  const report = () => group.report();
   const stop = async () => {
-    await Promise.all(services.map(stopProcess));
+    await group.stop();
     if (!opts.keepDatabase)
       await dropDatabase(opts.postgresUrl, databaseName).catch((e: unknown) =>
         process.stderr.write(`bench: could not drop ${databaseName}: ${String(e)}\n`),
@@ -218,12 +108,10 @@ export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
   };
 
   try {
-    const cli = join(opts.root, 'dist/apps/gateway/src/keys-cli.js');
-    if (!existsSync(cli)) throw new Error(`${cli} is missing: build first (npm run build)`);
-    const { stdout } = await run(
-      process.execPath,
-      [
-        cli,
+    const stdout = await runKeysCli({
+      root: opts.root,
+      databaseUrl,
+      args: [
         'create',
         '--tenant',
         'default',
@@ -235,12 +123,8 @@ export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
         '10000000',
         '--json',
       ],
-      {
-        cwd: opts.root,
-        env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' },
-        timeout: 60_000,
-      },
-    );
+      timeoutMs: 60_000,
+    });
     const key = CreatedKey.parse(JSON.parse(stdout));
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -261,17 +145,18 @@ export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
     };
     if (opts.profile.length > 0) mkdirSync(opts.profileDir, { recursive: true });
     for (const name of SERVICES) {
-      const nodeArgs = opts.profile.includes(name)
+      const profile = opts.profile.includes(name)
         ? [
             '--cpu-prof',
             `--cpu-prof-dir=${opts.profileDir}`,
             `--cpu-prof-name=${name}.${opts.runTag}.cpuprofile`,
           ]
         : [];
-      services.push(launch(opts.root, name, env, nodeArgs));
+      // SERVICE_NODE_FLAGS of tools/lib.sh: the services' heap limit, as `npm start` runs them.
+      group.launch(name, env, ['--max-old-space-size=512', ...profile]);
     }
     const deadline = Date.now() + 90_000;
-    await waitFor200(`${baseUrl}/health`, services, deadline);
+    await group.waitFor200(`${baseUrl}/health`, deadline);
     // One query answered by each service that serves requests: session-service, chat-log-service,
     // analytics-projector. Each about a user without data: cheap on a seeded database too (the tenant's
     // `/sessions/stats` aggregates every turn).
@@ -280,9 +165,19 @@ export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
       '/users/bench-ready/turns?limit=1',
       '/users/bench-ready/stats',
     ]) {
-      await waitFor200(`${baseUrl}${path}`, services, deadline, key.key);
+      await group.waitFor200(`${baseUrl}${path}`, deadline, key.key);
     }
-    return { baseUrl, databaseUrl, databaseName, stream, prefix, apiKey: key.key, services, report, stop };
+    return {
+      baseUrl,
+      databaseUrl,
+      databaseName,
+      stream,
+      prefix,
+      apiKey: key.key,
+      services: group.processes,
+      report,
+      stop,
+    };
   } catch (error) {
     const output = report();
     await stop().catch(() => undefined);

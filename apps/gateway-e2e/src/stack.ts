@@ -1,46 +1,12 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-import { z } from 'zod';
+import { resolve } from 'node:path';
+import { CreatedKey, freePort, runKeysCli, ServiceGroup, SERVICES } from '@threadline/stack';
 import { createTestDatabase, createTestNats, type TestDatabase, type TestNats } from '@threadline/testing';
 import { setDefaultCredential } from './http-client';
 
-const run = promisify(execFile);
-
-/** The five services, each run from its build output `dist/apps/<name>/src/main.js`. */
-export const SERVICES = [
-  'session-service',
-  'chat-log-service',
-  'cleanup-worker',
-  'analytics-projector',
-  'gateway',
-] as const;
-export type ServiceName = (typeof SERVICES)[number];
+export { CreatedKey } from '@threadline/stack';
 
 const ROOT = resolve(__dirname, '../../..');
-const OUTPUT_LIMIT = 64 * 1024;
 const STOP_GRACE_MS = 5_000;
-
-/** One service process and what it wrote (stdout and stderr interleaved, last 64 KiB). */
-interface ServiceProcess {
-  name: ServiceName;
-  child: ChildProcess;
-  output: string;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exited: boolean;
-  stopping: boolean;
-}
-
-/** An API key made with the keys CLI: the key (shown once) and its public id. */
-export const CreatedKey = z.object({
-  key: z.string(),
-  key_id: z.string(),
-  tenant_id: z.string(),
-  role: z.enum(['admin', 'service']),
-});
-export type CreatedKey = z.infer<typeof CreatedKey>;
 
 /** The running stack of one e2e file. */
 export interface Stack {
@@ -63,73 +29,9 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** A TCP port free on 127.0.0.1 now (the OS picks it). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
-}
-
-function launch(name: ServiceName, env: NodeJS.ProcessEnv): ServiceProcess {
-  const main = join(ROOT, 'dist/apps', name, 'src/main.js');
-  if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build; npm test does it)`);
-  const child = spawn(process.execPath, [main], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const proc: ServiceProcess = {
-    name,
-    child,
-    output: '',
-    exited: false,
-    stopping: false,
-    exit: new Promise((done) => child.once('exit', (code, signal) => done({ code, signal }))),
-  };
-  const keep = (chunk: Buffer) => {
-    proc.output = (proc.output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  void proc.exit.then(({ code, signal }) => {
-    proc.exited = true;
-    if (!proc.stopping) proc.output += `\n[${name} exited unexpectedly: code ${code}, signal ${signal}]\n`;
-  });
-  return proc;
-}
-
-async function stopProcess(proc: ServiceProcess): Promise<void> {
-  proc.stopping = true;
-  if (proc.exited) return;
-  proc.child.kill('SIGTERM');
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = await Promise.race([
-    proc.exit.then(() => false),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), STOP_GRACE_MS))),
-  ]);
-  clearTimeout(timer);
-  if (timedOut && !proc.exited) {
-    proc.output += `\n[${proc.name} did not stop within ${STOP_GRACE_MS} ms of SIGTERM: SIGKILL]\n`;
-    proc.child.kill('SIGKILL');
-    await proc.exit;
-  }
-}
-
 /** Runs the built keys CLI (`dist/apps/gateway/src/keys-cli.js`) against `databaseUrl`; its stdout. */
-async function keysCli(databaseUrl: string, args: string[]): Promise<string> {
-  const cli = join(ROOT, 'dist/apps/gateway/src/keys-cli.js');
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: build first (npm run build)`);
-  const { stdout } = await run(process.execPath, [cli, ...args], {
-    cwd: ROOT,
-    env: { ...process.env, DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' },
-    timeout: 30_000,
-  });
-  return stdout;
-}
+const keysCli = (databaseUrl: string, args: string[]) =>
+  runKeysCli({ root: ROOT, databaseUrl, args, timeoutMs: 30_000 });
 
 /**
  * Starts the whole stack for one e2e file, as a deployment would: a fresh database, a JetStream
@@ -179,27 +81,27 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
     HOST: '127.0.0.1',
     DEFAULT_TENANT_ID: tenantId,
   };
-  const procs: ServiceProcess[] = [];
-  const report = () =>
-    procs
-      .filter((p) => p.output.trim() !== '')
-      .map((p) => `----- ${p.name} -----\n${p.output.trim()}`)
-      .join('\n');
+  const group = new ServiceGroup({
+    root: ROOT,
+    stopGraceMs: STOP_GRACE_MS,
+    buildHint: 'npm run build; npm test does it',
+  });
+  const report = () => group.report();
   const stop = async () => {
-    await Promise.all(procs.map(stopProcess));
+    await group.stop();
     setDefaultCredential(baseUrl, undefined);
     await database.drop();
     await nats.cleanup();
   };
 
   try {
-    for (const name of SERVICES) procs.push(launch(name, env));
+    for (const name of SERVICES) group.launch(name, env);
     const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
-    await waitFor200(baseUrl + '/health', procs, deadline);
+    await group.waitFor200(baseUrl + '/health', deadline);
     // Every service that answers requests must be listening, not just the gateway: a query through
     // the gateway to each of them (session-service, chat-log-service, analytics-projector).
     for (const path of ['/sessions?limit=1', '/users/e2e-ready/turns?limit=1', '/sessions/stats']) {
-      await waitFor200(baseUrl + path, procs, deadline, adminKey.key);
+      await group.waitFor200(baseUrl + path, deadline, adminKey.key);
     }
   } catch (error) {
     const output = report();
@@ -209,30 +111,4 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
     );
   }
   return { baseUrl, tenantId, adminKey, createKey, revokeKey, database, nats, report, stop };
-}
-
-/** Polls `url` until it answers 200; throws at `deadline` (epoch ms) or as soon as a service has exited. */
-async function waitFor200(
-  url: string,
-  procs: readonly ServiceProcess[],
-  deadline: number,
-  credential?: string,
-): Promise<void> {
-  let last = 'no answer';
-  for (;;) {
-    const dead = procs.find((p) => p.exited);
-    if (dead) throw new Error(`${dead.name} exited while the stack was starting`);
-    try {
-      const res = await fetch(url, {
-        signal: AbortSignal.timeout(2_000),
-        headers: credential !== undefined ? { authorization: `Bearer ${credential}` } : {},
-      });
-      if (res.status === 200) return;
-      last = `status ${res.status}`;
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (Date.now() > deadline) throw new Error(`${url} did not answer 200 in time (last: ${last})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

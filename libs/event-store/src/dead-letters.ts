@@ -13,6 +13,11 @@ export interface DeadLetter {
   eventType?: string | undefined;
   streamId?: string | undefined;
   globalPosition?: number | undefined;
+  /**
+   * The message's JetStream stream sequence: with `subject`, its identity when it has no event id
+   * (not an event envelope).
+   */
+  streamSequence?: number | undefined;
 }
 
 const DeadLetterRow = z.object({
@@ -26,6 +31,7 @@ const DeadLetterRow = z.object({
   event_type: z.string().nullable(),
   stream_id: z.string().nullable(),
   global_position: z.coerce.number().nullable(),
+  stream_sequence: z.coerce.number().nullable(),
   created_at: z.date(),
   retried_at: z.date().nullable(),
 });
@@ -35,10 +41,23 @@ export type DeadLetterRow = z.infer<typeof DeadLetterRow>;
 export class DeadLetters {
   constructor(private readonly sql: Sql) {}
 
-  async record(letter: DeadLetter): Promise<void> {
-    await this.sql.query(
-      `INSERT INTO dead_letters (consumer, subject, payload, error, attempts, event_id, event_type, stream_id, global_position)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+  /**
+   * Records `letter` (its `error` cut to 4000 characters), once per consumer and message: a message
+   * already recorded for `letter.consumer` (same `eventId`; without one, same `subject` and
+   * `streamSequence`) is left as it is, retried or not. A message is recorded again when JetStream
+   * redelivers it after the record committed but before the consumer terminated it (crash, lost reply),
+   * to the same or another instance; unique indexes of migration `DeadLetterIdentity1732900000000` make
+   * that a no-op, also when two records race. A letter with neither an event id nor a stream sequence
+   * cannot be identified and is always recorded.
+   * @returns true when it was recorded, false when the message already was.
+   * @throws the database's error when the insert fails.
+   */
+  async record(letter: DeadLetter): Promise<boolean> {
+    const inserted = await this.sql.query(
+      `INSERT INTO dead_letters (consumer, subject, payload, error, attempts, event_id, event_type, stream_id, global_position, stream_sequence)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+       ON CONFLICT DO NOTHING
+       RETURNING id`,
       [
         letter.consumer,
         letter.subject,
@@ -49,8 +68,10 @@ export class DeadLetters {
         letter.eventType ?? null,
         letter.streamId ?? null,
         letter.globalPosition ?? null,
+        letter.streamSequence ?? null,
       ],
     );
+    return inserted.length > 0;
   }
 
   /** Dead letters not yet retried, oldest first; all consumers unless `consumer` is given. */

@@ -23,7 +23,7 @@ class Counter1800000000000 implements MigrationInterface {
 }
 
 const migrations = [...eventStoreMigrations, Counter1800000000000];
-const names = ['EventStore1732190400000', 'Counter1800000000000'];
+const names = [...eventStoreMigrations.map((m) => new m().name), 'Counter1800000000000'];
 
 function freshUrl(): string {
   const url = new URL(testDatabaseAdminUrl());

@@ -13,7 +13,13 @@ import {
   type TestDatabase,
   type TestNats,
 } from '@threadline/testing';
-import { JetStreamEventContext, JetStreamEventsServer, OnEvent, OnStream } from './jetstream-events.server';
+import {
+  type DeadLetterSink,
+  JetStreamEventContext,
+  JetStreamEventsServer,
+  OnEvent,
+  OnStream,
+} from './jetstream-events.server';
 import { RpcErrorReplyFilter } from './request-reply';
 
 // The JetStream events transport over the real NATS server, with dead letters in a real test database
@@ -124,6 +130,23 @@ const widget = (mode: 'ok' | 'flaky' | 'poison') => envelope('widget', WidgetAdd
 
 let t: TestDatabase;
 let nats: TestNats;
+/**
+ * The server's dead-letter sink: `t.deadLetters`, except that for the event ids in `lostReplies` the
+ * first record commits and then fails, as when the connection drops before Postgres's reply (the
+ * server naks, and JetStream redelivers a message whose letter is already recorded).
+ */
+const lostReplies = new Set<string>();
+const recordCalls: (string | undefined)[] = [];
+const sink: DeadLetterSink = {
+  async record(letter) {
+    recordCalls.push(letter.eventId);
+    const recorded = await t.deadLetters.record(letter);
+    if (letter.eventId !== undefined && lostReplies.delete(letter.eventId)) {
+      throw new Error('Connection terminated unexpectedly');
+    }
+    return recorded;
+  },
+};
 let app: INestMicroservice;
 const durable = 'test-consumer';
 const maxDeliver = 3;
@@ -136,7 +159,7 @@ beforeAll(async () => {
       stream: nats.stream,
       prefix: nats.prefix,
       durable,
-      deadLetters: t.deadLetters,
+      deadLetters: sink,
       maxDeliver,
       backoffMs: [20, 50],
     }),
@@ -245,6 +268,25 @@ describe('JetStreamEventsServer', () => {
     expect(info.num_ack_pending).toBe(0);
     expect(await t.deadLetters.list()).toHaveLength(1);
   });
+
+  it('records a poison event once when it is redelivered after its dead letter was recorded', async () => {
+    const poison = widget('poison');
+    lostReplies.add(poison.eventId);
+    await nats.publisher.publish(poison);
+    // Recorded, reply lost, naked (5 s), redelivered, failed again, recorded again: one letter.
+    await eventually(
+      () => (recordCalls.filter((id) => id === poison.eventId).length === 2 ? true : undefined),
+      15_000,
+      'the poison event to be dead-lettered twice',
+    );
+    await consumerSettled('widget');
+    expect(callsOf(poison.eventId)).toBe(maxDeliver + 1);
+    const letters = (await t.deadLetters.list(`${durable}-widget`)).filter(
+      (l) => l.event_id === poison.eventId,
+    );
+    expect(letters).toHaveLength(1);
+    expect(letters[0]?.attempts).toBe(maxDeliver);
+  }, 20_000);
 
   it('handles up to `concurrency` messages at once when every handler of the stream type allows it', async () => {
     const events = Array.from({ length: 3 * GIZMO_CONCURRENCY }, (_, n) =>

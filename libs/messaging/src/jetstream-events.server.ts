@@ -13,7 +13,12 @@ import { lastValueFrom } from 'rxjs';
 import { EventEnvelope, type EventDefinition } from '@threadline/contracts';
 import { z } from 'zod';
 
-/** Where poison events go (implemented by `DeadLetters` of `@threadline/event-store`). */
+/**
+ * Where poison events go (implemented by `DeadLetters` of `@threadline/event-store`). `record` must be
+ * idempotent per consumer and message (`eventId`, else `subject` + `streamSequence`): a message is
+ * recorded again when it is redelivered after its record but before its `term`. It resolves to whether
+ * the letter was new.
+ */
 export interface DeadLetterSink {
   record(letter: {
     consumer: string;
@@ -25,7 +30,8 @@ export interface DeadLetterSink {
     eventType?: string | undefined;
     streamId?: string | undefined;
     globalPosition?: number | undefined;
-  }): Promise<void>;
+    streamSequence?: number | undefined;
+  }): Promise<boolean>;
 }
 
 export interface JetStreamEventsOptions {
@@ -238,7 +244,7 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
     envelope: EventEnvelope | undefined,
   ): Promise<void> {
     try {
-      await this.options.deadLetters.record({
+      const recorded = await this.options.deadLetters.record({
         consumer,
         subject: msg.subject,
         payload,
@@ -248,8 +254,11 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         eventType: envelope?.eventType,
         streamId: envelope?.streamId,
         globalPosition: envelope?.globalPosition,
+        streamSequence: msg.info.streamSequence,
       });
-      this.logger.error(`${consumer}: dead-lettered ${envelope?.eventId ?? msg.subject}: ${describe(error)}`);
+      const what = envelope?.eventId ?? `${msg.subject} #${msg.info.streamSequence}`;
+      if (recorded) this.logger.error(`${consumer}: dead-lettered ${what}: ${describe(error)}`);
+      else this.logger.warn?.(`${consumer}: ${what} was already dead-lettered (redelivered before its term)`);
       // No reason argument: servers before 2.10.4 do not understand `+TERM <reason>` and leave the message
       // pending, to be redelivered (and dead-lettered again) after ack_wait. The reason is in the dead letter.
       msg.term();

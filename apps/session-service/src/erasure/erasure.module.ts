@@ -8,7 +8,8 @@ import { UserErasure, type UserErasureOptions } from './user-erasure';
 /**
  * User erasure (`EraseUser`): purges a user's events from the event store and JetStream and their rows
  * from the read models (see {@link UserErasure}). Needs the global `EventStoreModule` and
- * `MessagingModule`; its table is migration `Erasures1732800000000` of the service's migrations.
+ * `MessagingModule`; its table is migrations `Erasures1732800000000` and `ErasurePurges1732950000000` of the
+ * service's migrations. Pending JetStream purges are retried at boot and every 30 s (`purgeRetryMs`).
  */
 @Module({})
 export class ErasureModule {

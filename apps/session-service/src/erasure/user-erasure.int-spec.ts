@@ -36,6 +36,7 @@ import { SessionContextProjection } from '../session/session-context.projection'
 import { SessionModule } from '../session/session.module';
 import { SessionsProjection, sessionEventRegistry } from '../session/sessions.projection';
 import { SessionStatesProjection, sessionStatesEventRegistry } from '../state/session-states.projection';
+import { UserErasure, type UserErasureOptions } from './user-erasure';
 
 jest.setTimeout(60_000);
 
@@ -98,6 +99,55 @@ const eventsOf = (tenantId: string) =>
   }>(
     `SELECT stream_id, event_type, stream_position, data::text AS data, metadata::text AS metadata
      FROM events WHERE tenant_id = $1 ORDER BY global_position`,
+    [tenantId],
+  );
+
+/** Resolves once every event of the tenant is on JetStream (the relay runs in the app). */
+const allPublished = (tenantId: string) =>
+  eventually(async () => {
+    const ids = new Set((await nats.messages()).map((m) => m.msgId));
+    const [row] = await tdb.db.query<{ n: string }>(
+      `SELECT count(*) AS n FROM events WHERE tenant_id = $1 AND NOT (event_id::text = ANY($2::text[]))`,
+      [tenantId, [...ids]],
+    );
+    return Number(row?.n) === 0 ? true : undefined;
+  });
+
+/** The JetStream messages of the tenant's erased (tombstoned) events still in the stream. */
+async function erasedMessagesOf(tenantId: string) {
+  const erased = await tdb.db.query<{ event_id: string }>(
+    `SELECT event_id::text AS event_id FROM events WHERE tenant_id = $1 AND metadata ? 'erased'`,
+    [tenantId],
+  );
+  const ids = new Set(erased.map((r) => r.event_id));
+  return {
+    erased: ids.size,
+    left: (await nats.messages()).filter((m) => m.msgId !== undefined && ids.has(m.msgId)),
+  };
+}
+
+/** A `UserErasure` over the test's stream whose first purge attempt fails (the later ones run). */
+function failingFirstPurge(options: UserErasureOptions = {}): UserErasure {
+  let attempts = 0;
+  return new UserErasure(
+    store,
+    { nc: nats.nc, stream: nats.stream, prefix: nats.prefix },
+    {
+      purgeRetryMs: 0,
+      ...options,
+      beforePurge: () => {
+        attempts += 1;
+        if (attempts === 1) throw new Error('NATS unavailable (injected)');
+      },
+    },
+  );
+}
+
+const erasureRow = async (tenantId: string) =>
+  tdb.db.query(
+    `SELECT events, jetstream_messages_deleted, completed_at IS NOT NULL AS completed, purge_attempts,
+            purge_error, purge_event_ids IS NOT NULL AS pending
+     FROM erasures WHERE tenant_id = $1 ORDER BY id`,
     [tenantId],
   );
 
@@ -172,14 +222,7 @@ describe('EraseUser (DELETE /users/{user_id})', () => {
 
     // Every event is on JetStream before the erasure (the relay runs in the app).
     const before = await eventsOf(tenantId);
-    await eventually(async () => {
-      const ids = new Set((await nats.messages()).map((m) => m.msgId));
-      const [row] = await tdb.db.query<{ n: string }>(
-        `SELECT count(*) AS n FROM events WHERE tenant_id = $1 AND NOT (event_id::text = ANY($2::text[]))`,
-        [tenantId, [...ids]],
-      );
-      return Number(row?.n) === 0 ? true : undefined;
-    });
+    await allPublished(tenantId);
     expect(before.some((e) => e.data.includes('4111'))).toBe(true);
 
     const receipt = await client.request(EraseUser, { context: { tenantId }, userId: 'alice' });
@@ -322,5 +365,83 @@ describe('EraseUser (DELETE /users/{user_id})', () => {
       events_erased: 0,
       jetstream_messages_deleted: 0,
     });
+  });
+});
+
+describe('EraseUser: a failed JetStream purge is retried until it succeeds', () => {
+  it('keeps the purge pending when it fails, and deletes the messages on a retry', async () => {
+    const tenantId = newTenant();
+    await sessionWithData(tenantId, 'carol', 2);
+    await allPublished(tenantId);
+    const erasure = failingFirstPurge();
+
+    await expect(erasure.erase({ tenantId }, 'carol')).rejects.toThrow('NATS unavailable (injected)');
+    // The event store part committed; the messages are still in JetStream; the purge is recorded.
+    const failed = await erasedMessagesOf(tenantId);
+    expect(failed.erased).toBe(4); // SessionCreated, SessionStateUpdated, 2 TurnStarted
+    expect(failed.left).toHaveLength(4);
+    expect(await erasureRow(tenantId)).toEqual([
+      {
+        events: 4,
+        jetstream_messages_deleted: null,
+        completed: false,
+        purge_attempts: 1,
+        purge_error: 'Error: NATS unavailable (injected)',
+        pending: true,
+      },
+    ]);
+
+    // The retry (the timer of every instance calls it) deletes them.
+    expect((await erasure.retryPendingPurges()).failed).toBe(0);
+    expect((await erasedMessagesOf(tenantId)).left).toEqual([]);
+    expect(await erasureRow(tenantId)).toEqual([
+      {
+        events: 4,
+        jetstream_messages_deleted: 4,
+        completed: true,
+        purge_attempts: 2,
+        purge_error: null,
+        pending: false,
+      },
+    ]);
+    // Nothing left to retry.
+    expect(await erasure.retryPendingPurges()).toEqual({ completed: 0, deleted: 0, failed: 0 });
+  });
+
+  it('retries it when the same user is erased again, and counts the messages in the receipt', async () => {
+    const tenantId = newTenant();
+    await sessionWithData(tenantId, 'dave', 1);
+    await allPublished(tenantId);
+    const erasure = failingFirstPurge();
+    await expect(erasure.erase({ tenantId }, 'dave')).rejects.toThrow('NATS unavailable (injected)');
+    expect((await erasedMessagesOf(tenantId)).left).toHaveLength(3);
+
+    const again = await erasure.erase({ tenantId }, 'dave');
+    expect(again).toMatchObject({ sessions_deleted: 0, events_erased: 0, jetstream_messages_deleted: 3 });
+    expect((await erasedMessagesOf(tenantId)).left).toEqual([]);
+    expect(
+      (await erasureRow(tenantId)).map((r) => [r['completed'], r['jetstream_messages_deleted']]),
+    ).toEqual([
+      [true, 3],
+      [true, 0],
+    ]);
+  });
+
+  it('retries it on its own, every purgeRetryMs, when nobody erases the user again', async () => {
+    const tenantId = newTenant();
+    await sessionWithData(tenantId, 'erin', 1);
+    await allPublished(tenantId);
+    const erasure = failingFirstPurge({ purgeRetryMs: 100 });
+    await expect(erasure.erase({ tenantId }, 'erin')).rejects.toThrow('NATS unavailable (injected)');
+    expect((await erasedMessagesOf(tenantId)).left).toHaveLength(3);
+    erasure.onApplicationBootstrap();
+    try {
+      await eventually(async () => ((await erasedMessagesOf(tenantId)).left.length === 0 ? true : undefined));
+      await eventually(async () =>
+        (await erasureRow(tenantId))[0]?.['completed'] === true ? true : undefined,
+      );
+    } finally {
+      await erasure.onModuleDestroy();
+    }
   });
 });

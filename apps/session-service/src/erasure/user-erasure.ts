@@ -1,3 +1,4 @@
+import { Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
@@ -15,6 +16,7 @@ import {
   userStreamId,
 } from '@threadline/contracts';
 import { Checkpoints, type EventStore, eventMetadata } from '@threadline/event-store';
+import { z } from 'zod';
 
 /** Where the erasure deletes the user's messages from: the events stream and its subject prefix. */
 export interface ErasureJetStream {
@@ -36,6 +38,38 @@ export interface UserErasureOptions {
   relayCheckpoint?: string;
   /** The clock of `erasedAt` / `completed_at` (default the system clock). */
   now?: () => Date;
+  /**
+   * How often pending purges (failed, or left by a stopped instance) are retried, ms (default 30,000);
+   * also once at boot. 0: only when the same user is erased again or {@link UserErasure.retryPendingPurges}
+   * is called.
+   */
+  purgeRetryMs?: number;
+  /**
+   * How long an instance holds a purge it runs before another may take it over, ms (default 300,000:
+   * longer than a purge that reads a large stream; an instance that stopped mid-purge is replaced then).
+   */
+  purgeLeaseMs?: number;
+  /**
+   * Test-only fault injection: called before each purge attempt with the erasure id and the attempt
+   * number (1 for the first); what it throws fails that attempt as a NATS error would.
+   */
+  beforePurge?: (erasureId: number, attempt: number) => void | Promise<void>;
+}
+
+/** A purge still to do: an `erasures` row with `completed_at` NULL (migration `ErasurePurges1732950000000`). */
+const PendingPurge = z.object({
+  id: z.coerce.number().int(),
+  event_ids: z.array(z.string()),
+  purge_from: z.date().nullable(),
+  purge_attempts: z.number().int(),
+});
+type PendingPurge = z.infer<typeof PendingPurge>;
+
+/** What {@link UserErasure.retryPendingPurges} did: purges completed (and messages they deleted), failed. */
+export interface PurgeRetries {
+  completed: number;
+  deleted: number;
+  failed: number;
 }
 
 /** What the event-store part of an erasure did (see {@link UserErasure.eraseInStore}). */
@@ -77,9 +111,24 @@ const TOMBSTONE = JSON.stringify(ERASED_DATA);
  *
  * A repeated erasure finds nothing left and answers zero counts. Projections skip erased events
  * (`isErased`), so a rebuild never brings the data back.
+ *
+ * **A failed purge is retried until it succeeds.** Step 3 runs after step 1 committed, so its failure
+ * (NATS down, a timeout) cannot roll the erasure back, and a repeated erasure would find nothing left to
+ * purge. So step 1 records the purge in the same transaction, on its `erasures` row (the event ids and
+ * the oldest event's time; `completed_at` NULL until the purge is done: migration
+ * `ErasurePurges1732950000000`). A failed purge stays pending (attempts and last error on the row), the
+ * erasure fails with its error, and the purge is retried: when the same user is erased again (the
+ * receipt then counts the messages it deleted), and every `purgeRetryMs` and at boot by every instance
+ * (Nest lifecycle hooks), which is what retries it when nobody asks again. Why Postgres and not a
+ * JetStream work queue: the purge must be recorded atomically with the erasure, and Postgres is the
+ * system of record (ARCHITECTURE rule 1). An instance runs a purge under a lease (`purgeLeaseMs`), so
+ * instances do not purge the same erasure at once; deleting a message twice is harmless anyway.
  */
-export class UserErasure {
+export class UserErasure implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly now: () => Date;
+  private readonly logger = new Logger(UserErasure.name);
+  private timer: NodeJS.Timeout | undefined;
+  private retrying: Promise<unknown> | undefined;
 
   constructor(
     private readonly store: EventStore,
@@ -89,19 +138,53 @@ export class UserErasure {
     this.now = options.now ?? (() => new Date());
   }
 
-  /** Erases user `userId` of the context's tenant and answers the receipt (see the class doc). */
+  /** Retries pending purges at boot, then every `purgeRetryMs` (see the class doc). */
+  onApplicationBootstrap(): void {
+    const every = this.options.purgeRetryMs ?? 30_000;
+    if (every <= 0) return;
+    const tick = () => {
+      if (this.retrying) return;
+      this.retrying = this.retryPendingPurges()
+        .catch((error: unknown) => this.logger.error(`pending JetStream purges: ${describe(error)}`))
+        .finally(() => (this.retrying = undefined));
+    };
+    tick();
+    this.timer = setInterval(tick, every);
+    this.timer.unref();
+  }
+
+  /** Stops the retries; waits for a retry under way. */
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.timer);
+    await this.retrying;
+  }
+
+  /**
+   * Erases user `userId` of the context's tenant and answers the receipt (see the class doc); its
+   * `jetstream_messages_deleted` also counts the messages of this user's earlier erasures whose purge
+   * had failed and is done now.
+   * @throws the purge's error when this erasure's JetStream purge failed (the erasure committed and its
+   * purge is pending: it will be retried).
+   */
   async erase(context: CommandContext, userId: string): Promise<UserErasureReceipt> {
     const erased = await this.eraseInStore(context, userId);
+    if (erased.eventIds.length > 0) await this.waitForRelay(erased.erasedEvent);
     let deleted = 0;
-    if (erased.eventIds.length > 0 && erased.oldest !== null) {
-      await this.waitForRelay(erased.erasedEvent);
-      deleted = await this.purgeJetStream(new Set(erased.eventIds), erased.oldest);
+    let failure: Error | undefined;
+    for (const purge of await this.claimPurges({
+      tenantId: context.tenantId,
+      userId,
+      own: erased.erasureId,
+    })) {
+      try {
+        deleted += await this.runPurge(purge);
+      } catch (error) {
+        if (purge.id === erased.erasureId)
+          failure = error instanceof Error ? error : new Error(describe(error));
+      }
     }
+    if (failure !== undefined) throw failure;
     const completedAt = this.now().toISOString();
-    await this.store.db.query(
-      'UPDATE erasures SET jetstream_messages_deleted = $2, completed_at = $3 WHERE id = $1',
-      [erased.erasureId, deleted, completedAt],
-    );
     return {
       user_id: userId,
       sessions_deleted: erased.sessions,
@@ -181,10 +264,25 @@ export class UserErasure {
       const erasedAt = this.now().toISOString();
       const sessions = Number(counts?.sessions ?? 0);
       const turns = Number(counts?.turns ?? 0);
+      let oldest: Date | null = null;
+      for (const t of tombstoned) if (oldest === null || t.created_at < oldest) oldest = t.created_at;
+      // The purge is pending from here (see the class doc), held by this call for `purgeLeaseMs`.
       const [record] = await sql.query<{ id: string }>(
-        `INSERT INTO erasures (tenant_id, user_id, erased_at, sessions, turns, events)
-         VALUES ($1, $2, $3::timestamptz, $4, $5, $6) RETURNING id`,
-        [tenantId, userId, erasedAt, sessions, turns, tombstoned.length],
+        `INSERT INTO erasures (tenant_id, user_id, erased_at, sessions, turns, events,
+                               purge_event_ids, purge_from, purge_lease_until)
+         VALUES ($1, $2, $3::timestamptz, $4, $5, $6, $7::uuid[], $8, now() + $9 * interval '1 millisecond')
+         RETURNING id`,
+        [
+          tenantId,
+          userId,
+          erasedAt,
+          sessions,
+          turns,
+          tombstoned.length,
+          tombstoned.map((t) => t.event_id),
+          oldest,
+          this.leaseMs(),
+        ],
       );
       const appended = await tx.append(
         userStreamId(tenantId, userId),
@@ -206,8 +304,6 @@ export class UserErasure {
         { metadata: eventMetadata({ ...context, idempotencyKey: undefined }, userId) },
       );
       const event = appended.events[0]!;
-      let oldest: Date | null = null;
-      for (const t of tombstoned) if (oldest === null || t.created_at < oldest) oldest = t.created_at;
       return {
         sessionIds,
         sessions,
@@ -219,6 +315,76 @@ export class UserErasure {
         erasureId: Number(record!.id),
       };
     });
+  }
+
+  /**
+   * Runs every pending purge no other instance holds (oldest first), each under a lease; a failure is
+   * recorded on its row and the others still run. Called every `purgeRetryMs` and at boot.
+   * @throws only when Postgres fails.
+   */
+  async retryPendingPurges(): Promise<PurgeRetries> {
+    const result: PurgeRetries = { completed: 0, deleted: 0, failed: 0 };
+    for (const purge of await this.claimPurges({})) {
+      try {
+        result.deleted += await this.runPurge(purge);
+        result.completed += 1;
+      } catch {
+        result.failed += 1;
+      }
+    }
+    return result;
+  }
+
+  // Takes the lease of the pending purges (of one user when given; `own`, held by the caller, too).
+  private async claimPurges(of: {
+    tenantId?: string;
+    userId?: string;
+    own?: number;
+  }): Promise<PendingPurge[]> {
+    const rows = await this.store.db.query(
+      `UPDATE erasures SET purge_lease_until = now() + $4 * interval '1 millisecond'
+       WHERE completed_at IS NULL AND purge_event_ids IS NOT NULL
+         AND ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR user_id = $2)
+         AND (id = $3 OR purge_lease_until IS NULL OR purge_lease_until < now())
+       RETURNING id, purge_event_ids::text[] AS event_ids, purge_from, purge_attempts`,
+      [of.tenantId ?? null, of.userId ?? null, of.own ?? null, this.leaseMs()],
+    );
+    return rows.map((r) => PendingPurge.parse(r)).sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * One attempt of a claimed purge: deletes its messages, then completes its row (count, `completed_at`,
+   * ids cleared). On failure records the attempt and error, frees the lease and rethrows.
+   */
+  private async runPurge(purge: PendingPurge): Promise<number> {
+    const attempt = purge.purge_attempts + 1;
+    let deleted = 0;
+    try {
+      await this.options.beforePurge?.(purge.id, attempt);
+      if (purge.event_ids.length > 0 && purge.purge_from !== null) {
+        deleted = await this.purgeJetStream(new Set(purge.event_ids), purge.purge_from);
+      }
+    } catch (error) {
+      this.logger.error(
+        `erasure ${purge.id}: JetStream purge attempt ${attempt} failed, will be retried: ${describe(error)}`,
+      );
+      await this.store.db.query(
+        `UPDATE erasures SET purge_attempts = $2, purge_error = $3, purge_lease_until = NULL WHERE id = $1`,
+        [purge.id, attempt, describe(error).slice(0, 4000)],
+      );
+      throw error;
+    }
+    await this.store.db.query(
+      `UPDATE erasures SET jetstream_messages_deleted = $2, completed_at = $3, purge_event_ids = NULL,
+         purge_attempts = $4, purge_error = NULL, purge_lease_until = NULL
+       WHERE id = $1`,
+      [purge.id, deleted, this.now().toISOString(), attempt],
+    );
+    return deleted;
+  }
+
+  private leaseMs(): number {
+    return this.options.purgeLeaseMs ?? 300_000;
   }
 
   /**
@@ -285,4 +451,8 @@ export class UserErasure {
     }
     return deleted;
   }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -1,4 +1,5 @@
 import { EventStore1732190400000 } from './1732190400000-event-store';
+import { DeadLetterIdentity1732900000000 } from './1732900000000-dead-letter-identity';
 
 /** The event store's migrations, in order; services append their own read-model migrations. */
-export const eventStoreMigrations = [EventStore1732190400000];
+export const eventStoreMigrations = [EventStore1732190400000, DeadLetterIdentity1732900000000];
