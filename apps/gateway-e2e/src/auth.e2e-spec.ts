@@ -119,6 +119,18 @@ beforeAll(async () => {
   });
   expect(tool.status).toBe(200);
   positionA = positionOf(tool);
+  // The session-service follows alice's turns over JetStream (turn_count, context): the snapshots
+  // compared by "alice unchanged" must not catch it half-way (seen: turn_count 0, then 2).
+  await eventually(
+    async () => {
+      const view = z
+        .object({ turn_count: z.number() })
+        .parse((await service.get(`/sessions/${sessionA}`)).json);
+      return view.turn_count === 2 ? true : undefined;
+    },
+    30_000,
+    "alice's two turns in her session's turn_count",
+  );
 }, 120_000);
 
 afterAll(async () => {
