@@ -616,6 +616,10 @@ describe('ProjectionRunner.read (versioned projection)', () => {
               n += 1;
               return tx.query(text, params);
             },
+            copyFrom: (table, columns, rows) => {
+              n += 1;
+              return tx.copyFrom(table, columns, rows);
+            },
           }),
         opts,
       );
@@ -781,7 +785,7 @@ describe('ProjectionRunner.ensureLive and the definition revision', () => {
 });
 
 describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.replay)', () => {
-  it('writes independent batches two at a time and any other alone, then finishes once before the switch', async () => {
+  it('writes independent batches two at a time and any other alone, then runs the finish steps at once before the switch', async () => {
     const name = `b_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
     // A stream type of its own: the rebuild sees exactly these four events, one batch each.
     const streamType = name;
@@ -796,6 +800,11 @@ describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.repl
     // at the same time.
     const started = new Map<string, () => void>();
     const bothStarted = ['a', 'b'].map((id) => new Promise<void>((resolve) => started.set(id, resolve)));
+    // The two finish steps wait for each other too: they run at the same time, each in its own transaction.
+    const finishStarted = new Map<string, () => void>();
+    const bothFinishing = ['x', 'y'].map(
+      (id) => new Promise<void>((resolve) => finishStarted.set(id, resolve)),
+    );
     const idOf = (events: readonly ParsedEvent[]) => events[0]?.envelope.streamId.split(':')[1] ?? '?';
     const counting = versionedProjection(name, [streamType]);
     const projection: Projection = {
@@ -818,10 +827,12 @@ describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.repl
             for (const e of events) await counting.apply(sql, e);
             log.push(`end ${id}`);
           },
-          finish: async (sql) => {
-            log.push('finish');
+          finish: ['x', 'y'].map((step) => async (sql: Sql) => {
+            finishStarted.get(step)?.();
+            await Promise.all(bothFinishing);
+            log.push(`finish ${step}`);
             await sql.query('INSERT INTO finished SELECT count(*) FROM counts');
-          },
+          }),
         },
       },
     };
@@ -834,14 +845,15 @@ describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.repl
     expect(result.events).toBe(4);
     expect([...log.slice(0, 2)].sort()).toEqual(['start a', 'start b']);
     expect([...log.slice(2, 4)].sort()).toEqual(['end a', 'end b']);
-    expect(log.slice(4)).toEqual(['start c', 'end c', 'start d', 'end d', 'finish']);
+    expect(log.slice(4, 8)).toEqual(['start c', 'end c', 'start d', 'end d']);
+    expect([...log.slice(8)].sort()).toEqual(['finish x', 'finish y']);
     const rows = await runner.read(async (sql) => ({
       counts: await sql.query('SELECT stream_id, n FROM counts ORDER BY stream_id'),
       finished: await sql.query('SELECT at_rows FROM finished'),
     }));
     expect(rows).toEqual({
       counts: ids.map((id) => ({ stream_id: streamOf(id), n: 1 })),
-      finished: [{ at_rows: 4 }],
+      finished: [{ at_rows: 4 }, { at_rows: 4 }],
     });
     // The positions and the checkpoint, kept in memory during the bulk replay, were saved: every event
     // delivered again is skipped, and the checkpoint is the last position.

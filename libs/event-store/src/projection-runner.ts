@@ -71,15 +71,20 @@ export interface ProjectionVersioning<E extends ParsedEvent = ParsedEvent> {
    * Optional: how a rebuild's bulk replay writes the version it builds. That version is written by the
    * rebuild alone and read by nobody until its switch, so it may be written more cheaply than live
    * handling writes: `applyBatch` replaces the projection's own for the bulk batches (e.g. facts only,
-   * without the rows derived from them), then `finish` runs once, after the last bulk batch and before
-   * `createIndexes`, the catch-up and the switch, and must leave exactly the rows incremental handling
-   * gives (the catch-up then applies the remaining events with the projection's own `applyBatch`).
+   * without the rows derived from them), then the `finish` steps run once, after the last bulk batch and
+   * before `createIndexes`, the catch-up and the switch, and must leave exactly the rows incremental
+   * handling gives (the catch-up then applies the remaining events with the projection's own `applyBatch`).
    * The same idea as PostgreSQL's "Populating a Database" (manual, section 14.4): load first, then derive.
    */
   readonly replay?: {
     /** Writes one batch, in a transaction of its own (`copyFrom` loads rows with COPY). */
     applyBatch(sql: SqlTransaction, events: readonly E[]): Promise<void>;
-    finish(sql: SqlTransaction): Promise<void>;
+    /**
+     * Steps run at once, each in a transaction of its own (so none may depend on another's writes):
+     * after the load, Postgres alone works, and one statement uses one core. A failed step fails the
+     * rebuild once every step has settled.
+     */
+    finish: readonly ((sql: SqlTransaction) => Promise<void>)[];
     /**
      * Optional (default: never): whether writing these events neither reads nor changes rows that
      * earlier batches wrote (only new rows, found by nothing else). Such a batch is written while the
@@ -916,12 +921,16 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
           if (replayed > 0) await this.saveCheckpoint(sql, target.version, after.transactionId, highest);
         });
         const versioning = this.projection.versioning;
-        if (versioning?.replay) {
-          await this.db.transaction(async (sql) => {
-            await this.useSchema(sql, target.schema);
-            await versioning.replay?.finish(sql);
-          });
-        }
+        const finishing = await Promise.allSettled(
+          (versioning?.replay?.finish ?? []).map((step) =>
+            this.db.transaction(async (sql) => {
+              await this.useSchema(sql, target.schema);
+              await step(sql);
+            }),
+          ),
+        );
+        const failed = finishing.find((r) => r.status === 'rejected');
+        if (failed) throw failed.reason;
         const finishMs = lap();
         if (versioning?.createIndexes) {
           await this.db.transaction(async (sql) => {

@@ -731,12 +731,21 @@ export const AGGREGATES_FROM_FACTS: Readonly<Record<string, string>> = {
   stats_model_turns: `SELECT tenant_id, model, count(DISTINCT turn_id) FROM stats_responses GROUP BY 1, 2`,
 };
 
-/** Replaces every aggregate table's rows with {@link AGGREGATES_FROM_FACTS} (search_path: the version's schema). */
+/**
+ * One step per aggregate table: replaces its rows with its {@link AGGREGATES_FROM_FACTS} definition
+ * (search_path: the version's schema). The steps only read facts, so a rebuild runs them at once
+ * (`ProjectionVersioning.replay.finish`).
+ */
+export const RECOUNT_AGGREGATES: readonly ((sql: Sql) => Promise<void>)[] = Object.entries(
+  AGGREGATES_FROM_FACTS,
+).map(([table, select]) => async (sql: Sql) => {
+  await sql.query(`DELETE FROM ${table}`);
+  await sql.query(`INSERT INTO ${table} ${select}`);
+});
+
+/** Every step of {@link RECOUNT_AGGREGATES}, one after the other, on `sql`. */
 export async function recountAggregates(sql: Sql): Promise<void> {
-  for (const [table, select] of Object.entries(AGGREGATES_FROM_FACTS)) {
-    await sql.query(`DELETE FROM ${table}`);
-    await sql.query(`INSERT INTO ${table} ${select}`);
-  }
+  for (const step of RECOUNT_AGGREGATES) await step(sql);
 }
 
 /**
@@ -867,7 +876,7 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
     replay: {
       applyBatch: (sql: SqlTransaction, events: readonly UsageStatsEvent[]) =>
         this.write(sql, events, { bulk: sql }),
-      finish: recountAggregates,
+      finish: RECOUNT_AGGREGATES,
       // Batches of new sessions and whole turns only insert rows (and read no row an earlier batch wrote).
       independent: (events: readonly UsageStatsEvent[]) => BatchFold.of(events).onlyAddsRows(),
     },
