@@ -251,7 +251,9 @@ interface TurnKey {
   turn_id: string;
 }
 
-const key = (...parts: string[]) => parts.join('\u0000');
+// Called for every fact of a rebuild (millions): plain concatenation, no array per call.
+const key = (a: string, b: string, c?: string): string =>
+  c === undefined ? `${a}\u0000${b}` : `${a}\u0000${b}\u0000${c}`;
 
 /**
  * What one batch of events does to the tables, folded in memory: rows created in the batch are
@@ -276,6 +278,8 @@ class BatchFold {
   /** Tool calls recorded by ToolCallRecorded: their rows of earlier batches are replaced. */
   readonly toolCallRecords = new Map<string, TurnKey & { tool_call_id: string }>();
   readonly turnDeletes = new Map<string, TurnKey>();
+  /** The sessions of the facts this batch inserts (turns, responses, tool calls), by `key(tenant, session)`. */
+  readonly factSessions = new Map<string, { tenant_id: string; session_id: string }>();
 
   static of(events: readonly UsageStatsEvent[]): BatchFold {
     const fold = new BatchFold();
@@ -334,6 +338,7 @@ class BatchFold {
       }
       case 'TurnLogged.v1': {
         const d = event.data;
+        this.factOf(tenant, d.sessionId);
         this.turns.set(key(tenant, d.turnId), {
           global_position: position,
           tenant_id: tenant,
@@ -356,6 +361,7 @@ class BatchFold {
       }
       case 'TurnStarted.v1': {
         const d = event.data;
+        this.factOf(tenant, d.sessionId);
         this.turns.set(key(tenant, d.turnId), {
           global_position: position,
           tenant_id: tenant,
@@ -372,6 +378,7 @@ class BatchFold {
       }
       case 'AgentResponded.v1': {
         const d = event.data;
+        this.factOf(tenant, d.sessionId);
         // The turn's user: from the turn row when this batch has it, else looked up when inserting.
         const turn = this.turns.get(key(tenant, d.turnId));
         this.addResponse(
@@ -388,6 +395,7 @@ class BatchFold {
       }
       case 'ToolCallRecorded.v1': {
         const d = event.data;
+        this.factOf(tenant, d.sessionId);
         this.toolCallRecords.set(key(tenant, d.turnId, d.toolCall.toolCallId), {
           tenant_id: tenant,
           session_id: d.sessionId,
@@ -454,6 +462,11 @@ class BatchFold {
    */
   onlyAddsRows(): boolean {
     return !this.changesEarlierFacts() && this.sessionEnds.size === 0;
+  }
+
+  private factOf(tenant: string, sessionId: string): void {
+    const k = key(tenant, sessionId);
+    if (!this.factSessions.has(k)) this.factSessions.set(k, { tenant_id: tenant, session_id: sessionId });
   }
 
   private endSession(tenant: string, sessionId: string, status: 'ended' | 'expired', at: string): void {
@@ -632,12 +645,8 @@ async function copyFacts<R extends { tenant_id: string; session_id: string }>(
  * inserted, as NOT_DELETED runs after them.
  */
 async function deletedSessionsOf(sql: Sql, fold: BatchFold): Promise<Set<string>> {
-  const sessions = new Map<string, { tenant_id: string; session_id: string }>();
-  for (const rows of [fold.turns.values(), fold.responses, fold.toolCalls.values()]) {
-    for (const r of rows) sessions.set(key(r.tenant_id, r.session_id), r);
-  }
-  if (sessions.size === 0) return new Set();
-  const all = [...sessions.values()];
+  if (fold.factSessions.size === 0) return new Set();
+  const all = [...fold.factSessions.values()];
   const rows = await sql.query<{ tenant_id: string; session_id: string }>(
     `SELECT s.tenant_id, s.session_id FROM unnest($1::text[], $2::text[]) AS u(tenant_id, session_id)
      JOIN stats_sessions s ON s.tenant_id = u.tenant_id AND s.session_id = u.session_id
