@@ -212,20 +212,35 @@ export function toMarkdown(r: BenchResults): string {
     );
     lines.push('## 8. Memory and CPU of each service during scenario 1', '');
     lines.push(
-      '| service | peak RSS (VmHWM) MB | highest sampled RSS MB | RSS at start MB | CPU % of one core |',
-      '|---|---|---|---|---|',
+      '| service | peak RSS (VmHWM) MB | highest sampled RSS MB | RSS at start MB | CPU % of one core | CPU ms per turn |',
+      '|---|---|---|---|---|---|',
     );
+    // CPU per turn: a process's CPU share (sampled over warm-up and measurement, both under the same
+    // load) over the measured rate. Steadier across machines and runs than turns/s: what a change saves.
+    const perTurn = (cpuPercent: number) =>
+      i.turnsPerSecond > 0 ? Math.round((cpuPercent * 10 * 1000) / i.turnsPerSecond) / 1000 : Number.NaN;
     for (const p of i.resources.processes)
       lines.push(
-        `| ${p.name} | ${n(p.peakRssMb)} | ${n(p.maxSampledRssMb)} | ${n(p.startRssMb)} | ${n(p.cpuPercent)} |`,
+        `| ${p.name} | ${n(p.peakRssMb)} | ${n(p.maxSampledRssMb)} | ${n(p.startRssMb)} | ${n(p.cpuPercent)} | ${n(perTurn(p.cpuPercent))} |`,
       );
     const mu = i.resources.machine;
     lines.push(
-      `| all postgres processes (every database on the server) | | | | ${n(mu.postgresCpuPercent)} |`,
+      `| all postgres processes (every database on the server) | | | | ${n(mu.postgresCpuPercent)} | ${n(perTurn(mu.postgresCpuPercent))} |`,
     );
-    lines.push(`| nats-server | | | | ${n(mu.natsCpuPercent)} |`);
-    lines.push(`| load generator (this process) | | | | ${n(i.generatorCpuPercent)} |`, '');
-    lines.push(`Whole machine: ${n(mu.cpuBusyPercent)}% busy of ${mu.cores} cores.`, '');
+    lines.push(`| nats-server | | | | ${n(mu.natsCpuPercent)} | ${n(perTurn(mu.natsCpuPercent))} |`);
+    lines.push(
+      `| load generator (this process) | | | | ${n(i.generatorCpuPercent)} | ${n(perTurn(i.generatorCpuPercent))} |`,
+      '',
+    );
+    const allPercent =
+      i.resources.processes.reduce((sum, p) => sum + p.cpuPercent, 0) +
+      mu.postgresCpuPercent +
+      mu.natsCpuPercent +
+      i.generatorCpuPercent;
+    lines.push(
+      `Whole machine: ${n(mu.cpuBusyPercent)}% busy of ${mu.cores} cores; the rows above spent ${n(perTurn(allPercent))} ms of CPU per turn.`,
+      '',
+    );
     const a = i.postgresActivity;
     lines.push("### Where the services' Postgres connections spent scenario 1", '');
     lines.push(
