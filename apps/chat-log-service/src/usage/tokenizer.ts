@@ -117,6 +117,8 @@ function compactEncoder(ranks: Ranks, encoding: string): Tiktoken {
 }
 
 const encoders = new Map<TiktokenEncoding, Tiktoken>();
+/** Each encoding's pre-tokenizer (its `pat_str`, as js-tiktoken compiles it: flags `ug`). */
+const pieceRegexes = new Map<TiktokenEncoding, RegExp>();
 
 /**
  * The encoder of `encoding` (encode only, see {@link compactEncoder}), built once per process and
@@ -126,19 +128,57 @@ const encoders = new Map<TiktokenEncoding, Tiktoken>();
 export function encoderFor(encoding: TiktokenEncoding): Tiktoken {
   let encoder = encoders.get(encoding);
   if (!encoder) {
-    encoder = compactEncoder(Ranks.parse(load(`js-tiktoken/ranks/${encoding}`)), encoding);
+    const ranks = Ranks.parse(load(`js-tiktoken/ranks/${encoding}`));
+    encoder = compactEncoder(ranks, encoding);
     encoders.set(encoding, encoder);
+    pieceRegexes.set(encoding, new RegExp(ranks.pat_str, 'ug'));
   }
   return encoder;
 }
 
 /**
+ * Longest piece of the pre-tokenizer's split (UTF-16 code units) that is byte-pair merged whole.
+ * js-tiktoken merges each piece in time quadratic in its length: one run of 10,000 letters took
+ * 16.7 s and 30,000 took 117 s on this machine, blocking the chat-log-service (the hostile-input e2e
+ * timed out on such a turn). Ordinary words and numbers are far shorter; a longer piece (a run of one
+ * character, a long URL or base64 blob) is counted in slices of this length: 0.19 ms each, so a
+ * 100,000-character run takes about 0.6 s, and its count stays an estimate of the same size (a run of
+ * `x` gives 4 tokens per 32 characters whole or sliced).
+ */
+export const MAX_PIECE_CHARS = 32;
+
+/**
  * Number of tokens of `text` for `model` (tokens, no chat-format overhead: the text alone). Special
  * token strings such as `<|endoftext|>` in user text are counted as ordinary text, never rejected.
+ * Pieces of the encoding's pre-tokenizer longer than {@link MAX_PIECE_CHARS} are counted in slices:
+ * exact for text without such pieces, an estimate of the same size otherwise.
  */
 export function countTokens(text: string, model: string | null | undefined): number {
   if (text.length === 0) return 0;
-  return encoderFor(encodingNameFor(model)).encode(text, [], []).length;
+  const encoding = encodingNameFor(model);
+  const encoder = encoderFor(encoding);
+  const pieces = pieceRegexes.get(encoding);
+  if (!pieces || text.length <= MAX_PIECE_CHARS) return encoder.encode(text, [], []).length;
+  const count = (part: string) => (part.length === 0 ? 0 : encoder.encode(part, [], []).length);
+  let tokens = 0;
+  // Consecutive short pieces are encoded together (the encoder splits them again the same way).
+  let from = 0;
+  for (const match of text.matchAll(pieces)) {
+    const piece = match[0];
+    if (piece.length <= MAX_PIECE_CHARS) continue;
+    const at = match.index;
+    tokens += count(text.slice(from, at));
+    for (let start = 0; start < piece.length;) {
+      let end = Math.min(start + MAX_PIECE_CHARS, piece.length);
+      // Never split a surrogate pair.
+      const last = piece.charCodeAt(end - 1);
+      if (end < piece.length && last >= 0xd800 && last <= 0xdbff) end -= 1;
+      tokens += count(piece.slice(start, end));
+      start = end;
+    }
+    from = at + piece.length;
+  }
+  return tokens + count(text.slice(from));
 }
 
 /**

@@ -68,6 +68,30 @@ describe('tokenizer', () => {
   it('counts special-token text as ordinary text instead of throwing', () => {
     expect(countTokens('<|endoftext|>', 'gpt-4o')).toBe(7);
   });
+
+  it('counts ordinary text exactly as the whole-text encoding does', () => {
+    const prose =
+      'The quick brown fox jumps over the lazy dog, twice: 1234567 times!\n\tIndented — ünïcødé 🙂 https://example.com/a?b=c ';
+    const text = prose.repeat(40);
+    for (const model of ['gpt-4o', 'gpt-4']) {
+      expect(countTokens(text, model)).toBe(encoderFor(encodingNameFor(model)).encode(text).length);
+    }
+  });
+
+  it('counts a long run of one letter in slices (whole, 20,000 letters take about a minute)', () => {
+    // js-tiktoken merges one piece in quadratic time (10,000 letters took 16.7 s, 30,000 took 117 s):
+    // unsliced, this test overruns its timeout. Sliced, a run is counted at the rate a short one has
+    // (4 tokens per 32 x).
+    expect(countTokens('x'.repeat(32), 'gpt-4o')).toBe(4);
+    expect(countTokens('x'.repeat(20_000), 'gpt-4o')).toBe(2_500);
+    // Around such a run, ordinary text still counts; pairs of surrogates are never split.
+    const emoji = '🙂'.repeat(5_000);
+    const around = countTokens(`hello ${'x'.repeat(50_000)} world`, 'gpt-4o');
+    expect(around).toBeGreaterThanOrEqual(6_250);
+    expect(around).toBeLessThanOrEqual(6_260);
+    expect(countTokens(emoji, 'gpt-4o')).toBeGreaterThan(0);
+    expect(countTokens(`a${emoji}`, 'gpt-4o')).toBeLessThanOrEqual(countTokens(emoji, 'gpt-4o') + 2);
+  });
 });
 
 describe('price table', () => {
