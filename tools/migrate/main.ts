@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ensureDatabase } from '@threadline/event-store';
 import { BaseConfig, ConfigError, loadConfig } from '@threadline/platform';
+import { SERVICES } from '@threadline/stack';
 
 /**
  * `npm run migrate` (and `tools/migrate.sh`, which `npm start` runs): creates the database of
@@ -13,14 +14,6 @@ import { BaseConfig, ConfigError, loadConfig } from '@threadline/platform';
  * (a service still running after {@link MIGRATE_TIMEOUT_MS} counts as failed).
  */
 
-/** Services with tables, in migration order (the gateway's are its API keys and rate limits). */
-export const MIGRATED_SERVICES = [
-  'session-service',
-  'chat-log-service',
-  'cleanup-worker',
-  'analytics-projector',
-  'gateway',
-] as const;
 /** Longest one service's migration may take, ms. */
 export const MIGRATE_TIMEOUT_MS = 120_000;
 
@@ -30,7 +23,8 @@ const MigrateConfig = BaseConfig.pick({ DATABASE_URL: true });
 async function main(): Promise<number> {
   const config = loadConfig(MigrateConfig);
   await ensureDatabase(config.DATABASE_URL);
-  for (const service of MIGRATED_SERVICES) {
+  // Every service owns tables (the gateway's are its API keys and rate limits): migrated in start order.
+  for (const service of SERVICES) {
     const entry = join(ROOT, 'dist/apps', service, 'src/main.js');
     if (!existsSync(entry)) {
       process.stderr.write(`migrate: ${entry} is missing: run npm run build first\n`);

@@ -17,6 +17,7 @@ import {
   dumpUsageStats,
   coffeeDialogs,
   importDialogs,
+  logged,
   response,
   toolCall,
 } from './usage-stats.scenario';
@@ -60,27 +61,15 @@ async function appendSmallScenario(tenant: string): Promise<[EventEnvelope[], Ev
   ];
   const turns = [
     ...(await appendConversation(store, tenant, 's1', [
-      {
-        type: 'TurnLogged.v1',
-        data: {
-          turnId: 't1',
-          sessionId: 's1',
-          userId: 'u1',
-          conversationTurn: 1,
-          userInput: 'hello',
-          agentResponses: [
-            response('planner', 'gpt-4o', { in: 100, out: 50 }, 0.01, 200),
-            response('critic', 'gpt-4o-mini', { in: 10, out: 5 }, 0.001, 100),
-          ],
-          toolCalls: [toolCall('c1', 'completed'), toolCall('c2', 'failed')],
-          vectorCacheHit: true,
-          processingTimeMs: 400,
-          status: 'completed',
-          error: null,
-          startedAt: at(1),
-          completedAt: at(2),
-        },
-      },
+      logged('t1', 's1', 'u1', {
+        agentResponses: [
+          response('planner', 'gpt-4o', { in: 100, out: 50 }, 0.01, 200),
+          response('critic', 'gpt-4o-mini', { in: 10, out: 5 }, 0.001, 100),
+        ],
+        toolCalls: [toolCall('c1', 'completed'), toolCall('c2', 'failed')],
+        vectorCacheHit: true,
+        processingTimeMs: 400,
+      }),
     ])),
     ...(await appendConversation(store, tenant, 's1', [
       {
@@ -128,24 +117,15 @@ async function appendSmallScenario(tenant: string): Promise<[EventEnvelope[], Ev
       },
     ])),
     ...(await appendConversation(store, tenant, 's2', [
-      {
-        type: 'TurnLogged.v1',
-        data: {
-          turnId: 't3',
-          sessionId: 's2',
-          userId: 'u1',
-          conversationTurn: 1,
-          userInput: 'x',
-          agentResponses: [response('planner', 'gpt-4o', { in: 1000, out: 1000 }, 1, 5000)],
-          toolCalls: [],
-          vectorCacheHit: false,
-          processingTimeMs: 1000,
-          status: 'failed',
-          error: 'boom',
-          startedAt: at(6),
-          completedAt: at(7),
-        },
-      },
+      logged('t3', 's2', 'u1', {
+        userInput: 'x',
+        agentResponses: [response('planner', 'gpt-4o', { in: 1000, out: 1000 }, 1, 5000)],
+        processingTimeMs: 1000,
+        status: 'failed',
+        error: 'boom',
+        startedAt: at(6),
+        completedAt: at(7),
+      }),
     ])),
   ];
   sessions.push(
@@ -464,24 +444,14 @@ describe('usage_stats projection', () => {
         { type: 'SessionDeleted.v1', data: { sessionId: 's1', deletedAt: at(2) } },
       ])),
       ...(await appendConversation(store, tenant, 's1', [
-        {
-          type: 'TurnLogged.v1',
-          data: {
-            turnId: 't1',
-            sessionId: 's1',
-            userId: 'u1',
-            conversationTurn: 1,
-            userInput: 'too late',
-            agentResponses: [response('planner', 'gpt-4o', { in: 10, out: 5 }, 0.01, 200)],
-            toolCalls: [toolCall('c1', 'completed')],
-            vectorCacheHit: false,
-            processingTimeMs: 300,
-            status: 'completed',
-            error: null,
-            startedAt: at(3),
-            completedAt: at(4),
-          },
-        },
+        logged('t1', 's1', 'u1', {
+          userInput: 'too late',
+          agentResponses: [response('planner', 'gpt-4o', { in: 10, out: 5 }, 0.01, 200)],
+          toolCalls: [toolCall('c1', 'completed')],
+          processingTimeMs: 300,
+          startedAt: at(3),
+          completedAt: at(4),
+        }),
       ])),
     ];
     expect(await handleAll(events)).toEqual(events.map(() => 'applied'));

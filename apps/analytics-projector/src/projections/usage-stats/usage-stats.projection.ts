@@ -752,11 +752,6 @@ export const RECOUNT_AGGREGATES: readonly ((sql: Sql) => Promise<void>)[] = Obje
   await sql.query(`INSERT INTO ${table} ${select}`);
 });
 
-/** Every step of {@link RECOUNT_AGGREGATES}, one after the other, on `sql`. */
-export async function recountAggregates(sql: Sql): Promise<void> {
-  for (const step of RECOUNT_AGGREGATES) await step(sql);
-}
-
 /**
  * The changes of one batch to the aggregates, as the statements that changed the facts returned them,
  * written at the end of the batch with one upsert per aggregate table (each key once, in key order, so

@@ -96,6 +96,37 @@ export const created = (sessionId: string, userId: string | null, minute = 0): S
   data: { sessionId, userId, title: '', metadata: {}, createdFrom: null, startedAt: at(minute) },
 });
 
+type TurnLoggedData = Extract<ConversationEvent, { type: 'TurnLogged.v1' }>['data'];
+
+/**
+ * A whole turn of `userId` in `sessionId`: completed at minute 2 after starting at minute 1, first of
+ * its conversation, no responses, tool calls or cache hit unless `data` says otherwise.
+ */
+export const logged = (
+  turnId: string,
+  sessionId: string,
+  userId: string | null,
+  data: Partial<TurnLoggedData> = {},
+): ConversationEvent => ({
+  type: 'TurnLogged.v1',
+  data: {
+    turnId,
+    sessionId,
+    userId,
+    conversationTurn: 1,
+    userInput: 'hello',
+    agentResponses: [],
+    toolCalls: [],
+    vectorCacheHit: false,
+    processingTimeMs: null,
+    status: 'completed',
+    error: null,
+    startedAt: at(1),
+    completedAt: at(2),
+    ...data,
+  },
+});
+
 /**
  * Six sessions of one tenant, session events only: alice's a1 (created, renamed, ended), a2 (created,
  * metadata, deleted), a3 (active); bob's b1 (created, ended, deleted), b2 (active); n1 without user
