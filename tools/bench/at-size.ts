@@ -112,6 +112,7 @@ export async function runAtSize(opts: AtSizeOptions): Promise<AtSizeResult> {
           requests: opts.readRequests,
           clients: opts.readClients,
           warmup: READ_WARMUP,
+          processes: stack.services.map((p) => ({ name: p.name, pid: p.pid })),
         });
         for (const s of result.reads.series)
           opts.log(

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Db } from '@threadline/event-store';
 import type { HttpClient } from './http-client';
 import { nowMs, summarize, type LatencySummary } from './stats';
+import { startSampler } from './resources';
 
 /** One read series of scenario 7: `requests` measured requests from `clients` closed-loop clients. */
 export interface ReadSeries {
@@ -19,6 +20,12 @@ export interface ReadSeries {
   wrong: number;
   /** A few of the errors and wrong answers. */
   examples: string[];
+  /**
+   * CPU time (user + system) spent during the measured requests over their number, ms per request:
+   * by each service of `processes`, by every `postgres` process, by `nats-server`, by this load
+   * generator, and by all of them (`all`). Absent when no processes were given.
+   */
+  cpuMsPerRequest?: Record<string, number>;
 }
 
 /** Scenario 7's figures: the dataset read and one series per route. */
@@ -117,6 +124,8 @@ export async function runReads(opts: {
   clients: number;
   warmup: number;
   seed?: number;
+  /** The stack's services, for the CPU each spends per request (`ReadSeries.cpuMsPerRequest`). */
+  processes?: readonly { name: string; pid: number }[];
 }): Promise<ReadsResult> {
   const db = await Db.connect({ url: opts.databaseUrl, poolSize: 1, applicationName: 'threadline-bench' });
   let targets: Target[];
@@ -166,7 +175,15 @@ export async function runReads(opts: {
     let sent = 0;
     const total = opts.warmup + opts.requests;
     let t0 = nowMs();
-    let measuredFrom = opts.warmup === 0 ? t0 : Number.NaN;
+    let measuredFrom = Number.NaN;
+    let sampler: ReturnType<typeof startSampler> | undefined;
+    let cpu0 = process.cpuUsage();
+    const startCounting = () => {
+      measuredFrom = nowMs();
+      if (opts.processes) sampler = startSampler(opts.processes);
+      cpu0 = process.cpuUsage();
+    };
+    if (opts.warmup === 0) startCounting();
     const note = (line: string) => {
       if (examples.length < 5) examples.push(line.slice(0, 300));
     };
@@ -174,7 +191,7 @@ export async function runReads(opts: {
       while (sent < total) {
         const index = sent++;
         const measured = index >= opts.warmup;
-        if (index === opts.warmup) measuredFrom = nowMs();
+        if (index === opts.warmup && opts.warmup > 0) startCounting();
         const target = targets[Math.floor(random() * targets.length)]!;
         const start = nowMs();
         try {
@@ -207,6 +224,21 @@ export async function runReads(opts: {
     await Promise.all(Array.from({ length: opts.clients }, worker));
     t0 = Number.isNaN(measuredFrom) ? t0 : measuredFrom;
     const seconds = (nowMs() - t0) / 1000;
+    const usage = sampler?.stop();
+    const generator = process.cpuUsage(cpu0);
+    let cpuMsPerRequest: Record<string, number> | undefined;
+    if (usage) {
+      // % of one core over the window -> ms of CPU per measured request.
+      const perRequest = (percent: number) => (percent / 100) * ((seconds * 1000) / opts.requests);
+      const entries: [string, number][] = [
+        ...usage.processes.map((p): [string, number] => [p.name, perRequest(p.cpuPercent)]),
+        ['postgres', perRequest(usage.machine.postgresCpuPercent)],
+        ['nats-server', perRequest(usage.machine.natsCpuPercent)],
+        ['load generator', (generator.user + generator.system) / 1000 / opts.requests],
+      ];
+      entries.push(['all', entries.reduce((sum, [, ms]) => sum + ms, 0)]);
+      cpuMsPerRequest = Object.fromEntries(entries.map(([k, ms]) => [k, Math.round(ms * 1000) / 1000]));
+    }
     series.push({
       route: route.route,
       clients: opts.clients,
@@ -217,6 +249,7 @@ export async function runReads(opts: {
       errors,
       wrong,
       examples,
+      ...(cpuMsPerRequest ? { cpuMsPerRequest } : {}),
     });
   }
   return { dataset, warmup: opts.warmup, series };

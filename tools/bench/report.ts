@@ -338,6 +338,21 @@ export function toMarkdown(r: BenchResults): string {
       );
     }
     lines.push('');
+    const cpu = rd.series.filter((x) => x.cpuMsPerRequest);
+    if (cpu.length) {
+      const names = Object.keys(cpu[0]!.cpuMsPerRequest!);
+      lines.push(
+        'CPU ms per measured request, by process (user + system, from /proc; postgres: every process of the server):',
+        '',
+        `| route | ${names.join(' | ')} |`,
+        `|---|${names.map(() => '---|').join('')}`,
+        ...cpu.map(
+          (x) =>
+            `| \`${x.route}\` | ${names.map((k) => n(x.cpuMsPerRequest![k] ?? Number.NaN)).join(' | ')} |`,
+        ),
+        '',
+      );
+    }
     const examples = rd.series.flatMap((x) => x.examples.map((e) => `${x.route}: ${e}`));
     if (examples.length)
       lines.push('Examples:', '', ...examples.map((e) => `- \`${e.replace(/`/g, "'")}\``), '');
