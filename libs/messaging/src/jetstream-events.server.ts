@@ -1,11 +1,6 @@
-import {
-  BaseRpcContext,
-  EventPattern,
-  type CustomTransportStrategy,
-  type MessageHandler,
-  Server,
-} from '@nestjs/microservices';
+import { BaseRpcContext, EventPattern, type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { applyDecorators } from '@nestjs/common';
+import { HandlerCache } from './handler-cache';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -129,7 +124,7 @@ const HandlerExtras = z.object({
  */
 export class JetStreamEventsServer extends Server implements CustomTransportStrategy {
   private readonly subscriptions: ConsumerMessages[] = [];
-  private readonly handlersByPattern = new Map<string, MessageHandler>();
+  private readonly handlers = new HandlerCache((pattern) => this.getHandlerByPattern(pattern));
   private readonly loops: Promise<void>[] = [];
   private readonly maxDeliver: number;
   private readonly backoffMs: number[];
@@ -197,19 +192,6 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
     await Promise.all(inFlight);
   }
 
-  // The handler of `pattern` (null: none). NestJS's getHandlerByPattern first tries JSON.parse on the
-  // pattern, a throw and catch for every plain string: 3.7-4.2% of the busy time of the analytics and
-  // session-service consumers in the bench's scenario 1 (node --cpu-prof). Handlers are all registered
-  // before listen(), so a found handler is kept; a pattern without one is looked up each time (event
-  // types come from messages: nothing unbounded is kept).
-  private handlerOf(pattern: string): MessageHandler | null {
-    const known = this.handlersByPattern.get(pattern);
-    if (known) return known;
-    const handler = this.getHandlerByPattern(pattern);
-    if (handler) this.handlersByPattern.set(pattern, handler);
-    return handler;
-  }
-
   // Never rejects: one message must not end the loop (the consumer would silently stop).
   private async process(consumerName: string, category: string, msg: JsMsg): Promise<void> {
     try {
@@ -230,9 +212,10 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
       await this.deadLetter(consumerName, msg, payload, error, attempts, undefined);
       return;
     }
-    const handlers = [this.handlerOf(envelope.eventType), this.handlerOf(CATEGORY_PATTERN(category))].filter(
-      (h) => h !== null,
-    );
+    const handlers = [
+      this.handlers.handlerOf(envelope.eventType),
+      this.handlers.handlerOf(CATEGORY_PATTERN(category)),
+    ].filter((h) => h !== null);
     try {
       const context = new JetStreamEventContext(msg, consumerName);
       for (const handler of handlers) {

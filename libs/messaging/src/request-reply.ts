@@ -8,7 +8,13 @@ import {
   UsePipes,
   type RpcExceptionFilter,
 } from '@nestjs/common';
-import { type ClientProxy, MessagePattern, type NatsOptions, Transport } from '@nestjs/microservices';
+import {
+  type ClientProxy,
+  type CustomStrategy,
+  type MessageHandler,
+  MessagePattern,
+  ServerNats,
+} from '@nestjs/microservices';
 import {
   createInbox,
   ErrorCode as NatsErrorCode,
@@ -21,6 +27,7 @@ import { ZodError, type z } from 'zod';
 import { ErrorReply, type ReplyOf, type RequestDefinition, type RequestOf } from '@threadline/contracts';
 import { BaseConfig, DomainError, formatIssues, isErrorCode, ValidationError } from '@threadline/platform';
 import { JetStreamEventContext } from './jetstream-events.server';
+import { HandlerCache } from './handler-cache';
 import { natsConnectOptions, type NatsSettings } from './nats-connection';
 
 type AnyRequest = RequestDefinition<z.ZodType, z.ZodType>;
@@ -34,7 +41,19 @@ export function subjectPrefix(): string {
 }
 
 /**
- * Options for NestJS's core-NATS transport serving commands and queries with a queue group.
+ * NestJS's core-NATS transport server, with each subject's handler looked up once ({@link HandlerCache}).
+ */
+class QueueGroupServer extends ServerNats {
+  private readonly handlers = new HandlerCache((pattern) => super.getHandlerByPattern(pattern));
+
+  override getHandlerByPattern(pattern: string): MessageHandler | null {
+    return this.handlers.handlerOf(pattern);
+  }
+}
+
+/**
+ * NestJS's core-NATS transport serving commands and queries with a queue group, for
+ * `connectMicroservice` / `createMicroservice`.
  * On close it unsubscribes, then waits `gracePeriodMs` (default 2000 ms; NestJS's own default is
  * 10 s, which every shutdown would pay in full) for handlers in flight before closing the connection.
  */
@@ -42,15 +61,14 @@ export function requestTransportOptions(
   settings: NatsSettings,
   queue: string,
   opts: { gracePeriodMs?: number } = {},
-): NatsOptions {
+): CustomStrategy {
   return {
-    transport: Transport.NATS,
-    options: {
+    strategy: new QueueGroupServer({
       ...natsConnectOptions(settings, queue),
       queue,
       gracefulShutdown: true,
       gracePeriod: opts.gracePeriodMs ?? 2000,
-    },
+    }),
   };
 }
 
