@@ -17,7 +17,7 @@ export interface MachineFacts {
   /** How the services and series reach Postgres: `unix socket <dir>` or `tcp <host:port>`. */
   postgresTransport: string;
   nats: string;
-  /** `git rev-parse --short HEAD`, with `+dirty` when the work tree has changes. */
+  /** `git rev-parse --short HEAD`, with `+dirty` when the work tree has changes outside bench/results. */
   commit: string;
   /** 1/5/15-minute load averages when the run started (other work on the machine skews results). */
   loadAtStart: number[];
@@ -64,7 +64,8 @@ export async function machineFacts(opts: {
   const nc = await connectNats({ NATS_URL: opts.natsUrl }, 'threadline-bench-facts');
   const nats = nc.info?.version ?? '';
   await nc.close();
-  const dirty = git(opts.root, ['status', '--porcelain']) !== '';
+  // The bench's own results (written by earlier runs, committed or not) do not make the code dirty.
+  const dirty = git(opts.root, ['status', '--porcelain', '--', '.', ':(exclude)bench/results']) !== '';
   return {
     host: hostname(),
     kernel: release(),
