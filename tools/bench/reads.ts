@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Db } from '@threadline/event-store';
 import type { HttpClient } from './http-client';
 import { nowMs, summarize, type LatencySummary } from './stats';
-import { startSampler } from './resources';
+import { cpuMsPerUnit, startSampler } from './resources';
 
 /** One read series of scenario 7: `requests` measured requests from `clients` closed-loop clients. */
 export interface ReadSeries {
@@ -228,16 +228,16 @@ export async function runReads(opts: {
     const generator = process.cpuUsage(cpu0);
     let cpuMsPerRequest: Record<string, number> | undefined;
     if (usage) {
-      // % of one core over the window -> ms of CPU per measured request.
-      const perRequest = (percent: number) => (percent / 100) * ((seconds * 1000) / opts.requests);
+      const perRequest = (cpuPercent: number) => cpuMsPerUnit(cpuPercent, opts.requests / seconds);
+      const generatorPercent = ((generator.user + generator.system) / 1000 / (seconds * 1000)) * 100;
       const entries: [string, number][] = [
         ...usage.processes.map((p): [string, number] => [p.name, perRequest(p.cpuPercent)]),
         ['postgres', perRequest(usage.machine.postgresCpuPercent)],
         ['nats-server', perRequest(usage.machine.natsCpuPercent)],
-        ['load generator', (generator.user + generator.system) / 1000 / opts.requests],
+        ['load generator', perRequest(generatorPercent)],
       ];
-      entries.push(['all', entries.reduce((sum, [, ms]) => sum + ms, 0)]);
-      cpuMsPerRequest = Object.fromEntries(entries.map(([k, ms]) => [k, Math.round(ms * 1000) / 1000]));
+      entries.push(['all', Math.round(entries.reduce((sum, [, ms]) => sum + ms, 0) * 1000) / 1000]);
+      cpuMsPerRequest = Object.fromEntries(entries);
     }
     series.push({
       route: route.route,

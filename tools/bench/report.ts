@@ -5,7 +5,7 @@ import type { PeersResult } from './peers/scenario';
 import type { PgActivity } from './pg-activity';
 import type { ReadsResult } from './reads';
 import type { RebuildResult } from './rebuild';
-import type { MachineUsage, ProcessUsage } from './resources';
+import { cpuMsPerUnit, type MachineUsage, type ProcessUsage } from './resources';
 import type { SeedResult } from './seed';
 import type { StoreResult } from './store';
 
@@ -216,9 +216,8 @@ export function toMarkdown(r: BenchResults): string {
       '|---|---|---|---|---|---|',
     );
     // CPU per turn: a process's CPU share (sampled over warm-up and measurement, both under the same
-    // load) over the measured rate. Steadier across machines and runs than turns/s: what a change saves.
-    const perTurn = (cpuPercent: number) =>
-      i.turnsPerSecond > 0 ? Math.round((cpuPercent * 10 * 1000) / i.turnsPerSecond) / 1000 : Number.NaN;
+    // load) over the measured rate.
+    const perTurn = (cpuPercent: number) => cpuMsPerUnit(cpuPercent, i.turnsPerSecond);
     for (const p of i.resources.processes)
       lines.push(
         `| ${p.name} | ${n(p.peakRssMb)} | ${n(p.maxSampledRssMb)} | ${n(p.startRssMb)} | ${n(p.cpuPercent)} | ${n(perTurn(p.cpuPercent))} |`,

@@ -77,6 +77,15 @@ function spent(before: Map<number, number>, after: Map<number, number>): number 
   return sum;
 }
 
+/**
+ * CPU ms spent per unit of work (a turn, a request) by a process that used `cpuPercent` of one core
+ * while `unitsPerSecond` units were done: steadier across runs and machines than the rate itself, and
+ * what a change saves. NaN when nothing was done. Rounded to µs.
+ */
+export function cpuMsPerUnit(cpuPercent: number, unitsPerSecond: number): number {
+  return unitsPerSecond > 0 ? Math.round((cpuPercent * 10 * 1000) / unitsPerSecond) / 1000 : Number.NaN;
+}
+
 const mb = (kb: number) => Math.round((kb / 1024) * 10) / 10;
 
 /**

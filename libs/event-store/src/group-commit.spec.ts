@@ -26,6 +26,10 @@ function recordingQueue(opts: { maxInFlight: number; maxBatch: number; alone?: (
   return { queue, batches, releaseAll };
 }
 
+/** A settled push as the specs compare it: its value, or its error's message. */
+const outcomeOf = (o: PromiseSettledResult<string>): string =>
+  o.status === 'fulfilled' ? o.value : (o.reason as Error).message;
+
 describe('GroupCommitQueue', () => {
   it('writes items pushed together in one batch, and those with a common key one batch after another, in order', async () => {
     const { queue, batches, releaseAll } = recordingQueue({ maxInFlight: 2, maxBatch: 10 });
@@ -99,11 +103,7 @@ describe('GroupCommitQueue', () => {
       },
     });
     const outcomes = await Promise.allSettled(['x', 'y', 'z'].map((item) => queue.push(item)));
-    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message))).toEqual([
-      'settled',
-      'statement failed',
-      'ok',
-    ]);
+    expect(outcomes.map(outcomeOf)).toEqual(['settled', 'statement failed', 'ok']);
   });
 
   it('a failed alone write rejects only its item; the next item of its key still runs', async () => {
@@ -119,10 +119,6 @@ describe('GroupCommitQueue', () => {
       },
     });
     const outcomes = await Promise.allSettled(['a:big', 'b:1', 'a:2'].map((item) => queue.push(item)));
-    expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message))).toEqual([
-      'statement failed',
-      'ok',
-      'ok',
-    ]);
+    expect(outcomes.map(outcomeOf)).toEqual(['statement failed', 'ok', 'ok']);
   });
 });
