@@ -25,7 +25,8 @@ export interface AtSizeOptions {
   seedUsers: number;
   rebuildBatchSize: number;
   readRequests: number;
-  readClients: number;
+  /** Closed-loop clients of each series of scenario 7, e.g. `[1, 4]` (see `runReads`). */
+  readClients: readonly number[];
   poolSize: number;
   /** Services of scenario 7's stack started with `node --cpu-prof`, their profiles in `profileDir`. */
   profile: readonly ServiceName[];
@@ -101,10 +102,10 @@ export async function runAtSize(opts: AtSizeOptions): Promise<AtSizeResult> {
         keepDatabase: true,
         env: SEED_STACK_ENV,
       });
-      const client = new HttpClient(stack.baseUrl, stack.apiKey, opts.readClients);
+      const client = new HttpClient(stack.baseUrl, stack.apiKey, Math.max(...opts.readClients));
       try {
         opts.log(
-          `scenario 7: ${opts.readClients} clients, ${READ_WARMUP} warm-up + ${opts.readRequests} requests per route`,
+          `scenario 7: ${opts.readClients.join(' and ')} clients, ${READ_WARMUP} warm-up + ${opts.readRequests} requests per route`,
         );
         result.reads = await runReads({
           client,
@@ -116,7 +117,7 @@ export async function runAtSize(opts: AtSizeOptions): Promise<AtSizeResult> {
         });
         for (const s of result.reads.series)
           opts.log(
-            `  ${s.route}: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, ${s.requestsPerSecond} req/s, errors ${JSON.stringify(s.errors)}, wrong ${s.wrong}`,
+            `  ${s.route}, ${s.clients} clients: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, ${s.requestsPerSecond} req/s, errors ${JSON.stringify(s.errors)}, wrong ${s.wrong}`,
           );
         const dead = stack.services.filter((p) => p.exited);
         if (dead.length)

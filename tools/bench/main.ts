@@ -75,7 +75,11 @@ export const BenchOptions = z.object({
   seedUsers: int('--seed-users', 1, 10_000_000).default(10_000),
   rebuildBatchSize: int('--rebuild-batch-size', 1, 100_000).default(5000),
   reads: int('--reads', 1, 10_000_000).default(5000),
-  readClients: int('--read-clients', 1, 256).default(4),
+  readClients: z
+    .string()
+    .transform((list): unknown[] => list.split(','))
+    .pipe(z.array(int('--read-clients', 1, 256)).min(1, '--read-clients: at least one count'))
+    .default([1, 4]),
   scenarios: z
     .string()
     .regex(/^[1-8](,[1-8])*$/, '--scenarios: comma-separated numbers 1-8, e.g. 1,2,8')
@@ -313,7 +317,11 @@ async function main(argv: readonly string[]): Promise<number> {
     .option('--seed-users <n>', 'scenarios 6, 7: users the seeded sessions belong to', '10000')
     .option('--rebuild-batch-size <n>', 'scenario 6: events per batch of the rebuild', '5000')
     .option('--reads <n>', 'scenario 7: measured requests per route', '5000')
-    .option('--read-clients <n>', 'scenario 7: concurrent closed-loop clients', '4')
+    .option(
+      '--read-clients <list>',
+      'scenario 7: closed-loop clients of each series, comma-separated (each route is measured once per count)',
+      '1,4',
+    )
     .option(
       '--scenarios <list>',
       `comma-separated scenarios (implemented: ${IMPLEMENTED.join(',')})`,

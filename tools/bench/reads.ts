@@ -111,8 +111,9 @@ const ROUTES: Route[] = [
 
 /**
  * Scenario 7 over HTTP through the running stack: for each route (`GET /users/{id}/sessions`,
- * `GET /sessions/{id}/turns?last=20`, `GET /sessions/{id}/stats`), `warmup` unmeasured requests, then
- * `requests` measured ones from `clients` closed-loop clients, each to a session (or its user) picked
+ * `GET /sessions/{id}/turns?last=20`, `GET /sessions/{id}/stats`) and each count of `clients`, one
+ * series: `warmup` unmeasured requests, then `requests` measured ones from that many closed-loop
+ * clients, each to a session (or its user) picked
  * at random (seeded) among up to 20,000 sampled from the `sessions` read model of tenant `default`. Every
  * 200 is checked against the read model (listing total, `min(20, turn_count)` turns, `interactions` =
  * `turn_count`). Failed requests are counted, never thrown; throws when the database has no sessions.
@@ -121,7 +122,11 @@ export async function runReads(opts: {
   client: HttpClient;
   databaseUrl: string;
   requests: number;
-  clients: number;
+  /**
+   * Closed-loop clients of each series, e.g. `[1, 4]`: one client shows a read's own latency at size;
+   * several, on this 2-core machine, its latency while the machine is saturated (clients / req/s).
+   */
+  clients: readonly number[];
   warmup: number;
   seed?: number;
   /** The stack's services, for the CPU each spends per request (`ReadSeries.cpuMsPerRequest`). */
@@ -168,89 +173,91 @@ export async function runReads(opts: {
   const random = prng(opts.seed ?? 7);
   const series: ReadSeries[] = [];
   for (const route of ROUTES) {
-    const latencies: number[] = [];
-    const errors: Record<string, number> = {};
-    const examples: string[] = [];
-    let wrong = 0;
-    let sent = 0;
-    const total = opts.warmup + opts.requests;
-    let t0 = nowMs();
-    let measuredFrom = Number.NaN;
-    let sampler: ReturnType<typeof startSampler> | undefined;
-    let cpu0 = process.cpuUsage();
-    const startCounting = () => {
-      measuredFrom = nowMs();
-      if (opts.processes) sampler = startSampler(opts.processes);
-      cpu0 = process.cpuUsage();
-    };
-    if (opts.warmup === 0) startCounting();
-    const note = (line: string) => {
-      if (examples.length < 5) examples.push(line.slice(0, 300));
-    };
-    const worker = async () => {
-      while (sent < total) {
-        const index = sent++;
-        const measured = index >= opts.warmup;
-        if (index === opts.warmup && opts.warmup > 0) startCounting();
-        const target = targets[Math.floor(random() * targets.length)]!;
-        const start = nowMs();
-        try {
-          const res = await opts.client.send('GET', route.path(target));
-          const elapsed = nowMs() - start;
-          if (!measured) continue;
-          if (res.status !== 200) {
-            errors[String(res.status)] = (errors[String(res.status)] ?? 0) + 1;
-            note(`${res.status}: ${res.body}`);
-            continue;
-          }
-          latencies.push(elapsed);
-          let problem: string | null;
+    for (const clients of opts.clients) {
+      const latencies: number[] = [];
+      const errors: Record<string, number> = {};
+      const examples: string[] = [];
+      let wrong = 0;
+      let sent = 0;
+      const total = opts.warmup + opts.requests;
+      let t0 = nowMs();
+      let measuredFrom = Number.NaN;
+      let sampler: ReturnType<typeof startSampler> | undefined;
+      let cpu0 = process.cpuUsage();
+      const startCounting = () => {
+        measuredFrom = nowMs();
+        if (opts.processes) sampler = startSampler(opts.processes);
+        cpu0 = process.cpuUsage();
+      };
+      if (opts.warmup === 0) startCounting();
+      const note = (line: string) => {
+        if (examples.length < 5) examples.push(line.slice(0, 300));
+      };
+      const worker = async () => {
+        while (sent < total) {
+          const index = sent++;
+          const measured = index >= opts.warmup;
+          if (index === opts.warmup && opts.warmup > 0) startCounting();
+          const target = targets[Math.floor(random() * targets.length)]!;
+          const start = nowMs();
           try {
-            problem = route.check(target, res.body);
+            const res = await opts.client.send('GET', route.path(target));
+            const elapsed = nowMs() - start;
+            if (!measured) continue;
+            if (res.status !== 200) {
+              errors[String(res.status)] = (errors[String(res.status)] ?? 0) + 1;
+              note(`${res.status}: ${res.body}`);
+              continue;
+            }
+            latencies.push(elapsed);
+            let problem: string | null;
+            try {
+              problem = route.check(target, res.body);
+            } catch (error) {
+              problem = `unreadable answer: ${error instanceof Error ? error.message : String(error)}`;
+            }
+            if (problem !== null) {
+              wrong++;
+              note(problem);
+            }
           } catch (error) {
-            problem = `unreadable answer: ${error instanceof Error ? error.message : String(error)}`;
+            if (!measured) continue;
+            errors['network'] = (errors['network'] ?? 0) + 1;
+            note(`network: ${error instanceof Error ? error.message : String(error)}`);
           }
-          if (problem !== null) {
-            wrong++;
-            note(problem);
-          }
-        } catch (error) {
-          if (!measured) continue;
-          errors['network'] = (errors['network'] ?? 0) + 1;
-          note(`network: ${error instanceof Error ? error.message : String(error)}`);
         }
+      };
+      await Promise.all(Array.from({ length: clients }, worker));
+      t0 = Number.isNaN(measuredFrom) ? t0 : measuredFrom;
+      const seconds = (nowMs() - t0) / 1000;
+      const usage = sampler?.stop();
+      const generator = process.cpuUsage(cpu0);
+      let cpuMsPerRequest: Record<string, number> | undefined;
+      if (usage) {
+        const perRequest = (cpuPercent: number) => cpuMsPerUnit(cpuPercent, opts.requests / seconds);
+        const generatorPercent = ((generator.user + generator.system) / 1000 / (seconds * 1000)) * 100;
+        const entries: [string, number][] = [
+          ...usage.processes.map((p): [string, number] => [p.name, perRequest(p.cpuPercent)]),
+          ['postgres', perRequest(usage.machine.postgresCpuPercent)],
+          ['nats-server', perRequest(usage.machine.natsCpuPercent)],
+          ['load generator', perRequest(generatorPercent)],
+        ];
+        entries.push(['all', Math.round(entries.reduce((sum, [, ms]) => sum + ms, 0) * 1000) / 1000]);
+        cpuMsPerRequest = Object.fromEntries(entries);
       }
-    };
-    await Promise.all(Array.from({ length: opts.clients }, worker));
-    t0 = Number.isNaN(measuredFrom) ? t0 : measuredFrom;
-    const seconds = (nowMs() - t0) / 1000;
-    const usage = sampler?.stop();
-    const generator = process.cpuUsage(cpu0);
-    let cpuMsPerRequest: Record<string, number> | undefined;
-    if (usage) {
-      const perRequest = (cpuPercent: number) => cpuMsPerUnit(cpuPercent, opts.requests / seconds);
-      const generatorPercent = ((generator.user + generator.system) / 1000 / (seconds * 1000)) * 100;
-      const entries: [string, number][] = [
-        ...usage.processes.map((p): [string, number] => [p.name, perRequest(p.cpuPercent)]),
-        ['postgres', perRequest(usage.machine.postgresCpuPercent)],
-        ['nats-server', perRequest(usage.machine.natsCpuPercent)],
-        ['load generator', perRequest(generatorPercent)],
-      ];
-      entries.push(['all', Math.round(entries.reduce((sum, [, ms]) => sum + ms, 0) * 1000) / 1000]);
-      cpuMsPerRequest = Object.fromEntries(entries);
+      series.push({
+        route: route.route,
+        clients,
+        requests: opts.requests,
+        seconds: Math.round(seconds * 100) / 100,
+        requestsPerSecond: Math.round(opts.requests / seconds),
+        latency: summarize(latencies),
+        errors,
+        wrong,
+        examples,
+        ...(cpuMsPerRequest ? { cpuMsPerRequest } : {}),
+      });
     }
-    series.push({
-      route: route.route,
-      clients: opts.clients,
-      requests: opts.requests,
-      seconds: Math.round(seconds * 100) / 100,
-      requestsPerSecond: Math.round(opts.requests / seconds),
-      latency: summarize(latencies),
-      errors,
-      wrong,
-      examples,
-      ...(cpuMsPerRequest ? { cpuMsPerRequest } : {}),
-    });
   }
   return { dataset, warmup: opts.warmup, series };
 }

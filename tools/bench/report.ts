@@ -126,7 +126,7 @@ export function checkTargets(
       const failed = Object.values(x.errors).reduce((a, b) => a + b, 0) + x.wrong;
       out.push({
         scenario: '7',
-        what: `p99 ${x.route}`,
+        what: `p99 ${x.route}, ${x.clients} ${x.clients === 1 ? 'client' : 'clients'}`,
         target: '<= 10 ms at 100k sessions / 1M turns',
         measured: `${n(x.latency.p99)} ms (${n(rd.dataset.sessions)} sessions, ${n(rd.dataset.turns)} turns${failed ? `, ${failed} errors or wrong answers` : ''})`,
         met: x.latency.p99 <= 10 && atSize && failed === 0,
@@ -343,11 +343,11 @@ export function toMarkdown(r: BenchResults): string {
       lines.push(
         'CPU ms per measured request, by process (user + system, from /proc; postgres: every process of the server):',
         '',
-        `| route | ${names.join(' | ')} |`,
-        `|---|${names.map(() => '---|').join('')}`,
+        `| route | clients | ${names.join(' | ')} |`,
+        `|---|---|${names.map(() => '---|').join('')}`,
         ...cpu.map(
           (x) =>
-            `| \`${x.route}\` | ${names.map((k) => n(x.cpuMsPerRequest![k] ?? Number.NaN)).join(' | ')} |`,
+            `| \`${x.route}\` | ${x.clients} | ${names.map((k) => n(x.cpuMsPerRequest![k] ?? Number.NaN)).join(' | ')} |`,
         ),
         '',
       );
