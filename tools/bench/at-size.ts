@@ -117,7 +117,7 @@ export async function runAtSize(opts: AtSizeOptions): Promise<AtSizeResult> {
         });
         for (const s of result.reads.series)
           opts.log(
-            `  ${s.route}, ${s.clients} clients: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, ${s.requestsPerSecond} req/s, errors ${JSON.stringify(s.errors)}, wrong ${s.wrong}`,
+            `  ${s.route}, clients ${s.clients}: p50 ${s.latency.p50} ms, p99 ${s.latency.p99} ms, ${s.requestsPerSecond} req/s, errors ${JSON.stringify(s.errors)}, wrong ${s.wrong}`,
           );
         const dead = stack.services.filter((p) => p.exited);
         if (dead.length)

@@ -113,10 +113,10 @@ const ROUTES: Route[] = [
  * Scenario 7 over HTTP through the running stack: for each route (`GET /users/{id}/sessions`,
  * `GET /sessions/{id}/turns?last=20`, `GET /sessions/{id}/stats`) and each count of `clients`, one
  * series: `warmup` unmeasured requests, then `requests` measured ones from that many closed-loop
- * clients, each to a session (or its user) picked
- * at random (seeded) among up to 20,000 sampled from the `sessions` read model of tenant `default`. Every
- * 200 is checked against the read model (listing total, `min(20, turn_count)` turns, `interactions` =
- * `turn_count`). Failed requests are counted, never thrown; throws when the database has no sessions.
+ * clients, each to a session (or its user) picked at random (seeded) among up to 20,000 sampled from
+ * the `sessions` read model of tenant `default`. Every 200 is checked against the read model (listing
+ * total, `min(20, turn_count)` turns, `interactions` = `turn_count`). Failed requests are counted,
+ * never thrown; throws when the database has no sessions.
  */
 export async function runReads(opts: {
   client: HttpClient;
