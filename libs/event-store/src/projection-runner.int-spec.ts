@@ -816,16 +816,20 @@ describe('ProjectionRunner.rebuild with a bulk replay (ProjectionVersioning.repl
           await sql.query('CREATE TABLE finished (at_rows int NOT NULL)');
         },
         replay: {
-          // c's batch is not independent: it is written alone.
-          independent: (events) => idOf(events) !== 'c',
-          applyBatch: async (sql, events) => {
+          batch: (events) => {
             const id = idOf(events);
-            log.push(`start ${id}`);
-            started.get(id)?.();
-            if (id === failOn) throw new Error(`bulk write of ${id} failed`);
-            if (id === 'a' || id === 'b') await Promise.all(bothStarted);
-            for (const e of events) await counting.apply(sql, e);
-            log.push(`end ${id}`);
+            return {
+              // c's batch is not independent: it is written alone.
+              independent: id !== 'c',
+              write: async (sql) => {
+                log.push(`start ${id}`);
+                started.get(id)?.();
+                if (id === failOn) throw new Error(`bulk write of ${id} failed`);
+                if (id === 'a' || id === 'b') await Promise.all(bothStarted);
+                for (const e of events) await counting.apply(sql, e);
+                log.push(`end ${id}`);
+              },
+            };
           },
           finish: ['x', 'y'].map((step) => async (sql: Sql) => {
             finishStarted.get(step)?.();

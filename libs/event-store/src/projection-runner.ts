@@ -70,29 +70,38 @@ export interface ProjectionVersioning<E extends ParsedEvent = ParsedEvent> {
   /**
    * Optional: how a rebuild's bulk replay writes the version it builds. That version is written by the
    * rebuild alone and read by nobody until its switch, so it may be written more cheaply than live
-   * handling writes: `applyBatch` replaces the projection's own for the bulk batches (e.g. facts only,
+   * handling writes: `batch(events).write` replaces the projection's `applyBatch` for the bulk batches (e.g. facts only,
    * without the rows derived from them), then the `finish` steps run once, after the last bulk batch and
    * before `createIndexes`, the catch-up and the switch, and must leave exactly the rows incremental
    * handling gives (the catch-up then applies the remaining events with the projection's own `applyBatch`).
    * The same idea as PostgreSQL's "Populating a Database" (manual, section 14.4): load first, then derive.
    */
   readonly replay?: {
-    /** Writes one batch, in a transaction of its own (`copyFrom` loads rows with COPY). */
-    applyBatch(sql: SqlTransaction, events: readonly E[]): Promise<void>;
+    /**
+     * Prepares one batch of the bulk replay (at least one event): whether it is independent, and how to
+     * write it. Called once per batch, in commit order, so that what both need (e.g. the batch folded
+     * into rows) is computed once.
+     */
+    batch(events: readonly E[]): BulkBatch;
     /**
      * Steps run at once, each in a transaction of its own (so none may depend on another's writes):
      * after the load, Postgres alone works, and one statement uses one core. A failed step fails the
      * rebuild once every step has settled.
      */
     finish: readonly ((sql: SqlTransaction) => Promise<void>)[];
-    /**
-     * Optional (default: never): whether writing these events neither reads nor changes rows that
-     * earlier batches wrote (only new rows, found by nothing else). Such a batch is written while the
-     * batch before it is still being written, in another transaction; any other batch waits for every
-     * write before it, and the next waits for it.
-     */
-    independent?(events: readonly E[]): boolean;
   };
+}
+
+/** One batch of a rebuild's bulk replay, as {@link ProjectionVersioning.replay} prepared it. */
+export interface BulkBatch {
+  /**
+   * Whether writing it neither reads nor changes rows that earlier batches wrote (only new rows, found
+   * by nothing else). Such a batch is written while the batch before it is still being written, in
+   * another transaction; any other batch waits for every write before it, and the next waits for it.
+   */
+  readonly independent: boolean;
+  /** Writes the batch, in a transaction of its own (`copyFrom` loads rows with COPY). */
+  write(sql: SqlTransaction): Promise<void>;
 }
 
 /** One version of a versioned projection, as `projection_versions` holds it. */
@@ -886,7 +895,7 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
         };
         // 1. Replay in batches, one short transaction each, while live handling goes on into the live version.
         // The next batch is read and parsed while this one is written (a second pool connection), and a
-        // batch the projection calls independent (`replay.independent`) is written while the one before
+        // batch the projection calls independent (`BulkBatch.independent`) is written while the one before
         // it still is (a third). The positions and the checkpoint are kept in memory meanwhile: nobody
         // reads them before the switch, and a rebuild that dies leaves a `building` version the next drops.
         const writes = new BulkWrites(MAX_BULK_WRITES);
@@ -903,14 +912,17 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
           const events = await this.inStreamOrder(this.db, batch, positions);
           highest = Math.max(highest, events.highest);
           const parsed = events.toApply.filter((e) => e !== null);
-          await writes.write(replay?.independent?.(parsed) ?? false, () =>
-            this.db.transaction(async (sql) => {
-              await this.useSchemaForBulk(sql, target.schema);
-              // A batch of the bulk replay is written by `versioning.replay` when the projection has it.
-              if (replay && parsed.length > 0) await replay.applyBatch(sql, parsed);
-              else await this.applyParsed(sql, parsed);
-            }),
-          );
+          if (parsed.length > 0) {
+            // A batch of the bulk replay is written by `versioning.replay` when the projection has it.
+            const bulk = replay?.batch(parsed);
+            await writes.write(bulk?.independent ?? false, () =>
+              this.db.transaction(async (sql) => {
+                await this.useSchemaForBulk(sql, target.schema);
+                if (bulk) await bulk.write(sql);
+                else await this.applyParsed(sql, parsed);
+              }),
+            );
+          }
           opts.onProgress?.(replayed);
         }
         await writes.drain();

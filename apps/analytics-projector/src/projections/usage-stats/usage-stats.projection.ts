@@ -251,9 +251,6 @@ interface TurnKey {
   turn_id: string;
 }
 
-/** Folds kept between `replay.independent` and the write of their batch (see `keptFolds`). */
-const MAX_KEPT_FOLDS = 4;
-
 // Called for every fact of a rebuild (millions): plain concatenation, no array per call.
 const key = (a: string, b: string, c?: string): string =>
   c === undefined ? `${a}\u0000${b}` : `${a}\u0000${b}\u0000${c}`;
@@ -881,37 +878,19 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
     // 167 against 80 ms for 9,000 responses, EXPLAIN ANALYZE), and the lookup indexes wait until a batch
     // needs them (see USAGE_STATS_LOOKUP_INDEXES).
     replay: {
-      applyBatch: (sql: SqlTransaction, events: readonly UsageStatsEvent[]) =>
-        this.write(sql, events, { bulk: sql }),
+      // Folded once: whether the batch is independent and its rows both come from the fold (folding each
+      // batch twice cost 1.8 s of the rebuild CLI's ~33 s of CPU at 1.1M events, node --cpu-prof).
+      batch: (events: readonly UsageStatsEvent[]) => {
+        const fold = BatchFold.of(events);
+        return {
+          // Batches of new sessions and whole turns only insert rows (and read no row an earlier batch wrote).
+          independent: fold.onlyAddsRows(),
+          write: (sql: SqlTransaction) => this.write(sql, fold, { bulk: sql }),
+        };
+      },
       finish: RECOUNT_AGGREGATES,
-      // Batches of new sessions and whole turns only insert rows (and read no row an earlier batch wrote).
-      independent: (events: readonly UsageStatsEvent[]) => this.keepFold(events).onlyAddsRows(),
     },
   };
-
-  /**
-   * The folds `replay.independent` made, by batch array, until `write` takes them: a rebuild passes the
-   * same array to `independent` and then to `replay.applyBatch`, and folding each batch twice cost 1.8 s
-   * of the rebuild CLI's 33 s of CPU at 1.1M events (`BatchFold.of` 3.8 s before, 2.1 s after, node
-   * --cpu-prof, scenario 6). Several, as the next batch's `independent` may run before this batch's
-   * write starts. At most {@link MAX_KEPT_FOLDS}: the folds a failed write leaves are dropped when the
-   * map fills. Not a WeakMap: it kept folds until a full GC and doubled the CLI's peak RSS (0.58 to 1.1 GB).
-   */
-  private readonly keptFolds = new Map<readonly UsageStatsEvent[], BatchFold>();
-
-  private keepFold(events: readonly UsageStatsEvent[]): BatchFold {
-    const fold = BatchFold.of(events);
-    if (this.keptFolds.size >= MAX_KEPT_FOLDS) this.keptFolds.clear();
-    this.keptFolds.set(events, fold);
-    return fold;
-  }
-
-  private takeFold(events: readonly UsageStatsEvent[]): BatchFold {
-    const fold = this.keptFolds.get(events);
-    if (!fold) return BatchFold.of(events);
-    this.keptFolds.delete(events);
-    return fold;
-  }
 
   async apply(sql: Sql, event: UsageStatsEvent): Promise<void> {
     await this.applyBatch(sql, [event]);
@@ -921,17 +900,12 @@ export class UsageStatsProjection implements Projection<UsageStatsEvent> {
   async reset(): Promise<void> {}
 
   async applyBatch(sql: Sql, events: readonly UsageStatsEvent[]): Promise<void> {
-    await this.write(sql, events, {});
+    await this.write(sql, BatchFold.of(events), {});
   }
 
   // `bulk`: the transaction of a batch of a rebuild's bulk replay (versioning.replay): no aggregates,
   // facts loaded with COPY (see copyFacts), lookup indexes created when first needed.
-  private async write(
-    sql: Sql,
-    events: readonly UsageStatsEvent[],
-    opts: { bulk?: SqlTransaction },
-  ): Promise<void> {
-    const fold = this.takeFold(events);
+  private async write(sql: Sql, fold: BatchFold, opts: { bulk?: SqlTransaction }): Promise<void> {
     const bulk = opts.bulk;
     const replay = bulk !== undefined;
     const deltas = new Deltas(!replay);
