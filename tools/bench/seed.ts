@@ -377,7 +377,7 @@ async function prepareSeed(db: Db, params: SeedParams, templates: number): Promi
   await db.query(`DROP TABLE IF EXISTS bench_seed_templates, bench_seed_plan`);
   await db.query(
     `CREATE UNLOGGED TABLE bench_seed_templates AS
-     SELECT (row_number() OVER (ORDER BY e.global_position) - 1)::int AS j, e.data, t.turn_id,
+     SELECT (row_number() OVER (ORDER BY e.global_position) - 1)::int AS j, e.data::jsonb AS data, t.turn_id,
             s.context, s.context_turn
      FROM events e
      JOIN turns t ON t.tenant_id = e.tenant_id AND t.turn_id = e.data->>'turnId'
@@ -388,7 +388,7 @@ async function prepareSeed(db: Db, params: SeedParams, templates: number): Promi
   const [check] = await db.query<{ n: string; bad: string }>(
     `SELECT count(*) AS n,
             count(*) FILTER (WHERE jsonb_array_length(x.data->'toolCalls') <> 1
-                               OR jsonb_array_length(t.tool_calls) <> 1) AS bad
+                               OR json_array_length(t.tool_calls) <> 1) AS bad
      FROM bench_seed_templates x JOIN turns t ON t.tenant_id = $1 AND t.turn_id = x.turn_id`,
     [TENANT],
   );
@@ -497,7 +497,7 @@ async function seedChunk(db: Db, lo: number, hi: number, templates: number): Pro
                           cost_usd, status, error, vector_cache_hit, processing_time_ms, started_at, completed_at,
                           updated_at, version, last_global_position)
        SELECT $1::text, st.turn_id, st.session_id, st.user_id, st.k, tt.user_input, tt.agent_responses,
-              jsonb_set(jsonb_set(tt.tool_calls, '{0,tool_call_id}', to_jsonb(st.tool_call_id)),
+              jsonb_set(jsonb_set(tt.tool_calls::jsonb, '{0,tool_call_id}', to_jsonb(st.tool_call_id)),
                         '{0,updated_at}', to_jsonb(${iso('st.at')})),
               tt.input_tokens, tt.output_tokens, tt.cached_tokens, tt.reasoning_tokens, tt.total_tokens,
               tt.cost_usd, tt.status, tt.error, tt.vector_cache_hit, tt.processing_time_ms, st.at, st.at, st.at,

@@ -70,8 +70,9 @@ async function measure(
 /**
  * Scenario 3 (EventStore.append through the library, as the services call it: TypeORM pool of
  * `writers` connections, numeric expected version, one stream per writer) and scenario 4 (plain
- * `INSERT` through a node-postgres Pool of `writers` clients into a table of (bigserial, text, jsonb,
- * timestamptz)), both with `payload` as the event data / jsonb column, on the database at
+ * `INSERT` through a node-postgres Pool of `writers` clients into a table of (bigserial, text, json,
+ * timestamptz)), both with `payload` as the event data / json column (the type of `events.data`, so
+ * both parse the same JSON the same way), on the database at
  * `databaseUrl` (migrated here with the event store's migrations). Each series runs `seconds`.
  */
 export async function runStore(opts: {
@@ -117,7 +118,7 @@ export async function runStore(opts: {
     const eventStoreBatched = await measure(writers, batch, seconds, appendOne('bench-batched', batch));
 
     await pool.query(
-      'CREATE TABLE IF NOT EXISTS bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, data jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())',
+      'CREATE TABLE IF NOT EXISTS bench_plain (id bigserial PRIMARY KEY, stream_id text NOT NULL, data json NOT NULL, created_at timestamptz NOT NULL DEFAULT now())',
     );
     const plainSingle = await measure(writers, 1, seconds, async (w) => {
       await pool.query('INSERT INTO bench_plain (stream_id, data) VALUES ($1, $2)', [`plain:${w}`, json]);

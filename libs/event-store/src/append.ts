@@ -94,10 +94,12 @@ const AppendedRow = z.object({
 /**
  * The events of an append travel as ONE JSON array parameter ({@link eventsJson}), unpacked by
  * Postgres: sending each column as an array made node-postgres escape every event's JSON text again.
+ * `json`, not `jsonb`: each event's data goes into `events.data` (a `json` column) as the text it came
+ * as, and is never parsed into `jsonb`'s binary form (see the migration `EventDataJson1733000000000`).
  */
 const EVENT_ROWS = (param: string) =>
-  `ROWS FROM (jsonb_to_recordset(${param}::jsonb)
-     AS (i int, event_id uuid, event_type text, data jsonb, schema_version int))`;
+  `ROWS FROM (json_to_recordset(${param}::json)
+     AS (i int, event_id uuid, event_type text, data json, schema_version int))`;
 
 /** The append's events as a JSON array (their data is already JSON text: spliced in, not re-encoded). */
 function eventsJson(appends: readonly PreparedAppend[]): string {

@@ -8,8 +8,8 @@ import {
 import { Db } from './db';
 import { type DeadLetter, DeadLetters } from './dead-letters';
 import { ensureDatabase, migrate } from './migrate';
-import { eventStoreMigrations } from './migrations';
 import { EventStore1732190400000 } from './migrations/1732190400000-event-store';
+import { DeadLetterIdentity1732900000000 } from './migrations/1732900000000-dead-letter-identity';
 
 // The `dead_letters` table on the real Postgres: one row per consumer and poison message, however often
 // (and by however many consumer instances at once) the message is recorded.
@@ -134,7 +134,11 @@ describe('migration DeadLetterIdentity1732900000000', () => {
       await insert(null, false);
       await before.close();
 
-      after = await Db.connect({ url: url.toString(), poolSize: 1, migrations: eventStoreMigrations });
+      after = await Db.connect({
+        url: url.toString(),
+        poolSize: 1,
+        migrations: [EventStore1732190400000, DeadLetterIdentity1732900000000],
+      });
       expect(await migrate(after)).toEqual(['DeadLetterIdentity1732900000000']);
       const rows = await after.query<{ id: string; event_id: string | null }>(
         'SELECT id, event_id FROM dead_letters ORDER BY id',

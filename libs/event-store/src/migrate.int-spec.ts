@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 import { dropDatabase, testDatabaseAdminUrl } from '@threadline/testing';
 import { Db } from './db';
+import { EventStore } from './event-store';
 import { eventStoreMigrations } from './migrations';
+import { EventStore1732190400000 } from './migrations/1732190400000-event-store';
+import { DeadLetterIdentity1732900000000 } from './migrations/1732900000000-dead-letter-identity';
 import { ensureDatabase, migrate } from './migrate';
 
 // `migrate` against the real Postgres: safe when several services start at once on a fresh database.
@@ -80,5 +83,60 @@ describe('migrate', () => {
     const url = new URL(testDatabaseAdminUrl());
     url.pathname = '/bad-name';
     await expect(ensureDatabase(url.toString())).rejects.toThrow(/letters, digits and _/);
+  });
+});
+
+describe('migration EventDataJson1733000000000', () => {
+  // Data that a text type and a binary one could disagree on: escapes, non-ASCII text, small and
+  // large numbers, nulls, nesting, an empty object and array.
+  const data = [
+    { text: 'line 1\nline "2"\t\\ café ☕ 😀', cost: 0.0000846, tokens: 412, ratio: -1.5e-7 },
+    { nested: { list: [1, 'two', null, { three: [] }], empty: {} }, missing: null },
+    {},
+  ];
+  const metadata = { tenantId: 'migration' };
+
+  it('keeps the data of events appended before it, and appends store their data as the text sent', async () => {
+    const url = freshUrl();
+    await ensureDatabase(url);
+    const before = await Db.connect({
+      url,
+      poolSize: 1,
+      migrations: [EventStore1732190400000, DeadLetterIdentity1732900000000],
+    });
+    let after: Db | undefined;
+    try {
+      await migrate(before);
+      const old = await new EventStore(before).append(
+        'widget-1',
+        'widget',
+        'no_stream',
+        data.map((d) => ({ type: 'Noted.v1', data: d })),
+        { metadata },
+      );
+      await before.close();
+
+      after = await Db.connect({ url, poolSize: 1, migrations: eventStoreMigrations });
+      expect(await migrate(after)).toEqual(['EventDataJson1733000000000']);
+      const [column] = await after.query<{ data_type: string }>(
+        `SELECT data_type FROM information_schema.columns WHERE table_name = 'events' AND column_name = 'data'`,
+      );
+      expect(column?.data_type).toBe('json');
+      const store = new EventStore(after);
+      const read = await store.readStream('widget-1');
+      expect(read.map((e) => e.data)).toEqual(data);
+      expect(read.map((e) => e.eventId)).toEqual(old.events.map((e) => e.eventId));
+
+      await store.append('widget-1', 'widget', 3, [{ type: 'Noted.v1', data: data[0] }], { metadata });
+      const [stored] = await after.query<{ text: string; field: string }>(
+        `SELECT data::text AS text, data->>'text' AS field FROM events WHERE stream_position = 4`,
+      );
+      expect(stored).toEqual({ text: JSON.stringify(data[0]), field: data[0]?.text });
+      expect((await store.readStream('widget-1', { from: 4 })).map((e) => e.data)).toEqual([data[0]]);
+    } finally {
+      await before.close().catch(() => undefined);
+      await after?.close();
+      await dropDatabase(url);
+    }
   });
 });

@@ -186,7 +186,7 @@ function isTurnChange(event: ParsedEvent<typeof turnsEvents>): event is Change &
   }
 }
 
-/** A turn's row of `turns` as JSON (the columns `save` writes), for `jsonb_populate_recordset`. */
+/** A turn's row of `turns` as JSON (the columns `save` writes), for `json_populate_recordset`. */
 function turnRow(tenantId: string, v: TurnView, version: number, global: number): Record<string, unknown> {
   return {
     tenant_id: tenantId,
@@ -296,7 +296,7 @@ export class TurnsProjection implements Projection<ParsedEvent<typeof turnsEvent
       };
     });
     const stored = await sql.query(
-      `WITH r AS (SELECT * FROM jsonb_populate_recordset(NULL::turns, $1::jsonb)),
+      `WITH r AS (SELECT * FROM json_populate_recordset(NULL::turns, $1::json)),
        id AS (INSERT INTO turn_ids (tenant_id, turn_id, session_id) SELECT tenant_id, turn_id, session_id FROM r
               ON CONFLICT (tenant_id, turn_id) DO UPDATE SET deleted = turn_ids.deleted
               RETURNING tenant_id, turn_id, deleted)
@@ -420,7 +420,7 @@ export class TurnsProjection implements Projection<ParsedEvent<typeof turnsEvent
                           agent_responses, tool_calls, input_tokens, output_tokens, cached_tokens, reasoning_tokens,
                           total_tokens, cost_usd, status, error, vector_cache_hit, processing_time_ms, started_at,
                           completed_at, updated_at, version, last_global_position)
-       SELECT $1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+       SELECT $1, $2, $3, $4, $5, $6, $7::json, $8::json, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
                $19::timestamptz, $20::timestamptz, $21::timestamptz, $22, $23
        ${mode === 'open' ? 'WHERE NOT (SELECT deleted FROM id)' : ''}
        ON CONFLICT (tenant_id, turn_id) ${conflict}`,

@@ -207,7 +207,7 @@ export class UserErasure implements OnApplicationBootstrap, OnModuleDestroy {
          UNION
          SELECT data->>'sessionId' FROM events
          WHERE tenant_id = $1 AND metadata->>'userId' = $2 AND stream_type = ANY($3::text[])
-           AND data ? 'sessionId'
+           AND data->'sessionId' IS NOT NULL
          UNION
          SELECT data->>'sessionId' FROM events
          WHERE tenant_id = $1 AND stream_type = $4 AND event_type = 'SessionCreated.v1' AND data->>'userId' = $2`,
@@ -237,7 +237,7 @@ export class UserErasure implements OnApplicationBootstrap, OnModuleDestroy {
         [sessionStreams, conversationStreams],
       );
       const tombstoned = await sql.query<{ event_id: string; created_at: Date }>(
-        `UPDATE events SET data = $2::jsonb, metadata = jsonb_build_object('tenantId', tenant_id, 'erased', true)
+        `UPDATE events SET data = $2::json, metadata = jsonb_build_object('tenantId', tenant_id, 'erased', true)
          WHERE stream_id = ANY($1::text[]) AND NOT metadata ? 'erased'
          RETURNING event_id::text AS event_id, created_at`,
         [streams, TOMBSTONE],
