@@ -1,3 +1,4 @@
+export * from './compiled-schema';
 export * from './define-message';
 export * from './common';
 export * from './envelope';

@@ -24,7 +24,7 @@ import {
 } from 'nats';
 import { type Observable, throwError } from 'rxjs';
 import { ZodError, type z } from 'zod';
-import { ErrorReply, type ReplyOf, type RequestDefinition, type RequestOf } from '@threadline/contracts';
+import { compiledSchema, ErrorReply, type ReplyOf, type RequestDefinition, type RequestOf } from '@threadline/contracts';
 import { BaseConfig, DomainError, formatIssues, isErrorCode, ValidationError } from '@threadline/platform';
 import { JetStreamEventContext } from './jetstream-events.server';
 import { HandlerCache } from './handler-cache';
@@ -73,11 +73,16 @@ export function requestTransportOptions(
 }
 
 /**
- * Parses a request payload with its contract; a bad payload becomes a `REQUEST.INVALID` error reply.
+ * Parses a request payload with its contract, compiled ({@link compiledSchema}); a bad payload becomes
+ * a `REQUEST.INVALID` error reply.
  * Only the `@Payload()` argument is parsed: a method's pipes also run on `@Ctx()`, which is no payload.
  */
 export class ZodRequestPipe implements PipeTransform {
-  constructor(private readonly schema: z.ZodType) {}
+  private readonly schema: z.ZodType;
+
+  constructor(schema: z.ZodType) {
+    this.schema = compiledSchema(schema);
+  }
 
   transform(value: unknown, metadata?: ArgumentMetadata): unknown {
     // NestJS names the RPC payload's parameter type `body` (RpcParamtype.PAYLOAD = RouteParamtypes.BODY).
@@ -161,7 +166,7 @@ interface ReplyInbox {
  * when `payload` does not match the contract: the service parses every payload with it, so the client
  * does not parse it a second time); `SERVICE.UNAVAILABLE` when no service answered within `timeoutMs`
  * (or none listens, or the connection closed before the answer); `INTERNAL` when the reply does not
- * match the contract.
+ * match the contract (parsed with it compiled, {@link compiledSchema}).
  *
  * It speaks NestJS's NATS wire format (`{ pattern, data, id }` in JSON; the reply
  * `{ response | err, isDisposed, id }`), so the services are plain NestJS microservices, but it sends
@@ -209,7 +214,7 @@ export class RequestClient {
       }
     });
     if (answer.err !== undefined && answer.err !== null) throw toDomainError(answer.err, definition);
-    const parsedReply = definition.reply.safeParse(answer.response);
+    const parsedReply = compiledSchema(definition.reply).safeParse(answer.response);
     if (!parsedReply.success) {
       // The service broke its contract: not the caller's fault, and not to be retried as if it were.
       throw new DomainError('INTERNAL', `${definition.name} replied with an invalid reply`, {
