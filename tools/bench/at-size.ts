@@ -1,5 +1,12 @@
 import { HttpClient } from './http-client';
-import { projectionCaughtUp, runProjectionsCli, runRebuild, type RebuildResult } from './rebuild';
+import {
+  projectionCaughtUp,
+  type ReadFloorResult,
+  runProjectionsCli,
+  runReadFloor,
+  runRebuild,
+  type RebuildResult,
+} from './rebuild';
 import { runReads, type ReadsResult } from './reads';
 import { ensureSeeded, SEED_STACK_ENV, type SeedResult } from './seed';
 import { databaseUrlFor, dropDatabase, type ServiceName, startStack } from './stack';
@@ -38,6 +45,7 @@ export interface AtSizeOptions {
 export interface AtSizeResult {
   seed: SeedResult & { kept: boolean };
   rebuild?: RebuildResult;
+  readFloor?: ReadFloorResult;
   reads?: ReadsResult;
 }
 
@@ -82,6 +90,11 @@ export async function runAtSize(opts: AtSizeOptions): Promise<AtSizeResult> {
         batchSize: opts.rebuildBatchSize,
       });
       opts.log(`scenario 6: ${result.rebuild.output} (CLI wall ${result.rebuild.wallSeconds} s)`);
+      opts.log('scenario 6: the floor, every event read and parsed, nothing written...');
+      result.readFloor = await runReadFloor({ databaseUrl: url, batchSize: opts.rebuildBatchSize });
+      opts.log(
+        `scenario 6: read and parsed ${result.readFloor.events} events with ${result.readFloor.cpuSeconds} s of CPU (${result.readFloor.eventsPerCpuSecond} events per CPU-second)`,
+      );
     } else if (opts.reads && !(await projectionCaughtUp(opts.root, url, 'usage_stats'))) {
       opts.log('usage_stats lags the dataset: rebuilding it (not measured)...');
       const run = await runProjectionsCli(opts.root, url, ['rebuild', 'usage_stats']);

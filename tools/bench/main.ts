@@ -263,6 +263,7 @@ export async function runBench(options: BenchOptions, command: string): Promise<
     });
     results.seed = atSize.seed;
     if (atSize.rebuild) results.rebuild = atSize.rebuild;
+    if (atSize.readFloor) results.readFloor = atSize.readFloor;
     if (atSize.reads) results.reads = atSize.reads;
   }
 

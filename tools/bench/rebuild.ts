@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { Db } from '@threadline/event-store';
+import { EventRegistry, UsageStatsEvents } from '@threadline/contracts';
+import { type CommitPosition, Db, EventStore, START } from '@threadline/event-store';
 import { cpuTicks, startSampler, ticksByComm } from './resources';
 import { nowMs } from './stats';
 
@@ -175,4 +176,62 @@ export async function projectionCaughtUp(
   const run = await runProjectionsCli(root, databaseUrl, ['list', '--json']);
   const found = ProjectionStatus.parse(JSON.parse(run.stdout)).find((p) => p.name === projection);
   return found !== undefined && found.lag === 0 && found.checkpoint > 0;
+}
+
+/** Scenario 6's floor: the events read and parsed, nothing written (see {@link runReadFloor}). */
+export interface ReadFloorResult {
+  batchSize: number;
+  /** Events read; `parsed` of them are of a type the projection reads (the others are skipped). */
+  events: number;
+  parsed: number;
+  /** Wall time of the whole read, s. */
+  seconds: number;
+  /** CPU time of this process meanwhile (user + system), s: one JavaScript thread's work. */
+  cpuSeconds: number;
+  /** events / cpuSeconds: what one core can read and parse, whatever the projection then does. */
+  eventsPerCpuSecond: number;
+}
+
+/**
+ * The part of a rebuild of usage_stats that no projection code can avoid, measured alone: every event
+ * read in commit order with `EventStore.readAll` (the read a rebuild makes, `batchSize` per batch) and
+ * parsed with the projection's `EventRegistry`, in this process, writing nothing. Its CPU per event is a
+ * floor for the rebuild CLI, whose replay does this work on its one JavaScript thread before folding
+ * and writing anything (`ProjectionRunner.rebuild`).
+ */
+export async function runReadFloor(opts: { databaseUrl: string; batchSize: number }): Promise<ReadFloorResult> {
+  const db = await Db.connect({ url: opts.databaseUrl, poolSize: 1, applicationName: 'threadline-bench' });
+  try {
+    const store = new EventStore(db);
+    const registry = new EventRegistry(UsageStatsEvents);
+    let after: CommitPosition = START;
+    let events = 0;
+    let parsed = 0;
+    const t0 = nowMs();
+    const cpu0 = process.cpuUsage();
+    for (;;) {
+      const batch = await store.readAll(after, opts.batchSize);
+      const last = batch[batch.length - 1];
+      if (!last) break;
+      for (const e of batch) {
+        if (!registry.knows(e.eventType)) continue;
+        registry.parse(e);
+        parsed++;
+      }
+      events += batch.length;
+      after = { transactionId: last.transactionId, globalPosition: last.globalPosition };
+    }
+    const cpu = process.cpuUsage(cpu0);
+    const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+    return {
+      batchSize: opts.batchSize,
+      events,
+      parsed,
+      seconds: Math.round((nowMs() - t0) / 100) / 10,
+      cpuSeconds: Math.round(cpuSeconds * 10) / 10,
+      eventsPerCpuSecond: Math.round(events / cpuSeconds),
+    };
+  } finally {
+    await db.close();
+  }
 }

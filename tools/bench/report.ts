@@ -4,7 +4,7 @@ import { peersMarkdown, peerTargets } from './peers/report';
 import type { PeersResult } from './peers/scenario';
 import type { PgActivity } from './pg-activity';
 import type { ReadsResult } from './reads';
-import type { RebuildResult } from './rebuild';
+import type { ReadFloorResult, RebuildResult } from './rebuild';
 import { cpuMsPerUnit, type MachineUsage, type ProcessUsage } from './resources';
 import type { SeedResult } from './seed';
 import type { StoreResult } from './store';
@@ -27,6 +27,8 @@ export interface BenchResults {
   /** The dataset of scenarios 6 and 7 (seeded by this run, or reused); `kept`: not dropped at the end. */
   seed?: SeedResult & { kept: boolean };
   rebuild?: RebuildResult;
+  /** Scenario 6's floor: the events read and parsed alone. */
+  readFloor?: ReadFloorResult;
   reads?: ReadsResult;
   /** Scenarios of issue 6 this run did not measure, with why. */
   notDone: string[];
@@ -317,6 +319,30 @@ export function toMarkdown(r: BenchResults): string {
         `| ${n(ph.replay)} | ${n(ph.finish)} | ${n(ph.indexes)} | ${n(ph.analyze)} | ${n(ph.switch)} |`,
         '',
       );
+    }
+    const f = r.readFloor;
+    if (f) {
+      lines.push(
+        `The floor: every event read in commit order (\`EventStore.readAll\`, ${n(f.batchSize)} per batch) and parsed with the projection's \`EventRegistry\`, writing nothing, in the bench's own process. Its CPU is work the CLI's replay does on its one JavaScript thread before it folds or writes anything.`,
+        '',
+        '| events read | of them parsed | wall s | CPU s | events per CPU-second |',
+        '|---|---|---|---|---|',
+        `| ${n(f.events)} | ${n(f.parsed)} | ${n(f.seconds)} | ${n(f.cpuSeconds)} | ${n(f.eventsPerCpuSecond)} |`,
+        '',
+      );
+      if (rb.phases) {
+        const tenths = (s: number) => n(Math.round(s * 10) / 10);
+        const after = rb.phases.finish + rb.phases.indexes + rb.phases.analyze + rb.phases.switch;
+        const budget = rb.events / 50_000;
+        const left =
+          budget > after
+            ? `leaves the replay ${tenths(budget - after)} s, ${n(Math.round(rb.events / (budget - after)))} events/s`
+            : 'leaves the replay no time';
+        lines.push(
+          `At 50,000 events/s the whole rebuild of ${n(rb.events)} events has ${tenths(budget)} s. The steps after the replay took ${tenths(after)} s here, which ${left}; reading and parsing alone ran at ${n(f.eventsPerCpuSecond)} events per CPU-second of one core.`,
+          '',
+        );
+      }
     }
   }
   const rd = r.reads;

@@ -1,6 +1,6 @@
-import { EventRegistry } from '@threadline/contracts';
+import { EventRegistry, UsageStatsEvents } from '@threadline/contracts';
 import type { Projection } from '@threadline/event-store';
-import { UsageStatsEvents, UsageStatsProjection } from './usage-stats/usage-stats.projection';
+import { UsageStatsProjection } from './usage-stats/usage-stats.projection';
 
 /** Every event definition the analytics projections read (latest versions; upcasters from contracts). */
 export const analyticsEventRegistry = () => new EventRegistry(UsageStatsEvents);

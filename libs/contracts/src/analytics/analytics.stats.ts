@@ -1,10 +1,20 @@
 import { z } from 'zod';
 import { IsoDate, SessionId, TenantId, UserId } from '../common';
 import { defineQuery } from '../define-message';
+import { ConversationEvents } from '../conversation/conversation.events';
+import { SessionEvents } from '../session/session.events';
 import { SessionStatus } from '../session/session.views';
+import { UserErasedV1 } from '../user/user.events';
 
 /** Category of the analytics queries: subjects `<prefix>.qry.analytics.<Name>`. */
 export const ANALYTICS_CATEGORY = 'analytics';
+
+/**
+ * Every event definition the usage statistics are computed from (session, conversation and user
+ * streams): the analytics-projector's usage_stats projection reads these, and so does the bench's
+ * measure of what reading them costs.
+ */
+export const UsageStatsEvents = [...SessionEvents, ...ConversationEvents, UserErasedV1] as const;
 
 const Count = z.number().int().min(0);
 const Usd = z.number().min(0).describe('USD');

@@ -1,19 +1,16 @@
 import {
   CONVERSATION_CATEGORY,
-  ConversationEvents,
   type ParsedEvent,
   SESSION_CATEGORY,
-  SessionEvents,
   type ToolCallData,
   type AgentResponseData,
   USER_CATEGORY,
-  UserErasedV1,
+  type UsageStatsEvents,
 } from '@threadline/contracts';
 import { z } from 'zod';
 import type { Projection, ProjectionVersioning, Sql, SqlTransaction } from '@threadline/event-store';
 
-/** Every event definition the usage-stats projection reads (session, conversation and user streams). */
-export const UsageStatsEvents = [...SessionEvents, ...ConversationEvents, UserErasedV1] as const;
+/** An event of {@link UsageStatsEvents}, parsed. */
 export type UsageStatsEvent = ParsedEvent<typeof UsageStatsEvents>;
 
 /** Name of the projection (checkpoint `projection:usage_stats@v<n>`). */
