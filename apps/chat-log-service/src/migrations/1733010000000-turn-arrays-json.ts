@@ -1,5 +1,15 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
+/** The statement that gives both arrays the type `type` (their defaults follow). */
+const retype = (type: 'json' | 'jsonb') => `
+  ALTER TABLE turns
+    ALTER COLUMN agent_responses DROP DEFAULT,
+    ALTER COLUMN tool_calls DROP DEFAULT,
+    ALTER COLUMN agent_responses TYPE ${type} USING agent_responses::${type},
+    ALTER COLUMN tool_calls TYPE ${type} USING tool_calls::${type},
+    ALTER COLUMN agent_responses SET DEFAULT '[]'::${type},
+    ALTER COLUMN tool_calls SET DEFAULT '[]'::${type}`;
+
 /**
  * `turns.agent_responses` and `turns.tool_calls` become `json` (they were `jsonb`): the turns projection
  * writes each array whole and every turns read returns it whole; nothing queries inside them. `jsonb`
@@ -13,24 +23,10 @@ export class TurnArraysJson1733010000000 implements MigrationInterface {
   name = 'TurnArraysJson1733010000000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query(`
-      ALTER TABLE turns
-        ALTER COLUMN agent_responses DROP DEFAULT,
-        ALTER COLUMN tool_calls DROP DEFAULT,
-        ALTER COLUMN agent_responses TYPE json USING agent_responses::json,
-        ALTER COLUMN tool_calls TYPE json USING tool_calls::json,
-        ALTER COLUMN agent_responses SET DEFAULT '[]'::json,
-        ALTER COLUMN tool_calls SET DEFAULT '[]'::json`);
+    await q.query(retype('json'));
   }
 
   async down(q: QueryRunner): Promise<void> {
-    await q.query(`
-      ALTER TABLE turns
-        ALTER COLUMN agent_responses DROP DEFAULT,
-        ALTER COLUMN tool_calls DROP DEFAULT,
-        ALTER COLUMN agent_responses TYPE jsonb USING agent_responses::jsonb,
-        ALTER COLUMN tool_calls TYPE jsonb USING tool_calls::jsonb,
-        ALTER COLUMN agent_responses SET DEFAULT '[]'::jsonb,
-        ALTER COLUMN tool_calls SET DEFAULT '[]'::jsonb`);
+    await q.query(retype('jsonb'));
   }
 }
