@@ -199,7 +199,10 @@ export interface ReadFloorResult {
  * floor for the rebuild CLI, whose replay does this work on its one JavaScript thread before folding
  * and writing anything (`ProjectionRunner.rebuild`).
  */
-export async function runReadFloor(opts: { databaseUrl: string; batchSize: number }): Promise<ReadFloorResult> {
+export async function runReadFloor(opts: {
+  databaseUrl: string;
+  batchSize: number;
+}): Promise<ReadFloorResult> {
   const db = await Db.connect({ url: opts.databaseUrl, poolSize: 1, applicationName: 'threadline-bench' });
   try {
     const store = new EventStore(db);

@@ -24,7 +24,13 @@ import {
 } from 'nats';
 import { type Observable, throwError } from 'rxjs';
 import { ZodError, type z } from 'zod';
-import { compiledSchema, ErrorReply, type ReplyOf, type RequestDefinition, type RequestOf } from '@threadline/contracts';
+import {
+  compiledSchema,
+  ErrorReply,
+  type ReplyOf,
+  type RequestDefinition,
+  type RequestOf,
+} from '@threadline/contracts';
 import { BaseConfig, DomainError, formatIssues, isErrorCode, ValidationError } from '@threadline/platform';
 import { JetStreamEventContext } from './jetstream-events.server';
 import { HandlerCache } from './handler-cache';
