@@ -70,10 +70,11 @@ export interface ProjectionVersioning<E extends ParsedEvent = ParsedEvent> {
   /**
    * Optional: how a rebuild's bulk replay writes the version it builds. That version is written by the
    * rebuild alone and read by nobody until its switch, so it may be written more cheaply than live
-   * handling writes: `batch(events).write` replaces the projection's `applyBatch` for the bulk batches (e.g. facts only,
-   * without the rows derived from them), then the `finish` steps run once, after the last bulk batch and
-   * before `createIndexes`, the catch-up and the switch, and must leave exactly the rows incremental
-   * handling gives (the catch-up then applies the remaining events with the projection's own `applyBatch`).
+   * handling writes: `batch(events).write` replaces the projection's `applyBatch` for the bulk batches
+   * (e.g. facts only, without the rows derived from them), then the `finish` steps run once, after the
+   * last bulk batch and before `createIndexes`, the catch-up and the switch, and must leave exactly the
+   * rows incremental handling gives (the catch-up then applies the remaining events with the
+   * projection's own `applyBatch`).
    * The same idea as PostgreSQL's "Populating a Database" (manual, section 14.4): load first, then derive.
    */
   readonly replay?: {
