@@ -12,29 +12,11 @@ THREADLINE_SERVICES=(session-service chat-log-service cleanup-worker analytics-p
 # scenario 8). The same flags are in the Dockerfile and tools/bench/stack.ts.
 SERVICE_NODE_FLAGS="--max-old-space-size=512"
 
-# `npm ci`: installs exactly package-lock.json. On this project's machines npm ci refuses every lock
-# file ("Missing: @swc/core-darwin-arm64@ from lock file"): the registry reached here serves no
-# other platform's optional binaries, so no lock made here can list them (npm/cli#4828). Then the
-# same lock is installed with `npm install`, which keeps it as is; under CI a lock that this changes
-# (package.json and lock out of sync) fails the run, as npm ci would.
+# `npm ci`: installs exactly package-lock.json, and fails when it does not match package.json.
+# The lock lists every platform's optional binaries (@swc/core-*, @unrs/resolver-binding-*), as
+# `npm install` writes it here; a lock missing them makes `npm ci` refuse to install.
 install_dependencies() {
-  local out
-  if out="$(cd "$THREADLINE_ROOT" && npm ci --no-audit --no-fund 2>&1)"; then
-    printf '%s\n' "$out" | grep -v 'Unknown user config' | tail -n 2
-    return 0
-  fi
-  if ! grep -q 'can only install packages when your package.json and package-lock.json' <<<"$out"; then
-    printf '%s\n' "$out" >&2
-    return 1
-  fi
-  echo "threadline: npm ci refused the lock file (other platforms' optional binaries are not served here); npm install from the same lock"
-  local before
-  before="$(cksum <"$THREADLINE_ROOT/package-lock.json")"
-  (cd "$THREADLINE_ROOT" && npm install --no-audit --no-fund)
-  if [[ "${CI:-}" == "true" && "$(cksum <"$THREADLINE_ROOT/package-lock.json")" != "$before" ]]; then
-    echo "threadline: package-lock.json does not match package.json: run npm install and commit the lock" >&2
-    return 1
-  fi
+  (cd "$THREADLINE_ROOT" && npm ci --no-audit --no-fund)
 }
 
 # Installs dependencies when node_modules is missing or older than package-lock.json.
