@@ -1,5 +1,5 @@
 import type { EventEnvelope } from '@threadline/contracts';
-import type { Db } from './db';
+import type { Db, DedicatedConnection } from './db';
 import { Checkpoints, type CommitPosition, type EventStore, START } from './event-store';
 
 /**
@@ -97,8 +97,9 @@ export class Relay {
 
   private async run(): Promise<void> {
     const lockKey = `threadline.${this.opts.name}`;
+    let failures = 0;
     while (this.running) {
-      let conn: Awaited<ReturnType<Db['dedicated']>> | undefined;
+      let conn: DedicatedConnection | undefined;
       try {
         conn = await this.db.dedicated();
         const [row] = await conn.query<{ ok: boolean }>(
@@ -112,11 +113,17 @@ export class Relay {
           continue;
         }
         this.leader = true;
-        this.opts.logger?.info({ relay: this.opts.name }, 'relay is active');
+        this.opts.logger?.info(
+          { relay: this.opts.name, ...(failures > 0 ? { failures } : {}) },
+          failures > 0 ? 'relay is active again (lock re-acquired)' : 'relay is active',
+        );
+        failures = 0;
         const checkpoints = new Checkpoints(this.db);
         this.checkpoint = await checkpoints.load(this.opts.name);
         let lastLockCheck = Date.now();
         while (this.running) {
+          // The lock ended with its connection (Postgres restarted): stop publishing as the leader.
+          if (conn.lost) throw conn.lost;
           const batch = await this.store.readAll(this.checkpoint, this.opts.batchSize);
           if (batch.length > 0) {
             await this.publishAll(batch);
@@ -134,8 +141,12 @@ export class Relay {
           await this.idle(this.opts.pollIntervalMs);
         }
       } catch (error) {
-        this.opts.logger?.error(
-          { err: error, relay: this.opts.name },
+        // Once per outage at error level; the retries that follow (every second) at info.
+        failures += 1;
+        const log = failures === 1 ? this.opts.logger?.error : this.opts.logger?.info;
+        log?.call(
+          this.opts.logger,
+          { err: error instanceof Error ? error.message : String(error), relay: this.opts.name, failures },
           'relay failed; retrying from checkpoint',
         );
         await this.idle(Math.min(this.opts.standbyRetryMs, 1000)); // woken by stop()

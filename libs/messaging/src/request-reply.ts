@@ -31,7 +31,14 @@ import {
   type RequestDefinition,
   type RequestOf,
 } from '@threadline/contracts';
-import { BaseConfig, DomainError, formatIssues, isErrorCode, ValidationError } from '@threadline/platform';
+import {
+  BaseConfig,
+  DomainError,
+  formatIssues,
+  isErrorCode,
+  isUnavailableError,
+  ValidationError,
+} from '@threadline/platform';
 import { JetStreamEventContext } from './jetstream-events.server';
 import { HandlerCache } from './handler-cache';
 import { natsConnectOptions, type NatsSettings } from './nats-connection';
@@ -111,7 +118,11 @@ export const RequestHandler = (definition: AnyRequest) =>
     UsePipes(new ZodRequestPipe(definition.schema)),
   );
 
-/** Turns anything thrown into a typed error reply; unknown errors are logged and become `INTERNAL`. */
+/**
+ * Turns anything thrown into a typed error reply: a backing server that is unavailable (Postgres down
+ * or restarting, {@link isUnavailableError}) is `SERVICE.UNAVAILABLE` (logged as a warning: retrying
+ * later may succeed); other unknown errors are logged with their stack and become `INTERNAL`.
+ */
 export function toErrorReply(error: unknown, logger?: Logger): ErrorReply {
   if (error instanceof DomainError) {
     return { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
@@ -122,6 +133,10 @@ export function toErrorReply(error: unknown, logger?: Logger): ErrorReply {
       message: 'Invalid request',
       details: { issues: formatIssues(error.issues) },
     };
+  }
+  if (isUnavailableError(error)) {
+    logger?.warn(`database unavailable: ${error instanceof Error ? error.message : String(error)}`);
+    return { code: 'SERVICE.UNAVAILABLE', message: 'The database is unavailable; retry later' };
   }
   logger?.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
   return { code: 'INTERNAL', message: 'Internal error' };
