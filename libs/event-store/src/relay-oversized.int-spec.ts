@@ -8,8 +8,7 @@ import {
 } from '@threadline/testing';
 import { DeadLetters } from './dead-letters';
 import { EventStore } from './event-store';
-import { Relay } from './relay';
-const RELAY_DEAD_LETTER_CONSUMER = 'relay';
+import { Relay, RELAY_DEAD_LETTER_CONSUMER } from './relay';
 
 // Issue 20: an event larger than NATS's max_payload (1 MiB on the test server) used to be retried by
 // the relay for ever, stopping JetStream delivery for every event behind it.
