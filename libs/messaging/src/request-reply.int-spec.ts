@@ -31,7 +31,9 @@ const AddWidget = defineCommand(
   'AddWidget',
   z.object({
     name: z.string().min(1),
-    behaviour: z.enum(['ok', 'domain-error', 'crash', 'bad-reply', 'slow']).default('ok'),
+    behaviour: z
+      .enum(['ok', 'domain-error', 'crash', 'bad-reply', 'slow', 'huge-reply', 'db-down'])
+      .default('ok'),
   }),
   z.object({ id: z.string(), name: z.string(), instance: z.string() }),
 );
@@ -66,6 +68,10 @@ function controllerFor(instance: string) {
           throw new Error('database on fire');
         case 'bad-reply':
           return { id: 42 };
+        case 'huge-reply':
+          return { id: 'big', name: 'x'.repeat(2 * 1024 * 1024), instance };
+        case 'db-down':
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
         case 'slow':
           await new Promise((resolve) => setTimeout(resolve, 400)); // longer than the client's timeout
           return { id: 'late', name: cmd.name, instance };
@@ -207,6 +213,30 @@ describe('request/reply over NATS', () => {
       subject: CountWithContext.subject(prefix),
       x: 5,
     });
+  });
+
+  it('a database that is down is SERVICE.UNAVAILABLE, not INTERNAL', async () => {
+    const error = await domainErrorOf(client.request(AddWidget, { name: 'pg', behaviour: 'db-down' }));
+    expect(error.code).toBe('SERVICE.UNAVAILABLE');
+    expect(error.message).not.toMatch(/5432/);
+  });
+
+  it('a request NATS could not carry with its event and reply is REQUEST.TOO_LARGE, and is not sent', async () => {
+    const before = handled.length;
+    const error = await domainErrorOf(
+      client.request(AddWidget, { name: 'x'.repeat(1024 * 1024 - 1000), behaviour: 'ok' }),
+    );
+    expect(error.code).toBe('REQUEST.TOO_LARGE');
+    expect(error.message).toMatch(/max_payload of 1048576 bytes/);
+    expect(handled.length).toBe(before);
+  });
+
+  it('a reply NATS cannot carry is REQUEST.TOO_LARGE at once, not a timeout', async () => {
+    const slowClient = new RequestClient(proxy, prefix, 10_000);
+    const started = Date.now();
+    const error = await domainErrorOf(slowClient.request(AddWidget, { name: 'h', behaviour: 'huge-reply' }));
+    expect(error.code).toBe('REQUEST.TOO_LARGE');
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it('no service listening is SERVICE.UNAVAILABLE at once, without waiting for the timeout', async () => {

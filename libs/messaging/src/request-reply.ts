@@ -37,6 +37,7 @@ import {
   formatIssues,
   isErrorCode,
   isUnavailableError,
+  NATS_PAYLOAD_RESERVE_BYTES,
   ValidationError,
 } from '@threadline/platform';
 import { JetStreamEventContext } from './jetstream-events.server';
@@ -54,13 +55,37 @@ export function subjectPrefix(): string {
 }
 
 /**
- * NestJS's core-NATS transport server, with each subject's handler looked up once ({@link HandlerCache}).
+ * NestJS's core-NATS transport server, with each subject's handler looked up once ({@link HandlerCache}),
+ * and replies that NATS cannot carry (over the server's `max_payload`: NestJS's publish throws and the
+ * caller would wait for its whole timeout) answered at once with a `REQUEST.TOO_LARGE` error reply.
  */
 class QueueGroupServer extends ServerNats {
   private readonly handlers = new HandlerCache((pattern) => super.getHandlerByPattern(pattern));
+  private readonly replyLogger = new Logger('QueueGroupServer');
 
   override getHandlerByPattern(pattern: string): MessageHandler | null {
     return this.handlers.handlerOf(pattern);
+  }
+
+  override getPublisher(
+    natsMsg: Parameters<ServerNats['getPublisher']>[0],
+    id: string,
+    ctx: Parameters<ServerNats['getPublisher']>[2],
+  ): (response: unknown) => unknown {
+    const publish = super.getPublisher(natsMsg, id, ctx);
+    return (response: unknown) => {
+      try {
+        return publish(response);
+      } catch (error) {
+        if (!(error instanceof NatsError && error.code === NATS_MAX_PAYLOAD)) throw error;
+        this.replyLogger.warn(`reply to ${natsMsg.subject} exceeds NATS max_payload: answered REQUEST.TOO_LARGE`);
+        const err: ErrorReply = {
+          code: 'REQUEST.TOO_LARGE',
+          message: 'The answer is larger than NATS can carry (max_payload); ask for less (a smaller page)',
+        };
+        return publish({ err, isDisposed: true });
+      }
+    };
   }
 }
 
@@ -185,7 +210,10 @@ interface ReplyInbox {
  * Sends commands and queries over core NATS request/reply and returns the parsed reply.
  * Throws a `DomainError` with the code the service replied with (`REQUEST.INVALID` naming the fields
  * when `payload` does not match the contract: the service parses every payload with it, so the client
- * does not parse it a second time); `SERVICE.UNAVAILABLE` when no service answered within `timeoutMs`
+ * does not parse it a second time); `REQUEST.TOO_LARGE` (before sending) when the request, as a NATS
+ * message, is larger than the server's `max_payload` (its INFO) less `NATS_PAYLOAD_RESERVE_BYTES`:
+ * the event it appends and its reply, each a little larger than the request, must fit too;
+ * `SERVICE.UNAVAILABLE` when no service answered within `timeoutMs`
  * (or none listens, or the connection closed before the answer); `INTERNAL` when the reply does not
  * match the contract (parsed with it compiled, {@link compiledSchema}).
  *
@@ -219,6 +247,16 @@ export class RequestClient {
       replies = this.replies && !this.replies.nc.isClosed() ? this.replies : await this.connect();
     } catch (error) {
       throw toDomainError(error, definition);
+    }
+    const maxPayload = replies.nc.info?.max_payload;
+    if (maxPayload !== undefined && packet.length > maxPayload - NATS_PAYLOAD_RESERVE_BYTES) {
+      throw new DomainError(
+        'REQUEST.TOO_LARGE',
+        `The request is too large to be carried: ${packet.length} bytes as a NATS message, at most ` +
+          `${maxPayload - NATS_PAYLOAD_RESERVE_BYTES} (the server's max_payload of ${maxPayload} bytes, ` +
+          `less ${NATS_PAYLOAD_RESERVE_BYTES} for the event and the reply it makes)`,
+        { sizeBytes: packet.length, limitBytes: maxPayload - NATS_PAYLOAD_RESERVE_BYTES, maxPayload },
+      );
     }
     const answer = await new Promise<NestReplyPacket>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -300,6 +338,7 @@ function settle(replies: ReplyInbox, id: string, outcome: NatsError | Msg): void
 /** The `code` of the `NatsError` of a request nobody answered in time, and of one nobody listens to. */
 const NATS_TIMEOUT: string = NatsErrorCode.Timeout;
 const NATS_NO_RESPONDERS: string = NatsErrorCode.NoResponders;
+const NATS_MAX_PAYLOAD: string = NatsErrorCode.MaxPayloadExceeded;
 
 function toDomainError(error: unknown, definition: AnyRequest): DomainError {
   if (error instanceof NatsError && error.code === NATS_TIMEOUT) {
