@@ -13,7 +13,9 @@ import { lastValueFrom } from 'rxjs';
 import { z } from 'zod';
 import { defineCommand, defineQuery, ErrorReply } from '@threadline/contracts';
 import { DomainError } from '@threadline/platform';
-import { testNatsUrl } from '@threadline/testing';
+import { freePort } from '@threadline/stack';
+import { startPrivateNats, testNatsUrl } from '@threadline/testing';
+import { connect } from 'nats';
 import { natsConnectOptions } from './nats-connection';
 import {
   RequestClient,
@@ -281,6 +283,33 @@ describe('request/reply over NATS', () => {
       id: 'w-after',
       name: 'after',
     });
+  });
+
+  it('a request waiting when NATS restarts is SERVICE.UNAVAILABLE at once, not at its timeout', async () => {
+    const server = await startPrivateNats(await freePort());
+    const settings = { NATS_URL: server.url };
+    // A responder that never answers (a service that died with the request).
+    const silent = await connect(natsConnectOptions(settings, 'test-silent'));
+    silent.subscribe(AddWidget.subject(prefix), { callback: () => undefined });
+    const own = ClientProxyFactory.create({
+      transport: Transport.NATS,
+      options: natsConnectOptions(settings, 'test-client-restart'),
+    });
+    const patient = new RequestClient(own, prefix, 60_000);
+    try {
+      expect((await domainErrorOf(patient.request(Unanswered, {}))).code).toBe('SERVICE.UNAVAILABLE');
+      const waiting = patient.request(AddWidget, { name: 'cut', behaviour: 'ok' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = Date.now();
+      await server.restart();
+      const e = await domainErrorOf(waiting);
+      expect(e.code).toBe('SERVICE.UNAVAILABLE');
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      await own.close();
+      await silent.close().catch(() => undefined);
+      await server.destroy();
+    }
   });
 
   it('a request waiting when the connection closes is SERVICE.UNAVAILABLE at once, not at its timeout', async () => {

@@ -18,6 +18,7 @@ import {
 import {
   createInbox,
   ErrorCode as NatsErrorCode,
+  Events as NatsEvents,
   type Msg,
   type NatsConnection as NatsClientConnection,
   NatsError,
@@ -78,7 +79,9 @@ class QueueGroupServer extends ServerNats {
         return publish(response);
       } catch (error) {
         if (!(error instanceof NatsError && error.code === NATS_MAX_PAYLOAD)) throw error;
-        this.replyLogger.warn(`reply to ${natsMsg.subject} exceeds NATS max_payload: answered REQUEST.TOO_LARGE`);
+        this.replyLogger.warn(
+          `reply to ${natsMsg.subject} exceeds NATS max_payload: answered REQUEST.TOO_LARGE`,
+        );
         const err: ErrorReply = {
           code: 'REQUEST.TOO_LARGE',
           message: 'The answer is larger than NATS can carry (max_payload); ask for less (a smaller page)',
@@ -285,7 +288,8 @@ export class RequestClient {
 
   /**
    * The `nats` connection of the NestJS client (connected once; again after it was closed) and its
-   * reply subscription. Requests still waiting when that connection closes are `SERVICE.UNAVAILABLE`.
+   * reply subscription. Requests still waiting when that connection closes or is disconnected are
+   * `SERVICE.UNAVAILABLE` at once.
    */
   private connect(): Promise<ReplyInbox> {
     this.connecting ??= (this.client.connect() as Promise<NatsClientConnection>).then(
@@ -299,6 +303,16 @@ export class RequestClient {
           for (const id of [...replies.pending.keys()])
             settle(replies, id, NatsError.errorForCode(NatsErrorCode.ConnectionClosed));
         });
+        // Core NATS keeps nothing for a disconnected subscriber: a reply sent while this connection is
+        // down (a NATS restart) is lost, so the requests waiting now fail at once instead of at their
+        // timeout. (One answered after the reconnect would have been kept: a retry costs less than 5 s.)
+        void (async () => {
+          for await (const status of nc.status()) {
+            if (status.type !== NatsEvents.Disconnect) continue;
+            for (const id of [...replies.pending.keys()])
+              settle(replies, id, NatsError.errorForCode(NatsErrorCode.Disconnect));
+          }
+        })();
         this.replies = replies;
         this.connecting = undefined;
         return replies;
