@@ -1,8 +1,10 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { createAccount, createOperator, createUser, type KeyPair } from '@nats-io/nkeys';
 
 const exec = promisify(execFile);
 
@@ -55,7 +57,9 @@ export async function startPrivatePostgres(port: number): Promise<PrivatePostgre
       else await exec(join(bindir, cmd), args, { timeout: 60_000 });
     } catch (error) {
       const e = error as { stdout?: string; stderr?: string; message?: string };
-      throw new Error(`${cmd} ${args.join(' ')} failed: ${e.message ?? ''}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+      throw new Error(
+        `${cmd} ${args.join(' ')} failed: ${e.message ?? ''}\n${e.stdout ?? ''}${e.stderr ?? ''}`,
+      );
     }
   };
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
@@ -137,4 +141,90 @@ export async function startPrivateNats(port: number, args: readonly string[] = [
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** What {@link writeNatsCredentials} wrote: the server's config file and one user's creds file. */
+export interface NatsCredentialFiles {
+  /** nats-server config: trusted operator, memory resolver with the account (JetStream on) and a system account. */
+  serverConfig: string;
+  /** The user's `.creds` file (its JWT and nkey seed), as `NATS_CREDS_FILE` takes it. */
+  credsFile: string;
+}
+
+const base64url = (bytes: Uint8Array | string) => Buffer.from(bytes).toString('base64url');
+
+/** A NATS JWT (header `ed25519-nkey`) of `claims`, signed by `signer` (NATS decentralized auth). */
+function natsJwt(claims: Record<string, unknown>, signer: KeyPair): string {
+  const header = base64url(JSON.stringify({ typ: 'JWT', alg: 'ed25519-nkey' }));
+  const body = base64url(JSON.stringify(claims));
+  return `${header}.${body}.${base64url(signer.sign(Buffer.from(`${header}.${body}`)))}`;
+}
+
+/**
+ * Writes, into `dir`, an operator-mode setup for a private nats-server (what `nsc` would make, which
+ * is not installed here): an operator, an account with JetStream and no limits, a system account, and
+ * a user of the account whose creds file is what services read from `NATS_CREDS_FILE`. Start the
+ * server with `-c <serverConfig>`; a connection without the creds is refused.
+ */
+export function writeNatsCredentials(dir: string): NatsCredentialFiles {
+  const operator = createOperator();
+  const account = createAccount();
+  const system = createAccount();
+  const user = createUser();
+  const iat = Math.floor(Date.now() / 1000);
+  const claims = (sub: KeyPair, name: string, nats: Record<string, unknown>) => ({
+    jti: randomBytes(16).toString('hex'),
+    iat,
+    sub: sub.getPublicKey(),
+    name,
+    nats: { version: 2, ...nats },
+  });
+  const unlimited = { subs: -1, conn: -1, leaf: -1, imports: -1, exports: -1, data: -1, payload: -1 };
+  const sign = (c: ReturnType<typeof claims>, issuer: KeyPair) =>
+    natsJwt({ ...c, iss: issuer.getPublicKey() }, issuer);
+  const operatorJwt = sign(claims(operator, 'test-operator', { type: 'operator' }), operator);
+  const accountJwt = sign(
+    claims(account, 'test-account', {
+      type: 'account',
+      limits: { ...unlimited, wildcards: true, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 },
+    }),
+    operator,
+  );
+  const systemJwt = sign(
+    claims(system, 'SYS', { type: 'account', limits: { ...unlimited, wildcards: true } }),
+    operator,
+  );
+  const userJwt = sign(
+    claims(user, 'test-user', { type: 'user', pub: {}, sub: {}, subs: -1, data: -1, payload: -1 }),
+    account,
+  );
+  const serverConfig = join(dir, 'server.conf');
+  writeFileSync(
+    serverConfig,
+    [
+      `operator: ${operatorJwt}`,
+      `system_account: ${system.getPublicKey()}`,
+      'resolver: MEMORY',
+      'resolver_preload: {',
+      `  ${account.getPublicKey()}: ${accountJwt}`,
+      `  ${system.getPublicKey()}: ${systemJwt}`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const credsFile = join(dir, 'user.creds');
+  writeFileSync(
+    credsFile,
+    [
+      '-----BEGIN NATS USER JWT-----',
+      userJwt,
+      '------END NATS USER JWT------',
+      '',
+      '-----BEGIN USER NKEY SEED-----',
+      Buffer.from(user.getSeed()).toString('utf8'),
+      '------END USER NKEY SEED------',
+      '',
+    ].join('\n'),
+  );
+  return { serverConfig, credsFile };
 }
