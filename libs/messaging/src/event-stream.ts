@@ -77,14 +77,10 @@ export class JetStreamPublisher {
     const h = headers();
     h.set('Tl-Event-Type', event.eventType);
     h.set('Tl-Tenant-Id', event.metadata.tenantId);
-    await this.js.publish(
-      eventSubject(this.prefix, event.streamType, event.eventType),
-      body,
-      {
-        msgID: event.eventId,
-        headers: h,
-        expect: { streamName: this.stream },
-      },
-    );
+    await this.js.publish(eventSubject(this.prefix, event.streamType, event.eventType), body, {
+      msgID: event.eventId,
+      headers: h,
+      expect: { streamName: this.stream },
+    });
   }
 }
