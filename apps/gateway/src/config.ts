@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TenantId } from '@threadline/contracts';
+import { NewTenantId } from '@threadline/contracts';
 import { BaseConfig, loadConfig, Port } from '@threadline/platform';
 import { AuthConfig, assertAuthModeAllowed } from './auth/auth.config';
 
@@ -52,7 +52,7 @@ export const GatewayConfig = BaseConfig.extend({
     .min(1024)
     .max(64 * 1024 * 1024)
     .default(1_048_576),
-  DEFAULT_TENANT_ID: TenantId.default('default'),
+  DEFAULT_TENANT_ID: NewTenantId.default('default'),
   HEALTH_SERVICES: z
     .string()
     .regex(/^([A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*)?$/, 'comma-separated service names')
