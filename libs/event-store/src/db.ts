@@ -194,7 +194,8 @@ export class Db implements Sql {
     idleInTransactionTimeoutMs?: number;
     logger?: DbLogger;
   }): Promise<Db> {
-    let db: Db | undefined;
+    // The Db is made after the pool; its error handlers, registered before, find it here.
+    const made: { db?: Db } = {};
     const idleTimeout = opts.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS;
     const dataSource = new DataSource({
       type: 'postgres',
@@ -206,7 +207,7 @@ export class Db implements Sql {
       applicationName: opts.applicationName ?? 'threadline',
       logging: false,
       // An idle pooled connection that breaks: the pool drops it (TypeORM's default handler only logs).
-      poolErrorHandler: (error: unknown) => db?.connectionLost(error),
+      poolErrorHandler: (error: unknown) => made.db?.connectionLost(error),
       extra: {
         connectionTimeoutMillis: 5000,
         keepAlive: true,
@@ -215,14 +216,15 @@ export class Db implements Sql {
     });
     await dataSource.initialize();
     const pool = (dataSource.driver as PostgresDriver).master as Pool;
-    db = new Db(dataSource, pool, opts.logger);
+    const db = new Db(dataSource, pool, opts.logger);
+    made.db = db;
     // A checked-out connection (a transaction, a dedicated one) has no listener of the pool's: without
     // ours, its 'error' event when the server goes away would be unhandled and end the process.
     const guarded = new WeakSet<PoolClient>();
     const onAcquire = (client: PoolClient) => {
       if (guarded.has(client)) return;
       guarded.add(client);
-      client.on('error', (error: unknown) => db?.connectionLost(error));
+      client.on('error', (error: unknown) => db.connectionLost(error));
     };
     pool.on('acquire', onAcquire);
     return db;

@@ -100,10 +100,7 @@ export class EventStoreTransaction {
   /**
    * Reads one stream, oldest first (see {@link ReadStreamOptions}).
    */
-  async readStream(
-    streamId: string,
-    opts: ReadStreamOptions = {},
-  ): Promise<EventEnvelope[]> {
+  async readStream(streamId: string, opts: ReadStreamOptions = {}): Promise<EventEnvelope[]> {
     return readStreamWith(this.sql, streamId, opts);
   }
 
@@ -262,11 +259,7 @@ const keyOf = (tenantId: string, key: string) => `${tenantId}\u0000${key}`;
 const compareKeys = (a: IdempotencyClaim, b: IdempotencyClaim) =>
   a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 
-async function readStreamWith(
-  sql: Sql,
-  streamId: string,
-  opts: ReadStreamOptions,
-): Promise<EventEnvelope[]> {
+async function readStreamWith(sql: Sql, streamId: string, opts: ReadStreamOptions): Promise<EventEnvelope[]> {
   const backward = opts.direction === 'backward';
   const rows = await sql.query(
     `SELECT ${EVENT_COLUMNS} FROM events
@@ -312,10 +305,7 @@ export class EventStore {
     return this.transaction((tx) => tx.append(streamId, streamType, expected, events, opts));
   }
 
-  readStream(
-    streamId: string,
-    opts: ReadStreamOptions = {},
-  ): Promise<EventEnvelope[]> {
+  readStream(streamId: string, opts: ReadStreamOptions = {}): Promise<EventEnvelope[]> {
     return readStreamWith(this.db, streamId, opts);
   }
 

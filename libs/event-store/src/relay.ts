@@ -158,12 +158,13 @@ export class Relay {
       } catch (error) {
         // Once per outage at error level; the retries that follow (every second) at info.
         failures += 1;
-        const log = failures === 1 ? this.opts.logger?.error : this.opts.logger?.info;
-        log?.call(
-          this.opts.logger,
-          { err: error instanceof Error ? error.message : String(error), relay: this.opts.name, failures },
-          'relay failed; retrying from checkpoint',
-        );
+        const details = {
+          err: error instanceof Error ? error.message : String(error),
+          relay: this.opts.name,
+          failures,
+        };
+        if (failures === 1) this.opts.logger?.error(details, 'relay failed; retrying from checkpoint');
+        else this.opts.logger?.info(details, 'relay failed; retrying from checkpoint');
         await this.idle(Math.min(this.opts.standbyRetryMs, 1000)); // woken by stop()
       } finally {
         this.leader = false;
@@ -193,7 +194,12 @@ export class Relay {
         globalPosition: event.globalPosition,
       });
       this.opts.logger?.error(
-        { relay: this.opts.name, eventId: event.eventId, sizeBytes: error.sizeBytes, limitBytes: error.limitBytes },
+        {
+          relay: this.opts.name,
+          eventId: event.eventId,
+          sizeBytes: error.sizeBytes,
+          limitBytes: error.limitBytes,
+        },
         'event too large for NATS: dead-lettered and skipped',
       );
     }

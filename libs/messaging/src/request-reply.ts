@@ -73,15 +73,15 @@ class QueueGroupServer extends ServerNats {
     id: string,
     ctx: Parameters<ServerNats['getPublisher']>[2],
   ): (response: unknown) => unknown {
-    const publish = super.getPublisher(natsMsg, id, ctx);
+    // NestJS types the reply packet `any`; it is a NestReplyPacket.
+    const publish = super.getPublisher(natsMsg, id, ctx) as (response: unknown) => unknown;
+    const subject = String((natsMsg as { subject?: unknown }).subject);
     return (response: unknown) => {
       try {
         return publish(response);
       } catch (error) {
         if (!(error instanceof NatsError && error.code === NATS_MAX_PAYLOAD)) throw error;
-        this.replyLogger.warn(
-          `reply to ${natsMsg.subject} exceeds NATS max_payload: answered REQUEST.TOO_LARGE`,
-        );
+        this.replyLogger.warn(`reply to ${subject} exceeds NATS max_payload: answered REQUEST.TOO_LARGE`);
         const err: ErrorReply = {
           code: 'REQUEST.TOO_LARGE',
           message: 'The answer is larger than NATS can carry (max_payload); ask for less (a smaller page)',

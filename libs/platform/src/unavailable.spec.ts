@@ -12,11 +12,15 @@ describe('isUnavailableError', () => {
     );
     expect(isUnavailableError(withCode('connection failure', '08006'))).toBe(true);
     expect(isUnavailableError(new AggregateError([withCode('x', 'ECONNREFUSED')]))).toBe(true);
-    expect(isUnavailableError(new Error('wrapped', { cause: new Error('Connection terminated') }))).toBe(true);
+    expect(isUnavailableError(new Error('wrapped', { cause: new Error('Connection terminated') }))).toBe(
+      true,
+    );
   });
 
   it('does not excuse a statement that is wrong', () => {
-    expect(isUnavailableError(withCode('duplicate key value violates unique constraint', '23505'))).toBe(false);
+    expect(isUnavailableError(withCode('duplicate key value violates unique constraint', '23505'))).toBe(
+      false,
+    );
     expect(isUnavailableError(withCode('syntax error', '42601'))).toBe(false);
     expect(isUnavailableError(new Error('boom'))).toBe(false);
     expect(isUnavailableError({ code: '0800' })).toBe(false);

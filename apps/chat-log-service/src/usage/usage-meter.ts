@@ -50,7 +50,7 @@ export class TokenBudget {
   count(text: string, model: string | null): number {
     const encoding = encodingNameFor(model);
     let known = this.counts.get(encoding);
-    if (!known) this.counts.set(encoding, (known = new Map()));
+    if (!known) this.counts.set(encoding, (known = new Map<string, number>()));
     const cached = known.get(text);
     if (cached !== undefined) return cached;
     const tokens = this.countNew(text, model);
