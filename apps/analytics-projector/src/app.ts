@@ -1,7 +1,7 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { DeadLetters } from '@threadline/event-store';
+import { Db, DeadLetters } from '@threadline/event-store';
 import { startServiceTransports } from '@threadline/messaging';
 import { AppModule } from './app.module';
 import { ANALYTICS_DURABLE, type AnalyticsProjectorConfig } from './config';
@@ -29,6 +29,7 @@ export async function createAnalyticsProjector(
   await startServiceTransports(app, config, {
     queue: ANALYTICS_DURABLE,
     events: { durable: ANALYTICS_DURABLE, deadLetters: app.get(DeadLetters) },
+    health: () => app.get(Db).query('SELECT 1'),
   });
   await app.init();
   return app;

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { DeadLetters, migrateDatabase } from '@threadline/event-store';
+import { Db, DeadLetters, migrateDatabase } from '@threadline/event-store';
 import { startServiceTransports } from '@threadline/messaging';
 import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
 import { AppModule } from './app.module';
@@ -29,6 +29,7 @@ runService('chat-log-service', async () => {
   await startServiceTransports(app, config, {
     queue: 'chat-log-service',
     events: { durable: 'chat-log-service', deadLetters: app.get(DeadLetters) },
+    health: () => app.get(Db).query('SELECT 1'),
   });
   await app.init();
   app.get(Logger).log('chat-log-service ready');

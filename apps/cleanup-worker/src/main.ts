@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { migrateDatabase } from '@threadline/event-store';
+import { Db, migrateDatabase } from '@threadline/event-store';
 import { startServiceTransports } from '@threadline/messaging';
 import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
 import { AppModule } from './app.module';
@@ -26,7 +26,10 @@ runService('cleanup-worker', async () => {
   const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapter(), { bufferLogs: true });
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
-  await startServiceTransports(app, config, { queue: 'cleanup-worker' });
+  await startServiceTransports(app, config, {
+    queue: 'cleanup-worker',
+    health: () => app.get(Db).query('SELECT 1'),
+  });
   await app.init();
   app.get(Logger).log('cleanup-worker ready');
 });

@@ -43,10 +43,22 @@ const etagOf = (reply: Reply) => reply.headers.get('etag');
 const ids = (sessions: readonly SessionView[]) => sessions.map((s) => s.session_id);
 
 describe('service endpoints', () => {
-  it('GET /health answers 200 while Postgres and NATS are up', async () => {
+  it('GET /health answers 200 while Postgres, NATS and every service are up', async () => {
     const reply = await api.get('/health');
     expect(reply.status).toBe(200);
-    expect(reply.json).toEqual({ status: 'ok', checks: { postgres: 'up', nats: 'up' } });
+    expect(reply.json).toEqual({
+      status: 'ok',
+      checks: {
+        postgres: 'up',
+        nats: 'up',
+        services: {
+          'session-service': 'up',
+          'chat-log-service': 'up',
+          'analytics-projector': 'up',
+          'cleanup-worker': 'up',
+        },
+      },
+    });
   });
 
   it('GET /docs serves the API docs, and /docs/json the OpenAPI document of the sessions routes', async () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TenantId } from '@threadline/contracts';
+import { NewTenantId } from '@threadline/contracts';
 import { BaseConfig, loadConfig, Port } from '@threadline/platform';
 import { AuthConfig, assertAuthModeAllowed } from './auth/auth.config';
 
@@ -11,6 +11,8 @@ import { AuthConfig, assertAuthModeAllowed } from './auth/auth.config';
  * - `DEFAULT_TENANT_ID`: the tenant of every request with `AUTH_MODE=none`, and of the first admin key.
  * - `AUTH_*`, `RATE_LIMIT_*`: authentication and rate limits (see {@link AuthConfig}).
  * - `AGENT_*`: the agent backend of `POST /query` (see {@link AgentConfig}).
+ * - `HEALTH_SERVICES`: the services `GET /health` asks over NATS (comma-separated queue group names;
+ *   default all four; empty: none, for a gateway run alone).
  */
 /** An unset variable and an empty one (`AGENT_BASE_URL=` in a compose file) both mean "not set". */
 const unsetWhenEmpty = <S extends z.ZodType>(schema: S) =>
@@ -50,7 +52,12 @@ export const GatewayConfig = BaseConfig.extend({
     .min(1024)
     .max(64 * 1024 * 1024)
     .default(1_048_576),
-  DEFAULT_TENANT_ID: TenantId.default('default'),
+  DEFAULT_TENANT_ID: NewTenantId.default('default'),
+  HEALTH_SERVICES: z
+    .string()
+    .regex(/^([A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*)?$/, 'comma-separated service names')
+    .default('session-service,chat-log-service,analytics-projector,cleanup-worker')
+    .transform((v) => (v === '' ? [] : v.split(','))),
   ...AgentConfig.shape,
   ...AuthConfig.shape,
 });

@@ -7,6 +7,7 @@ import {
   testNatsUrl,
   type TestNats,
 } from '@threadline/testing';
+import { serveHealth } from '@threadline/messaging';
 import { loadGatewayConfig } from './config';
 import { createGateway } from './gateway';
 
@@ -23,6 +24,7 @@ let nats: TestNats;
 let app: NestFastifyApplication;
 let base: string;
 let subscription: Subscription;
+let healthy: Subscription | undefined;
 /** Every command/query subject the gateway sent over NATS, in order. */
 const sent: string[] = [];
 
@@ -30,7 +32,8 @@ beforeAll(async () => {
   nats = await createTestNats();
   subscription = nats.nc.subscribe(`${nats.prefix}.>`, {
     callback: (_err, msg) => {
-      sent.push(msg.subject);
+      // Health requests are not commands or queries (see the health test).
+      if (!msg.subject.startsWith(`${nats.prefix}.health.`)) sent.push(msg.subject);
     },
   });
   await nats.nc.flush();
@@ -39,6 +42,7 @@ beforeAll(async () => {
     NATS_SUBJECT_PREFIX: nats.prefix,
     NATS_STREAM: nats.stream,
     DATABASE_URL: testDatabaseAdminUrl(),
+    HEALTH_SERVICES: 'probe-service',
     REQUEST_TIMEOUT_MS: '300',
     BODY_LIMIT_BYTES: String(BODY_LIMIT),
     LOG_LEVEL: 'silent',
@@ -53,6 +57,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   subscription?.unsubscribe();
+  healthy?.unsubscribe();
   await nats?.cleanup();
 });
 
@@ -99,10 +104,34 @@ async function problem(method: string, path: string, init: Parameters<typeof cal
 }
 
 describe('gateway (no service behind it)', () => {
-  it('GET /health reports Postgres and NATS up', async () => {
+  it('GET /health is 503 while a service of HEALTH_SERVICES does not answer, or cannot reach its database', async () => {
+    const none = await call('GET', '/health');
+    expect(none.status).toBe(503);
+    expect(none.json).toEqual({
+      status: 'down',
+      checks: { postgres: 'up', nats: 'up', services: { 'probe-service': 'down' } },
+    });
+    const failing = serveHealth(nats.nc, nats.prefix, 'probe-service', () =>
+      Promise.reject(new Error('Connection terminated unexpectedly')),
+    );
+    try {
+      const down = await call('GET', '/health');
+      expect(down.status).toBe(503);
+      expect(down.json).toMatchObject({ checks: { services: { 'probe-service': 'down' } } });
+    } finally {
+      failing.unsubscribe();
+    }
+  });
+
+  it('GET /health reports Postgres, NATS and each service up', async () => {
+    healthy = serveHealth(nats.nc, nats.prefix, 'probe-service');
+    await nats.nc.flush();
     const res = await call('GET', '/health');
     expect(res.status).toBe(200);
-    expect(res.json).toEqual({ status: 'ok', checks: { postgres: 'up', nats: 'up' } });
+    expect(res.json).toEqual({
+      status: 'ok',
+      checks: { postgres: 'up', nats: 'up', services: { 'probe-service': 'up' } },
+    });
     expect(res.headers.get('x-correlation-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { DeadLetters, migrateDatabase } from '@threadline/event-store';
+import { Db, DeadLetters, migrateDatabase } from '@threadline/event-store';
 import { startServiceTransports } from '@threadline/messaging';
 import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
 import { AppModule } from './app.module';
@@ -31,6 +31,7 @@ runService('session-service', async () => {
   await startServiceTransports(app, config, {
     queue: 'session-service',
     events: { durable: 'session-service', deadLetters: app.get(DeadLetters) },
+    health: () => app.get(Db).query('SELECT 1'),
   });
   await app.init();
   app.get(Logger).log('session-service ready');

@@ -8,6 +8,17 @@ export const Identifier = z
   .regex(/^[A-Za-z0-9_\-.:@]+$/, 'only letters, digits and _ - . : @');
 
 export const TenantId = Identifier.describe('Tenant the data belongs to');
+/**
+ * A tenant id as one is made from now on (an API key's tenant, `DEFAULT_TENANT_ID`): an identifier
+ * without `:`. Stream ids are `<type>:<tenant>:<id>` and ids may hold `:`, so a tenant id with one
+ * could make one tenant's stream id another's (tenant `a` + session `b:c`, tenant `a:b` + session `c`);
+ * without one, the tenant ends at the second `:`. Ids already stored keep parsing with {@link TenantId}
+ * (and the event store checks the tenant of every stream it reads or appends to).
+ */
+export const NewTenantId = TenantId.regex(
+  /^[^:]+$/,
+  'a tenant id may not contain ":" (stream ids are <type>:<tenant>:<id>)',
+);
 export const SessionId = Identifier.describe('Session id (the seed APIs call it thread_id)');
 export const UserId = Identifier.describe('Id of the end user of the calling application');
 export const IdempotencyKey = z.string().min(1).max(200);

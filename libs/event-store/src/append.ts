@@ -118,14 +118,18 @@ const UPSERT_STREAM = `INSERT INTO streams (stream_id, stream_type, tenant_id, v
 const VERSION_CTE: Record<AppendMode, string> = {
   new: `${UPSERT_STREAM} ON CONFLICT (stream_id) DO NOTHING RETURNING 0::bigint AS base`,
   any: `${UPSERT_STREAM} ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + $4, updated_at = now()
+        WHERE streams.tenant_id = EXCLUDED.tenant_id
         RETURNING version - $4 AS base`,
-  exists: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1
+  exists: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1 AND tenant_id = $3
            RETURNING version - $4 AS base`,
-  exact: `UPDATE streams SET version = version + $4, updated_at = now() WHERE stream_id = $1 AND version = $7
+  exact: `UPDATE streams SET version = version + $4, updated_at = now()
+          WHERE stream_id = $1 AND tenant_id = $3 AND version = $7
           RETURNING version - $4 AS base`,
 };
 // The stream row is the per-stream lock: its version moves in the same statement as the insert, so
-// two appends with the same expected version cannot both succeed. $1..$6 are the insert's (stream,
+// two appends with the same expected version cannot both succeed. A stream belongs to the tenant of its
+// first append: another tenant's append to it (a stream id that two tenants' ids make alike, see
+// `ReadStreamOptions.tenantId`) moves no row and is a conflict, so no stream mixes tenants' events. $1..$6 are the insert's (stream,
 // type, tenant, count, events, metadata), $7 the expected version (exact mode only).
 const APPEND_SQL = Object.fromEntries(
   (Object.keys(VERSION_CTE) as AppendMode[]).map((mode) => [
@@ -174,9 +178,11 @@ function resultOf(append: PreparedAppend, rows: readonly unknown[]): AppendResul
 }
 
 async function conflictOf(sql: Sql, append: PreparedAppend): Promise<StreamVersionConflictError> {
-  const [current] = await sql.query<{ version: string }>('SELECT version FROM streams WHERE stream_id = $1', [
-    append.streamId,
-  ]);
+  // Another tenant's stream of the same id is no version of this tenant's: reported as none.
+  const [current] = await sql.query<{ version: string }>(
+    'SELECT version FROM streams WHERE stream_id = $1 AND tenant_id = $2',
+    [append.streamId, append.tenantId],
+  );
   return new StreamVersionConflictError(
     append.streamId,
     append.expected,
@@ -223,11 +229,12 @@ WITH a AS (
   INSERT INTO streams (stream_id, stream_type, tenant_id, version)
   SELECT stream_id, stream_type, tenant_id, n FROM a WHERE mode = 'any'
   ON CONFLICT (stream_id) DO UPDATE SET version = streams.version + EXCLUDED.version, updated_at = now()
+  WHERE streams.tenant_id = EXCLUDED.tenant_id
   RETURNING stream_id, version
 ), updated AS (
   UPDATE streams SET version = streams.version + a.n, updated_at = now()
   FROM a
-  WHERE streams.stream_id = a.stream_id
+  WHERE streams.stream_id = a.stream_id AND streams.tenant_id = a.tenant_id
     AND (a.mode = 'exists' OR (a.mode = 'exact' AND streams.version = a.expected))
   RETURNING streams.stream_id, streams.version - a.n AS base
 ), bases AS (

@@ -72,6 +72,24 @@ export class IdempotencyKeyReusedError extends DomainError {
   }
 }
 
+/** What {@link EventStoreTransaction.readStream} reads of a stream. */
+export interface ReadStreamOptions {
+  /** First stream position wanted (default 1). */
+  from?: number;
+  /** Last stream position wanted, inclusive (default the last). */
+  to?: number;
+  /** At most this many events (default all). */
+  limit?: number;
+  direction?: 'forward' | 'backward';
+  /**
+   * Only events of this tenant: a stream of another tenant reads as empty (as if it did not exist).
+   * Stream ids are `<type>:<tenant>:<id>`, and a tenant id made before tenant ids were refused a `:`
+   * could make one tenant's stream id another's (tenant `a` + session `b:c`, tenant `a:b` + session
+   * `c`): every read for a tenant passes its tenant. (Appends to another tenant's stream are refused.)
+   */
+  tenantId?: string;
+}
+
 /**
  * The operations of one event-store transaction. Obtained from {@link EventStore.transaction};
  * everything done through it commits or rolls back together.
@@ -80,13 +98,9 @@ export class EventStoreTransaction {
   constructor(readonly sql: Sql) {}
 
   /**
-   * Reads one stream, oldest first. `from` is the first stream position wanted (default 1),
-   * `to` the last (inclusive), `limit` at most this many events (default all).
+   * Reads one stream, oldest first (see {@link ReadStreamOptions}).
    */
-  async readStream(
-    streamId: string,
-    opts: { from?: number; to?: number; limit?: number; direction?: 'forward' | 'backward' } = {},
-  ): Promise<EventEnvelope[]> {
+  async readStream(streamId: string, opts: ReadStreamOptions = {}): Promise<EventEnvelope[]> {
     return readStreamWith(this.sql, streamId, opts);
   }
 
@@ -245,17 +259,14 @@ const keyOf = (tenantId: string, key: string) => `${tenantId}\u0000${key}`;
 const compareKeys = (a: IdempotencyClaim, b: IdempotencyClaim) =>
   a.tenantId < b.tenantId ? -1 : a.tenantId > b.tenantId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 
-async function readStreamWith(
-  sql: Sql,
-  streamId: string,
-  opts: { from?: number; to?: number; limit?: number; direction?: 'forward' | 'backward' },
-): Promise<EventEnvelope[]> {
+async function readStreamWith(sql: Sql, streamId: string, opts: ReadStreamOptions): Promise<EventEnvelope[]> {
   const backward = opts.direction === 'backward';
   const rows = await sql.query(
     `SELECT ${EVENT_COLUMNS} FROM events
      WHERE stream_id = $1 AND stream_position >= $2 AND stream_position <= $3
+       AND ($5::text IS NULL OR tenant_id = $5)
      ORDER BY stream_position ${backward ? 'DESC' : 'ASC'} LIMIT $4`,
-    [streamId, opts.from ?? 1, opts.to ?? Number.MAX_SAFE_INTEGER, opts.limit ?? null],
+    [streamId, opts.from ?? 1, opts.to ?? Number.MAX_SAFE_INTEGER, opts.limit ?? null, opts.tenantId ?? null],
   );
   return rows.map(toEnvelope);
 }
@@ -294,10 +305,7 @@ export class EventStore {
     return this.transaction((tx) => tx.append(streamId, streamType, expected, events, opts));
   }
 
-  readStream(
-    streamId: string,
-    opts: { from?: number; to?: number; limit?: number; direction?: 'forward' | 'backward' } = {},
-  ): Promise<EventEnvelope[]> {
+  readStream(streamId: string, opts: ReadStreamOptions = {}): Promise<EventEnvelope[]> {
     return readStreamWith(this.db, streamId, opts);
   }
 

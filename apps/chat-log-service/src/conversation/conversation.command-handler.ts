@@ -78,7 +78,9 @@ export async function loadSessionLifecycle(
   tenantId: string,
   sessionId: string,
 ): Promise<ConversationState> {
-  const events = await new EventStoreTransaction(sql).readStream(sessionStreamId(tenantId, sessionId));
+  const events = await new EventStoreTransaction(sql).readStream(sessionStreamId(tenantId, sessionId), {
+    tenantId,
+  });
   return events.reduce(foldSessionEvent, initialState());
 }
 
@@ -122,20 +124,24 @@ export async function loadConversations(
     Record<string, unknown> & { i: string; part: number; conversation_version: string | null }
   >(
     `SELECT c.i, p.*,
-            (SELECT version FROM streams WHERE stream_id = c.conversation_stream) AS conversation_version
-     FROM unnest($1::text[], $2::text[], $3::text[])
-            WITH ORDINALITY AS c(session_stream, conversation_stream, turn_id, i)
+            (SELECT version FROM streams
+              WHERE stream_id = c.conversation_stream AND tenant_id = c.tenant_id) AS conversation_version
+     FROM unnest($1::text[], $2::text[], $3::text[], $6::text[])
+            WITH ORDINALITY AS c(session_stream, conversation_stream, turn_id, tenant_id, i)
      CROSS JOIN LATERAL (
        SELECT 0 AS part, ${EVENT_COLUMNS} FROM events
-        WHERE stream_id = c.session_stream AND split_part(event_type, '.', 1) = ANY($4::text[])
+        WHERE stream_id = c.session_stream AND tenant_id = c.tenant_id
+          AND split_part(event_type, '.', 1) = ANY($4::text[])
        UNION ALL
        (SELECT 1, ${EVENT_COLUMNS} FROM events
-         WHERE stream_id = c.conversation_stream AND split_part(event_type, '.', 1) = ANY($5::text[])
+         WHERE stream_id = c.conversation_stream AND tenant_id = c.tenant_id
+           AND split_part(event_type, '.', 1) = ANY($5::text[])
            AND NOT metadata ? 'erased'
          ORDER BY stream_position DESC LIMIT 1)
        UNION ALL
        SELECT 2, ${EVENT_COLUMNS} FROM events
-        WHERE stream_id = c.conversation_stream AND c.turn_id IS NOT NULL AND data->>'turnId' = c.turn_id
+        WHERE stream_id = c.conversation_stream AND tenant_id = c.tenant_id
+          AND c.turn_id IS NOT NULL AND data->>'turnId' = c.turn_id
      ) p
      ORDER BY c.i, p.part = 0 DESC, p.stream_position`,
     [
@@ -144,6 +150,8 @@ export async function loadConversations(
       wanted.map((w) => w.turnId),
       LIFECYCLE_EVENT_NAMES,
       TURN_OPENING_EVENT_NAMES,
+      // Tenant-checked: another tenant's streams of the same ids (see ReadStreamOptions.tenantId) read as empty.
+      wanted.map((w) => w.tenantId),
     ],
   );
   const states = wanted.map(() => initialState());

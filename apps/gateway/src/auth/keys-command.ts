@@ -1,5 +1,5 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { TenantId } from '@threadline/contracts';
+import { NewTenantId, TenantId } from '@threadline/contracts';
 import { Db, ensureDatabase, eventStoreMigrations, migrate } from '@threadline/event-store';
 import { type ApiKeyRecord, ApiKeyStore, type CreatedApiKey, KeyId } from './api-keys';
 import { KEY_ROLES, type KeyRole } from './caller';
@@ -95,7 +95,7 @@ export async function runKeysCli(argv: readonly string[], options: KeysCliOption
   program
     .command('create')
     .description('Create an API key and print it once')
-    .requiredOption('--tenant <id>', 'tenant the key belongs to', parseWith(TenantId, 'tenant id'))
+    .requiredOption('--tenant <id>', 'tenant the key belongs to', parseWith(NewTenantId, 'tenant id'))
     .addOption(new Option('--role <role>', 'admin or service').choices(KEY_ROLES).makeOptionMandatory())
     .option('--name <text>', 'what the key is for', '')
     .option(
@@ -146,7 +146,7 @@ export async function runKeysCli(argv: readonly string[], options: KeysCliOption
     .option(
       '--tenant <id>',
       'tenant of the key (default DEFAULT_TENANT_ID)',
-      parseWith(TenantId, 'tenant id'),
+      parseWith(NewTenantId, 'tenant id'),
     )
     .option('--json', 'print JSON')
     .action(async (o: { tenant?: string; json?: boolean }) => {

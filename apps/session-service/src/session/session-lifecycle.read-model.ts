@@ -115,6 +115,7 @@ export async function lastActivityOf(sql: Sql, tenantId: string, sessionId: stri
   const recent = await new EventStoreTransaction(sql).readStream(conversationStreamId(tenantId, sessionId), {
     direction: 'backward',
     limit: 10,
+    tenantId,
   });
   for (const envelope of recent) {
     if (isErased(envelope) || !conversationEventRegistry.knows(envelope.eventType)) continue;

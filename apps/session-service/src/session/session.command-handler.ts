@@ -65,7 +65,7 @@ export class SessionCommandHandler {
     userId: string | null,
   ): Promise<Decided> {
     const streamId = sessionStreamId(context.tenantId, sessionId);
-    const stored = await tx.readStream(streamId);
+    const stored = await tx.readStream(streamId, { tenantId: context.tenantId });
     // An erased session (its user's data was erased) is gone for good; its id stays taken.
     if (stored.some(isErased)) {
       throw command.type === 'CreateSession'

@@ -41,7 +41,7 @@ export async function loadSessionLifecycle(
   const streamId = sessionStreamId(tenantId, sessionId);
   await tx.sql.query('SELECT version FROM streams WHERE stream_id = $1 FOR SHARE', [streamId]);
   let state = initialState();
-  for (const envelope of await tx.readStream(streamId)) {
+  for (const envelope of await tx.readStream(streamId, { tenantId })) {
     if (isErased(envelope) || !sessionEventRegistry.knows(envelope.eventType)) continue;
     const event = lifecycleEventOf(sessionEventRegistry.parse(envelope));
     if (event) state = evolve(state, event);
@@ -79,7 +79,7 @@ export class StateCommandHandler {
     const streamId = sessionStateStreamId(context.tenantId, sessionId);
     await tx.lock(streamId);
     let state = await loadSessionLifecycle(tx, context.tenantId, sessionId);
-    for (const envelope of await tx.readStream(streamId))
+    for (const envelope of await tx.readStream(streamId, { tenantId: context.tenantId }))
       if (!isErased(envelope)) state = evolve(state, stateEventRegistry.parse(envelope));
     const events = decide(command, state, this.clock());
     let position: number | null = null;
