@@ -153,6 +153,7 @@ export async function runScenario(
       poisonMarker,
       extraStreamMessages: poisonSent,
       quiesceMs: settings.quiesceMs,
+      log: (line) => log(`${scenario.id}: ${line}`),
     });
     problems.push(...verdict.problems);
   } catch (error) {
@@ -162,6 +163,26 @@ export async function runScenario(
     problems.push(`instances exited on their own: ${crashed.map((c) => c.slice(0, 300)).join(' | ')}`);
   if (fault.startsWith('the fault could not')) problems.push(fault);
   await heal(stack, log);
+  if (crashed.length > 0 && verdict) {
+    // What a manual restart would have recovered: the same checks once the dead instances run again.
+    const again = await verify({
+      db: stack.db,
+      natsUrl: stack.nats.url,
+      gatewayUrls: stack.gatewayUrls,
+      apiKey: stack.apiKey,
+      tag,
+      writes: load.writes,
+      deadLetterFloor: floor,
+      poisonMarker,
+      extraStreamMessages: poisonSent,
+      quiesceMs: settings.quiesceMs,
+      log: (line) => log(`${scenario.id} (after restart): ${line}`),
+    }).catch(() => undefined);
+    if (again)
+      problems.push(
+        `after the harness restarted the dead instances (not part of the pass): lost ${again.lost}, duplicated ${again.duplicated + again.duplicatedUnacknowledged}, projected ${again.projected}/${again.projectable}, quiescent ${again.quiescent}`,
+      );
+  }
   const recoverySeconds = recoveryOf(load.stats, faultStart);
   if (recoverySeconds === null) problems.push('writes never succeeded again after the fault');
   return {
@@ -272,6 +293,7 @@ export async function runSoak(
       poisonMarker,
       extraStreamMessages: poisonSent,
       quiesceMs: settings.quiesceMs,
+      log: (line) => log(`soak: ${line}`),
     });
     problems.push(...verdict.problems);
   } catch (error) {

@@ -71,6 +71,8 @@ export interface VerifyInput {
   extraStreamMessages: number;
   /** How long the read models and consumers have to catch up, ms. */
   quiesceMs: number;
+  /** Progress lines while waiting (every 5 s). */
+  log?: (line: string) => void;
 }
 
 /** The highest dead-letter id now (0 when none): the floor of the next scenario. */
@@ -287,6 +289,7 @@ export async function verify(input: VerifyInput): Promise<Verdict> {
   const all = [...liveSessions, ...deletedSessions];
   const started = Date.now();
   const deadline = started + input.quiesceMs;
+  let lastProgress = started;
   for (;;) {
     const todo = all.filter((s) => !passed.has(s));
     for (let i = 0; i < todo.length; i += 16) await Promise.all(todo.slice(i, i + 16).map(checkSession));
@@ -301,6 +304,13 @@ export async function verify(input: VerifyInput): Promise<Verdict> {
       }
     }
     if (Date.now() > deadline) break;
+    if (Date.now() - lastProgress > 5000) {
+      lastProgress = Date.now();
+      const first = all.find((x) => !passed.has(x));
+      input.log?.(
+        `waiting: ${all.length - passed.size}/${all.length} sessions disagree${first ? ` (${why.get(first) ?? first})` : ''}; ${streamProblem || 'stream caught up'}`,
+      );
+    }
     await sleep(1000);
   }
   v.quiescenceSeconds = (Date.now() - started) / 1000;
