@@ -73,6 +73,13 @@ const loadSummary = (load: LoadGenerator, durationMs: number): ScenarioResult['l
   };
 };
 
+/** "every instance of X exited" when some service has no instance running (nothing will catch up), else undefined. */
+function deadServices(stack: ChaosStack): string | undefined {
+  const names = [...new Set(stack.instances.map((i) => i.name))];
+  const dead = names.filter((n) => stack.of(n).every((i) => i.proc.exited));
+  return dead.length > 0 ? `every instance of ${dead.join(', ')} exited` : undefined;
+}
+
 /** Launches every instance that died without the harness asking; answers what died (with its last output). */
 export async function heal(stack: ChaosStack, log: (line: string) => void): Promise<string[]> {
   const dead = stack.crashed();
@@ -154,6 +161,7 @@ export async function runScenario(
       extraStreamMessages: poisonSent,
       quiesceMs: settings.quiesceMs,
       log: (line) => log(`${scenario.id}: ${line}`),
+      hopeless: () => deadServices(stack),
     });
     problems.push(...verdict.problems);
   } catch (error) {

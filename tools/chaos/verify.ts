@@ -73,6 +73,8 @@ export interface VerifyInput {
   quiesceMs: number;
   /** Progress lines while waiting (every 5 s). */
   log?: (line: string) => void;
+  /** Asked each round: a reason to stop waiting early (nothing left running that could catch up), or undefined. */
+  hopeless?: () => string | undefined;
 }
 
 /** The highest dead-letter id now (0 when none): the floor of the next scenario. */
@@ -304,6 +306,11 @@ export async function verify(input: VerifyInput): Promise<Verdict> {
       }
     }
     if (Date.now() > deadline) break;
+    const hopeless = Date.now() - started > 20_000 ? input.hopeless?.() : undefined;
+    if (hopeless !== undefined) {
+      problems.push(`stopped waiting after ${Math.round((Date.now() - started) / 1000)} s: ${hopeless}`);
+      break;
+    }
     if (Date.now() - lastProgress > 5000) {
       lastProgress = Date.now();
       const first = all.find((x) => !passed.has(x));
