@@ -31,7 +31,10 @@ export class AppModule {
           migrateOnStart: config.MIGRATE_ON_START,
           ...(config.RELAY_ENABLED ? { relay: { publisher: JetStreamPublisher } } : {}),
         }),
-        ConversationModule.forRoot({ priceTableFile: config.PRICE_TABLE_FILE }),
+        ConversationModule.forRoot({
+          priceTableFile: config.PRICE_TABLE_FILE,
+          requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+        }),
       ],
     };
   }

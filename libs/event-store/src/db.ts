@@ -134,6 +134,30 @@ function beginStatement(opts: TransactionOptions): string {
     : begin;
 }
 
+/** Where {@link Db} reports its connection losing and regaining Postgres (pino's and Nest's loggers fit). */
+export interface DbLogger {
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+/**
+ * Default `idle_in_transaction_session_timeout` of our connections, ms: Postgres ends a session whose
+ * transaction has been idle this long. Our transactions never wait on anything but their own statements,
+ * so one idle for a minute belongs to a stalled process; ended, it stops holding back `pg_snapshot_xmin`
+ * (every commit-safe tail waits for the oldest open transaction, ARCHITECTURE rule 3).
+ */
+export const IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
+
+/**
+ * A connection held by one caller ({@link Db.dedicated}). `lost` is the error that broke it, once it
+ * broke (Postgres restarted or went away): a session advisory lock held on it is gone from then on, so
+ * a leader must check it before acting as the leader; `query` then rejects with that error.
+ */
+export interface DedicatedConnection extends Sql {
+  readonly lost: Error | undefined;
+  release(): Promise<void>;
+}
+
 /**
  * Postgres access for the whole project. A TypeORM DataSource (driver `pg`) owns the pool, its
  * configuration and the versioned migrations; queries and transactions go straight to that pool's
@@ -143,18 +167,35 @@ function beginStatement(opts: TransactionOptions): string {
  * Errors are node-postgres's `DatabaseError` (SQLSTATE in `code`).
  */
 export class Db implements Sql {
+  /** A connection broke and no statement has succeeded since. */
+  private down = false;
+
   private constructor(
     readonly dataSource: DataSource,
     private readonly pool: Pool,
+    private readonly logger: DbLogger | undefined,
   ) {}
 
-  /** Connects a pool of `poolSize` connections to `url`. Throws when Postgres is unreachable. */
+  /**
+   * Connects a pool of `poolSize` connections to `url`. Each connection has
+   * `idle_in_transaction_session_timeout` = `idleInTransactionTimeoutMs` (default
+   * {@link IDLE_IN_TRANSACTION_TIMEOUT_MS}; 0 turns it off), so a transaction left open by a stalled
+   * caller cannot hold back every commit-safe tail for ever, and TCP keep-alive, so a dead server is
+   * noticed on idle connections. A connection that breaks (Postgres restarted, a network cut) never
+   * crashes the process: the pool drops it and opens a new one on the next use; `logger` hears
+   * `postgres connection lost` once per outage and `postgres connection restored` at the first
+   * statement that succeeds after it. Throws when Postgres is unreachable.
+   */
   static async connect(opts: {
     url: string;
     poolSize?: number;
     migrations?: MigrationClass[];
     applicationName?: string;
+    idleInTransactionTimeoutMs?: number;
+    logger?: DbLogger;
   }): Promise<Db> {
+    let db: Db | undefined;
+    const idleTimeout = opts.idleInTransactionTimeoutMs ?? IDLE_IN_TRANSACTION_TIMEOUT_MS;
     const dataSource = new DataSource({
       type: 'postgres',
       url: opts.url,
@@ -164,16 +205,48 @@ export class Db implements Sql {
       migrationsTransactionMode: 'each',
       applicationName: opts.applicationName ?? 'threadline',
       logging: false,
-      extra: { connectionTimeoutMillis: 5000 },
+      // An idle pooled connection that breaks: the pool drops it (TypeORM's default handler only logs).
+      poolErrorHandler: (error: unknown) => db?.connectionLost(error),
+      extra: {
+        connectionTimeoutMillis: 5000,
+        keepAlive: true,
+        options: `-c idle_in_transaction_session_timeout=${idleTimeout}`,
+      },
     });
     await dataSource.initialize();
     const pool = (dataSource.driver as PostgresDriver).master as Pool;
-    return new Db(dataSource, pool);
+    db = new Db(dataSource, pool, opts.logger);
+    // A checked-out connection (a transaction, a dedicated one) has no listener of the pool's: without
+    // ours, its 'error' event when the server goes away would be unhandled and end the process.
+    const guarded = new WeakSet<PoolClient>();
+    const onAcquire = (client: PoolClient) => {
+      if (guarded.has(client)) return;
+      guarded.add(client);
+      client.on('error', (error: unknown) => db?.connectionLost(error));
+    };
+    pool.on('acquire', onAcquire);
+    return db;
+  }
+
+  private connectionLost(error: unknown): void {
+    if (this.down) return;
+    this.down = true;
+    this.logger?.warn(
+      `postgres connection lost (${error instanceof Error ? error.message : String(error)}); reconnecting`,
+    );
+  }
+
+  private reachable(): void {
+    if (!this.down) return;
+    this.down = false;
+    this.logger?.info('postgres connection restored');
   }
 
   /** Runs one statement (its own implicit transaction) on any pooled connection. */
   async query<T = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<T[]> {
-    return run<T>(this.pool, text, params);
+    const rows = await run<T>(this.pool, text, params);
+    this.reachable();
+    return rows;
   }
 
   /**
@@ -195,6 +268,7 @@ export class Db implements Sql {
         ) => copyRows(client, table, columns, rows),
       });
       await client.query('COMMIT');
+      this.reachable();
       return result;
     } catch (error) {
       await client.query('ROLLBACK').catch((rollbackError: unknown) => {
@@ -208,15 +282,27 @@ export class Db implements Sql {
   }
 
   /**
-   * Holds one connection for the caller (advisory locks are per connection). `release` returns it.
+   * Holds one connection for the caller (advisory locks are per connection, and end with it; see
+   * {@link DedicatedConnection}). `release` returns it to the pool, or drops it when it broke.
    */
-  async dedicated(): Promise<Sql & { release(): Promise<void> }> {
+  async dedicated(): Promise<DedicatedConnection> {
     const client = await this.pool.connect();
     let released = false;
+    let lost: Error | undefined;
+    const onError = (error: unknown) => {
+      lost ??= error instanceof Error ? error : new Error(String(error));
+    };
+    client.on('error', onError);
     return {
-      query: (text, params = []) => run(client, text, params),
+      query: (text, params = []) => (lost ? Promise.reject(lost) : run(client, text, params)),
+      get lost() {
+        return lost;
+      },
       release: () => {
-        if (!released) client.release();
+        if (!released) {
+          client.removeListener('error', onError);
+          client.release(lost);
+        }
         released = true;
         return Promise.resolve();
       },

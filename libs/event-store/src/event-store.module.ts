@@ -12,7 +12,7 @@ import {
 } from '@nestjs/common';
 import type { MigrationInterface } from 'typeorm';
 import { DeadLetters } from './dead-letters';
-import { Db } from './db';
+import { Db, type DbLogger } from './db';
 import { EventStore } from './event-store';
 import { eventStoreMigrations } from './migrations';
 import { migrate } from './migrate';
@@ -34,6 +34,12 @@ export interface EventStoreModuleOptions {
    * publishing with the `EventPublisher` provided under this token (messaging's `JetStreamPublisher`).
    */
   relay?: { publisher: InjectionToken };
+}
+
+/** A `DbLogger` writing through Nest's logger (context `Postgres`), so the service's pino gets it. */
+export function nestDbLogger(): DbLogger {
+  const logger = new Logger('Postgres');
+  return { info: (message) => logger.log(message), warn: (message) => logger.warn(message) };
 }
 
 /** Starts the relay after boot and stops it before the pool closes. */
@@ -86,6 +92,7 @@ export class EventStoreModule {
               poolSize: options.poolSize,
               applicationName: options.applicationName,
               migrations: [...eventStoreMigrations, ...(options.migrations ?? [])],
+              logger: nestDbLogger(),
             });
             if (options.migrateOnStart) await migrate(db);
             return db;

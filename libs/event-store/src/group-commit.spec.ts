@@ -4,7 +4,13 @@ import { GroupCommitQueue, type Queued } from './group-commit';
  * A queue whose batches are recorded and held open until released, answering each item with a `!`.
  * An item is `key:name`; `alone`, when given, names the items written alone.
  */
-function recordingQueue(opts: { maxInFlight: number; maxBatch: number; alone?: (item: string) => boolean }) {
+function recordingQueue(opts: {
+  maxInFlight: number;
+  maxBatch: number;
+  alone?: (item: string) => boolean;
+  maxQueued?: number;
+  maxWaitMs?: number;
+}) {
   const batches: string[][] = [];
   const releases: (() => void)[] = [];
   const queue = new GroupCommitQueue<string, string>({
@@ -120,5 +126,39 @@ describe('GroupCommitQueue', () => {
     });
     const outcomes = await Promise.allSettled(['a:big', 'b:1', 'a:2'].map((item) => queue.push(item)));
     expect(outcomes.map(outcomeOf)).toEqual(['statement failed', 'ok', 'ok']);
+  });
+
+  it('refuses a push beyond maxQueued at once (SERVICE.UNAVAILABLE), before any work', async () => {
+    const { queue, batches, releaseAll } = recordingQueue({ maxInFlight: 1, maxBatch: 1, maxQueued: 2 });
+    const first = queue.push('a:1');
+    await new Promise((resolve) => setImmediate(resolve)); // a:1 is being written: no longer queued
+    const waiting = [queue.push('b:1'), queue.push('c:1')];
+    const refused = await queue.push('d:1').then(
+      () => 'written',
+      (error: unknown) => error,
+    );
+    expect(refused).toMatchObject({ code: 'SERVICE.UNAVAILABLE' });
+    await releaseAll();
+    await releaseAll();
+    await releaseAll();
+    expect(await Promise.all([first, ...waiting])).toEqual(['a:1!', 'b:1!', 'c:1!']);
+    expect(batches.flat()).not.toContain('d:1');
+  });
+
+  it('refuses, without writing them, items that waited past maxWaitMs for their batch', async () => {
+    const { queue, batches, releaseAll } = recordingQueue({ maxInFlight: 1, maxBatch: 10, maxWaitMs: 30 });
+    const first = queue.push('a:1');
+    await new Promise((resolve) => setImmediate(resolve));
+    const stale = queue.push('b:1');
+    stale.catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 60)); // a:1's batch is slow: b:1 waits 60 ms
+    await releaseAll();
+    await expect(stale).rejects.toMatchObject({ code: 'SERVICE.UNAVAILABLE' });
+    expect(await first).toBe('a:1!');
+    const fresh = queue.push('c:1');
+    await new Promise((resolve) => setImmediate(resolve));
+    await releaseAll();
+    expect(await fresh).toBe('c:1!');
+    expect(batches).toEqual([['a:1'], ['c:1']]);
   });
 });

@@ -1,8 +1,12 @@
+import { DomainError } from '@threadline/platform';
+
 /** An item waiting in a {@link GroupCommitQueue}, and its caller's promise to settle. */
 export interface Queued<T, R> {
   item: T;
   resolve: (result: R) => void;
   reject: (error: unknown) => void;
+  /** When it was pushed (`performance.now()`, ms). */
+  queuedAt: number;
 }
 
 export interface GroupCommitOptions<T, R> {
@@ -23,6 +27,17 @@ export interface GroupCommitOptions<T, R> {
   alone?(item: T): boolean;
   /** Writes one batch and settles each of its items; a rejection rejects those it left unsettled. */
   write(batch: readonly Queued<T, R>[]): Promise<void>;
+  /**
+   * Most items waiting (not yet in a batch being written); a push beyond it is refused at once with
+   * `SERVICE.UNAVAILABLE`, before any work. Default: no limit.
+   */
+  maxQueued?: number;
+  /**
+   * Longest an item may wait for its batch, ms: one that waited longer is refused with
+   * `SERVICE.UNAVAILABLE` when its batch would start, and never written (its caller has given up by
+   * then: writing it would commit a request already answered as failed). Default: no limit.
+   */
+  maxWaitMs?: number;
 }
 
 /**
@@ -46,10 +61,23 @@ export class GroupCommitQueue<T, R> {
 
   constructor(private readonly opts: GroupCommitOptions<T, R>) {}
 
-  /** Queues `item`; settles with what its batch's `write` gives it. */
+  /** Items waiting for a batch now. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /**
+   * Queues `item`; settles with what its batch's `write` gives it.
+   * @throws (rejects) `DomainError` `SERVICE.UNAVAILABLE` when {@link GroupCommitOptions.maxQueued}
+   * items wait already, or when it waited past {@link GroupCommitOptions.maxWaitMs}.
+   */
   push(item: T): Promise<R> {
+    if (this.opts.maxQueued !== undefined && this.queue.length >= this.opts.maxQueued)
+      return Promise.reject(
+        new DomainError('SERVICE.UNAVAILABLE', `Too many writes waiting (${this.queue.length}); retry later`),
+      );
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
+      this.queue.push({ item, resolve, reject, queuedAt: performance.now() });
       if (this.opts.alone?.(item)) this.queuedAlone += 1;
       this.schedule();
     });
@@ -73,7 +101,19 @@ export class GroupCommitQueue<T, R> {
     let started = false;
     // Keys of the items seen so far: a later item with one of them keeps its place behind them.
     const seen = new Set<string>();
+    const staleBefore =
+      this.opts.maxWaitMs === undefined ? -Infinity : performance.now() - this.opts.maxWaitMs;
     for (const queued of this.queue) {
+      if (queued.queuedAt < staleBefore) {
+        if (this.opts.alone?.(queued.item)) this.queuedAlone -= 1;
+        queued.reject(
+          new DomainError(
+            'SERVICE.UNAVAILABLE',
+            `Waited over ${this.opts.maxWaitMs} ms to be written; retry later`,
+          ),
+        );
+        continue;
+      }
       const keys = this.opts.keysOf(queued.item);
       const behind = keys.some((key) => seen.has(key) || this.busy.has(key));
       for (const key of keys) seen.add(key);

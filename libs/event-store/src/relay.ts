@@ -1,14 +1,20 @@
 import type { EventEnvelope } from '@threadline/contracts';
-import type { Db } from './db';
+import { PayloadTooLargeError } from '@threadline/platform';
+import type { Db, DedicatedConnection } from './db';
+import { DeadLetters } from './dead-letters';
 import { Checkpoints, type CommitPosition, type EventStore, START } from './event-store';
 
 /**
  * Where the relay sends events. Implemented by `@threadline/messaging`'s JetStream publisher:
- * publishes with `Nats-Msg-Id = event.eventId` and resolves on the JetStream ack.
+ * publishes with `Nats-Msg-Id = event.eventId` and resolves on the JetStream ack; rejects with
+ * `PayloadTooLargeError` for an event the transport can never carry.
  */
 export interface EventPublisher {
   publish(event: EventEnvelope): Promise<void>;
 }
+
+/** The consumer name of the relay's dead letters: events too large for NATS (see {@link Relay}). */
+export const RELAY_DEAD_LETTER_CONSUMER = 'relay';
 
 /** The few log calls the relay makes (pino's signature; a Nest logger adapts easily). */
 export interface RelayLogger {
@@ -36,6 +42,13 @@ export interface RelayOptions {
  * `Nats-Msg-Id = event_id`, at most `maxInFlight` unacknowledged at once; saves its checkpoint only
  * after every event of the batch is acknowledged. A crash between publish and checkpoint republishes
  * the batch, and JetStream's duplicate window drops the copies, so each event is in the stream once.
+ *
+ * An event the transport can never carry (larger than NATS's `max_payload`: `PayloadTooLargeError`)
+ * must not stop delivery for everyone behind it: it is recorded in `dead_letters` (consumer
+ * {@link RELAY_DEAD_LETTER_CONSUMER}, empty payload: the event stays in the store under its id) and
+ * skipped. It still reaches the read models: projections are gap-aware and read it from the event store
+ * when the next event of its stream arrives. (The gateway refuses requests that would make such an
+ * event, so this is a backstop.)
  */
 export class Relay {
   private running = false;
@@ -44,6 +57,7 @@ export class Relay {
   private checkpoint: CommitPosition = START;
   private leader = false;
   private readonly opts: Required<Omit<RelayOptions, 'logger'>> & { logger?: RelayLogger };
+  private readonly deadLetters: DeadLetters;
 
   constructor(
     private readonly db: Db,
@@ -59,6 +73,7 @@ export class Relay {
       standbyRetryMs: 1000,
       ...options,
     };
+    this.deadLetters = new DeadLetters(db);
   }
 
   /** True while this instance holds the relay lock. */
@@ -97,8 +112,9 @@ export class Relay {
 
   private async run(): Promise<void> {
     const lockKey = `threadline.${this.opts.name}`;
+    let failures = 0;
     while (this.running) {
-      let conn: Awaited<ReturnType<Db['dedicated']>> | undefined;
+      let conn: DedicatedConnection | undefined;
       try {
         conn = await this.db.dedicated();
         const [row] = await conn.query<{ ok: boolean }>(
@@ -112,11 +128,17 @@ export class Relay {
           continue;
         }
         this.leader = true;
-        this.opts.logger?.info({ relay: this.opts.name }, 'relay is active');
+        this.opts.logger?.info(
+          { relay: this.opts.name, ...(failures > 0 ? { failures } : {}) },
+          failures > 0 ? 'relay is active again (lock re-acquired)' : 'relay is active',
+        );
+        failures = 0;
         const checkpoints = new Checkpoints(this.db);
         this.checkpoint = await checkpoints.load(this.opts.name);
         let lastLockCheck = Date.now();
         while (this.running) {
+          // The lock ended with its connection (Postgres restarted): stop publishing as the leader.
+          if (conn.lost) throw conn.lost;
           const batch = await this.store.readAll(this.checkpoint, this.opts.batchSize);
           if (batch.length > 0) {
             await this.publishAll(batch);
@@ -134,8 +156,12 @@ export class Relay {
           await this.idle(this.opts.pollIntervalMs);
         }
       } catch (error) {
-        this.opts.logger?.error(
-          { err: error, relay: this.opts.name },
+        // Once per outage at error level; the retries that follow (every second) at info.
+        failures += 1;
+        const log = failures === 1 ? this.opts.logger?.error : this.opts.logger?.info;
+        log?.call(
+          this.opts.logger,
+          { err: error instanceof Error ? error.message : String(error), relay: this.opts.name, failures },
           'relay failed; retrying from checkpoint',
         );
         await this.idle(Math.min(this.opts.standbyRetryMs, 1000)); // woken by stop()
@@ -149,13 +175,37 @@ export class Relay {
     }
   }
 
+  // Publishes `event`; one too large for the transport is dead-lettered and skipped (see the class doc).
+  private async publishOrSkip(event: EventEnvelope): Promise<void> {
+    try {
+      await this.publisher.publish(event);
+    } catch (error) {
+      if (!(error instanceof PayloadTooLargeError)) throw error;
+      await this.deadLetters.record({
+        consumer: RELAY_DEAD_LETTER_CONSUMER,
+        subject: event.eventType,
+        payload: '',
+        error: error.message,
+        attempts: 1,
+        eventId: event.eventId,
+        eventType: event.eventType,
+        streamId: event.streamId,
+        globalPosition: event.globalPosition,
+      });
+      this.opts.logger?.error(
+        { relay: this.opts.name, eventId: event.eventId, sizeBytes: error.sizeBytes, limitBytes: error.limitBytes },
+        'event too large for NATS: dead-lettered and skipped',
+      );
+    }
+  }
+
   // Publishes in order with a sliding window of unacknowledged publishes; throws on the first failure.
   private async publishAll(batch: readonly EventEnvelope[]): Promise<void> {
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     for (const event of batch) {
       if (failure !== undefined) break;
-      const p: Promise<void> = this.publisher.publish(event).then(
+      const p: Promise<void> = this.publishOrSkip(event).then(
         () => {
           inFlight.delete(p);
         },

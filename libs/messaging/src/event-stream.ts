@@ -7,6 +7,7 @@ import {
   type JetStreamClient,
 } from '@nats-io/jetstream';
 import { eventSubject, type EventEnvelope } from '@threadline/contracts';
+import { PayloadTooLargeError } from '@threadline/platform';
 
 /** JetStream's duplicate window: a republish of the same event id within it is dropped (ms). */
 export const DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
@@ -44,15 +45,20 @@ export async function deleteEventStream(nc: NatsConnection, name: string): Promi
   await jsm.streams.delete(name).catch(() => false);
 }
 
+/** Bytes kept for the headers of an event message (ours and JetStream's take under 300). */
+const HEADER_RESERVE_BYTES = 1024;
+
 /**
  * Publishes stored events to JetStream for the relay: subject derived from the contract
  * (`<prefix>.evt.<streamType>.<EventType>`), `Nats-Msg-Id = eventId`, resolves on the stream's ack.
+ * Rejects with `PayloadTooLargeError` (before sending anything) when the event's JSON does not fit
+ * in the server's `max_payload` (less 1 KiB for headers): such an event can never be delivered.
  */
 export class JetStreamPublisher {
   private readonly js: JetStreamClient;
 
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     private readonly prefix: string,
     private readonly stream: string,
   ) {
@@ -60,12 +66,20 @@ export class JetStreamPublisher {
   }
 
   async publish(event: EventEnvelope): Promise<void> {
+    const body = Buffer.from(JSON.stringify(event));
+    const maxPayload = this.nc.info?.max_payload;
+    if (maxPayload !== undefined && body.length + HEADER_RESERVE_BYTES > maxPayload)
+      throw new PayloadTooLargeError(
+        `Event ${event.eventId}`,
+        body.length,
+        maxPayload - HEADER_RESERVE_BYTES,
+      );
     const h = headers();
     h.set('Tl-Event-Type', event.eventType);
     h.set('Tl-Tenant-Id', event.metadata.tenantId);
     await this.js.publish(
       eventSubject(this.prefix, event.streamType, event.eventType),
-      JSON.stringify(event),
+      body,
       {
         msgID: event.eventId,
         headers: h,

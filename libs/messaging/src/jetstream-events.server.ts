@@ -13,6 +13,7 @@ import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { lastValueFrom } from 'rxjs';
 import { EventEnvelope, type EventDefinition } from '@threadline/contracts';
 import { z } from 'zod';
+import { isUnavailableError } from '@threadline/platform';
 
 /**
  * Where poison events go (implemented by `DeadLetters` of `@threadline/event-store`). `record` must be
@@ -128,6 +129,9 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
   private readonly loops: Promise<void>[] = [];
   private readonly maxDeliver: number;
   private readonly backoffMs: number[];
+  private closing = false;
+  /** Handlers waiting for the database to come back (see {@link handleUntilAvailable}). */
+  private waitingForDatabase = 0;
 
   constructor(private readonly options: JetStreamEventsOptions) {
     super();
@@ -218,14 +222,19 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
     ].filter((h) => h !== null);
     try {
       const context = new JetStreamEventContext(msg, consumerName);
-      for (const handler of handlers) {
-        await lastValueFrom(this.transformToObservable(await handler(envelope, context)), {
-          defaultValue: undefined,
-        });
-      }
+      await this.handleUntilAvailable(consumerName, msg, envelope, async () => {
+        for (const handler of handlers) {
+          await lastValueFrom(this.transformToObservable(await handler(envelope, context)), {
+            defaultValue: undefined,
+          });
+        }
+      });
       msg.ack();
     } catch (error) {
-      if (attempts >= this.maxDeliver) {
+      if (isUnavailableError(error)) {
+        // Closing while the database is down: JetStream redelivers it to whoever runs next.
+        msg.nak(this.backoffMs[0] ?? 1000);
+      } else if (attempts >= this.maxDeliver) {
         await this.deadLetter(consumerName, msg, payload, error, attempts, envelope);
       } else {
         const delay = this.backoffMs[Math.min(attempts - 1, this.backoffMs.length - 1)] ?? 1000;
@@ -234,6 +243,47 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         );
         msg.nak(delay);
       }
+    }
+  }
+
+  /**
+   * Runs `handle`; while it fails because the database is unavailable ({@link isUnavailableError}:
+   * Postgres restarting or down), keeps the message (`working()`, so JetStream does not redeliver it)
+   * and runs it again after a pause (200 ms doubling to 5 s), until it succeeds, fails otherwise or the
+   * server closes. Such failures are no fault of the event: they must not use up its deliveries and
+   * dead-letter it. The first wait and the recovery are logged, once per outage.
+   * @throws what `handle` throws otherwise, or its unavailable error when the server closes.
+   */
+  private async handleUntilAvailable(
+    consumerName: string,
+    msg: JsMsg,
+    envelope: EventEnvelope,
+    handle: () => Promise<void>,
+  ): Promise<void> {
+    let pauseMs = 200;
+    let waited = false;
+    try {
+      for (;;) {
+        try {
+          await handle();
+          return;
+        } catch (error) {
+          if (!isUnavailableError(error) || this.closing) throw error;
+          if (!waited) {
+            waited = true;
+            if (this.waitingForDatabase++ === 0)
+              this.logger.warn?.(
+                `${consumerName}: database unavailable (${describe(error)}); holding ${envelope.eventType} ${envelope.eventId} and retrying`,
+              );
+          }
+          msg.working();
+          await new Promise((resolve) => setTimeout(resolve, pauseMs));
+          pauseMs = Math.min(pauseMs * 2, 5000);
+        }
+      }
+    } finally {
+      if (waited && --this.waitingForDatabase === 0)
+        this.logger.log(`${consumerName}: database available again; events resumed`);
     }
   }
 
@@ -272,6 +322,7 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     for (const s of this.subscriptions) s.stop();
     await Promise.allSettled(this.loops);
   }

@@ -13,7 +13,9 @@ import { lastValueFrom } from 'rxjs';
 import { z } from 'zod';
 import { defineCommand, defineQuery, ErrorReply } from '@threadline/contracts';
 import { DomainError } from '@threadline/platform';
-import { testNatsUrl } from '@threadline/testing';
+import { freePort } from '@threadline/stack';
+import { startPrivateNats, testNatsUrl } from '@threadline/testing';
+import { connect } from 'nats';
 import { natsConnectOptions } from './nats-connection';
 import {
   RequestClient,
@@ -31,7 +33,9 @@ const AddWidget = defineCommand(
   'AddWidget',
   z.object({
     name: z.string().min(1),
-    behaviour: z.enum(['ok', 'domain-error', 'crash', 'bad-reply', 'slow']).default('ok'),
+    behaviour: z
+      .enum(['ok', 'domain-error', 'crash', 'bad-reply', 'slow', 'huge-reply', 'db-down'])
+      .default('ok'),
   }),
   z.object({ id: z.string(), name: z.string(), instance: z.string() }),
 );
@@ -66,6 +70,10 @@ function controllerFor(instance: string) {
           throw new Error('database on fire');
         case 'bad-reply':
           return { id: 42 };
+        case 'huge-reply':
+          return { id: 'big', name: 'x'.repeat(2 * 1024 * 1024), instance };
+        case 'db-down':
+          throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
         case 'slow':
           await new Promise((resolve) => setTimeout(resolve, 400)); // longer than the client's timeout
           return { id: 'late', name: cmd.name, instance };
@@ -209,6 +217,30 @@ describe('request/reply over NATS', () => {
     });
   });
 
+  it('a database that is down is SERVICE.UNAVAILABLE, not INTERNAL', async () => {
+    const error = await domainErrorOf(client.request(AddWidget, { name: 'pg', behaviour: 'db-down' }));
+    expect(error.code).toBe('SERVICE.UNAVAILABLE');
+    expect(error.message).not.toMatch(/5432/);
+  });
+
+  it('a request NATS could not carry with its event and reply is REQUEST.TOO_LARGE, and is not sent', async () => {
+    const before = handled.length;
+    const error = await domainErrorOf(
+      client.request(AddWidget, { name: 'x'.repeat(1024 * 1024 - 1000), behaviour: 'ok' }),
+    );
+    expect(error.code).toBe('REQUEST.TOO_LARGE');
+    expect(error.message).toMatch(/max_payload of 1048576 bytes/);
+    expect(handled.length).toBe(before);
+  });
+
+  it('a reply NATS cannot carry is REQUEST.TOO_LARGE at once, not a timeout', async () => {
+    const slowClient = new RequestClient(proxy, prefix, 10_000);
+    const started = Date.now();
+    const error = await domainErrorOf(slowClient.request(AddWidget, { name: 'h', behaviour: 'huge-reply' }));
+    expect(error.code).toBe('REQUEST.TOO_LARGE');
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
   it('no service listening is SERVICE.UNAVAILABLE at once, without waiting for the timeout', async () => {
     // NATS answers "no responders" itself: a timeout of a minute is never reached.
     const e = await domainErrorOf(new RequestClient(proxy, prefix, 60_000).request(Unanswered, {}));
@@ -251,6 +283,33 @@ describe('request/reply over NATS', () => {
       id: 'w-after',
       name: 'after',
     });
+  });
+
+  it('a request waiting when NATS restarts is SERVICE.UNAVAILABLE at once, not at its timeout', async () => {
+    const server = await startPrivateNats(await freePort());
+    const settings = { NATS_URL: server.url };
+    // A responder that never answers (a service that died with the request).
+    const silent = await connect(natsConnectOptions(settings, 'test-silent'));
+    silent.subscribe(AddWidget.subject(prefix), { callback: () => undefined });
+    const own = ClientProxyFactory.create({
+      transport: Transport.NATS,
+      options: natsConnectOptions(settings, 'test-client-restart'),
+    });
+    const patient = new RequestClient(own, prefix, 60_000);
+    try {
+      expect((await domainErrorOf(patient.request(Unanswered, {}))).code).toBe('SERVICE.UNAVAILABLE');
+      const waiting = patient.request(AddWidget, { name: 'cut', behaviour: 'ok' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const started = Date.now();
+      await server.restart();
+      const e = await domainErrorOf(waiting);
+      expect(e.code).toBe('SERVICE.UNAVAILABLE');
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      await own.close();
+      await silent.close().catch(() => undefined);
+      await server.destroy();
+    }
   });
 
   it('a request waiting when the connection closes is SERVICE.UNAVAILABLE at once, not at its timeout', async () => {

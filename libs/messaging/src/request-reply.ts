@@ -18,6 +18,7 @@ import {
 import {
   createInbox,
   ErrorCode as NatsErrorCode,
+  Events as NatsEvents,
   type Msg,
   type NatsConnection as NatsClientConnection,
   NatsError,
@@ -31,7 +32,15 @@ import {
   type RequestDefinition,
   type RequestOf,
 } from '@threadline/contracts';
-import { BaseConfig, DomainError, formatIssues, isErrorCode, ValidationError } from '@threadline/platform';
+import {
+  BaseConfig,
+  DomainError,
+  formatIssues,
+  isErrorCode,
+  isUnavailableError,
+  NATS_PAYLOAD_RESERVE_BYTES,
+  ValidationError,
+} from '@threadline/platform';
 import { JetStreamEventContext } from './jetstream-events.server';
 import { HandlerCache } from './handler-cache';
 import { natsConnectOptions, type NatsSettings } from './nats-connection';
@@ -47,13 +56,39 @@ export function subjectPrefix(): string {
 }
 
 /**
- * NestJS's core-NATS transport server, with each subject's handler looked up once ({@link HandlerCache}).
+ * NestJS's core-NATS transport server, with each subject's handler looked up once ({@link HandlerCache}),
+ * and replies that NATS cannot carry (over the server's `max_payload`: NestJS's publish throws and the
+ * caller would wait for its whole timeout) answered at once with a `REQUEST.TOO_LARGE` error reply.
  */
 class QueueGroupServer extends ServerNats {
   private readonly handlers = new HandlerCache((pattern) => super.getHandlerByPattern(pattern));
+  private readonly replyLogger = new Logger('QueueGroupServer');
 
   override getHandlerByPattern(pattern: string): MessageHandler | null {
     return this.handlers.handlerOf(pattern);
+  }
+
+  override getPublisher(
+    natsMsg: Parameters<ServerNats['getPublisher']>[0],
+    id: string,
+    ctx: Parameters<ServerNats['getPublisher']>[2],
+  ): (response: unknown) => unknown {
+    const publish = super.getPublisher(natsMsg, id, ctx);
+    return (response: unknown) => {
+      try {
+        return publish(response);
+      } catch (error) {
+        if (!(error instanceof NatsError && error.code === NATS_MAX_PAYLOAD)) throw error;
+        this.replyLogger.warn(
+          `reply to ${natsMsg.subject} exceeds NATS max_payload: answered REQUEST.TOO_LARGE`,
+        );
+        const err: ErrorReply = {
+          code: 'REQUEST.TOO_LARGE',
+          message: 'The answer is larger than NATS can carry (max_payload); ask for less (a smaller page)',
+        };
+        return publish({ err, isDisposed: true });
+      }
+    };
   }
 }
 
@@ -111,7 +146,11 @@ export const RequestHandler = (definition: AnyRequest) =>
     UsePipes(new ZodRequestPipe(definition.schema)),
   );
 
-/** Turns anything thrown into a typed error reply; unknown errors are logged and become `INTERNAL`. */
+/**
+ * Turns anything thrown into a typed error reply: a backing server that is unavailable (Postgres down
+ * or restarting, {@link isUnavailableError}) is `SERVICE.UNAVAILABLE` (logged as a warning: retrying
+ * later may succeed); other unknown errors are logged with their stack and become `INTERNAL`.
+ */
 export function toErrorReply(error: unknown, logger?: Logger): ErrorReply {
   if (error instanceof DomainError) {
     return { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
@@ -122,6 +161,10 @@ export function toErrorReply(error: unknown, logger?: Logger): ErrorReply {
       message: 'Invalid request',
       details: { issues: formatIssues(error.issues) },
     };
+  }
+  if (isUnavailableError(error)) {
+    logger?.warn(`database unavailable: ${error instanceof Error ? error.message : String(error)}`);
+    return { code: 'SERVICE.UNAVAILABLE', message: 'The database is unavailable; retry later' };
   }
   logger?.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
   return { code: 'INTERNAL', message: 'Internal error' };
@@ -170,7 +213,10 @@ interface ReplyInbox {
  * Sends commands and queries over core NATS request/reply and returns the parsed reply.
  * Throws a `DomainError` with the code the service replied with (`REQUEST.INVALID` naming the fields
  * when `payload` does not match the contract: the service parses every payload with it, so the client
- * does not parse it a second time); `SERVICE.UNAVAILABLE` when no service answered within `timeoutMs`
+ * does not parse it a second time); `REQUEST.TOO_LARGE` (before sending) when the request, as a NATS
+ * message, is larger than the server's `max_payload` (its INFO) less `NATS_PAYLOAD_RESERVE_BYTES`:
+ * the event it appends and its reply, each a little larger than the request, must fit too;
+ * `SERVICE.UNAVAILABLE` when no service answered within `timeoutMs`
  * (or none listens, or the connection closed before the answer); `INTERNAL` when the reply does not
  * match the contract (parsed with it compiled, {@link compiledSchema}).
  *
@@ -205,6 +251,16 @@ export class RequestClient {
     } catch (error) {
       throw toDomainError(error, definition);
     }
+    const maxPayload = replies.nc.info?.max_payload;
+    if (maxPayload !== undefined && packet.length > maxPayload - NATS_PAYLOAD_RESERVE_BYTES) {
+      throw new DomainError(
+        'REQUEST.TOO_LARGE',
+        `The request is too large to be carried: ${packet.length} bytes as a NATS message, at most ` +
+          `${maxPayload - NATS_PAYLOAD_RESERVE_BYTES} (the server's max_payload of ${maxPayload} bytes, ` +
+          `less ${NATS_PAYLOAD_RESERVE_BYTES} for the event and the reply it makes)`,
+        { sizeBytes: packet.length, limitBytes: maxPayload - NATS_PAYLOAD_RESERVE_BYTES, maxPayload },
+      );
+    }
     const answer = await new Promise<NestReplyPacket>((resolve, reject) => {
       const timer = setTimeout(() => {
         replies.pending.delete(id);
@@ -232,7 +288,8 @@ export class RequestClient {
 
   /**
    * The `nats` connection of the NestJS client (connected once; again after it was closed) and its
-   * reply subscription. Requests still waiting when that connection closes are `SERVICE.UNAVAILABLE`.
+   * reply subscription. Requests still waiting when that connection closes or is disconnected are
+   * `SERVICE.UNAVAILABLE` at once.
    */
   private connect(): Promise<ReplyInbox> {
     this.connecting ??= (this.client.connect() as Promise<NatsClientConnection>).then(
@@ -246,6 +303,16 @@ export class RequestClient {
           for (const id of [...replies.pending.keys()])
             settle(replies, id, NatsError.errorForCode(NatsErrorCode.ConnectionClosed));
         });
+        // Core NATS keeps nothing for a disconnected subscriber: a reply sent while this connection is
+        // down (a NATS restart) is lost, so the requests waiting now fail at once instead of at their
+        // timeout. (One answered after the reconnect would have been kept: a retry costs less than 5 s.)
+        void (async () => {
+          for await (const status of nc.status()) {
+            if (status.type !== NatsEvents.Disconnect) continue;
+            for (const id of [...replies.pending.keys()])
+              settle(replies, id, NatsError.errorForCode(NatsErrorCode.Disconnect));
+          }
+        })();
         this.replies = replies;
         this.connecting = undefined;
         return replies;
@@ -285,6 +352,7 @@ function settle(replies: ReplyInbox, id: string, outcome: NatsError | Msg): void
 /** The `code` of the `NatsError` of a request nobody answered in time, and of one nobody listens to. */
 const NATS_TIMEOUT: string = NatsErrorCode.Timeout;
 const NATS_NO_RESPONDERS: string = NatsErrorCode.NoResponders;
+const NATS_MAX_PAYLOAD: string = NatsErrorCode.MaxPayloadExceeded;
 
 function toDomainError(error: unknown, definition: AnyRequest): DomainError {
   if (error instanceof NatsError && error.code === NATS_TIMEOUT) {

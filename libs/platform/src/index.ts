@@ -2,3 +2,5 @@ export * from './config';
 export * from './errors';
 export * from './logging';
 export * from './run';
+export * from './unavailable';
+export * from './payload';

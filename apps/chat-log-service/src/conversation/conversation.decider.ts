@@ -8,7 +8,7 @@ import {
   type ToolCallInput,
 } from '@threadline/contracts';
 import { DomainError, ValidationError } from '@threadline/platform';
-import type { Meter } from '../usage/usage-meter';
+import type { Meter, Metered } from '../usage/usage-meter';
 
 // ---------------------------------------------------------------------------------------------------
 // Events
@@ -193,12 +193,11 @@ function openTurn(state: ConversationState, turnId: string, actingUserId: string
   return turn;
 }
 
-/** An agent response as stored: the client's fields, the default `turnOrder`, usage and cost metered. */
+/** An agent response as stored: the client's fields, the default `turnOrder`, and its metered usage and cost. */
 function agentResponseOf(
   input: AgentResponseInput,
   defaultOrder: number,
-  userInput: string,
-  meter: Meter,
+  metered: Metered,
 ): AgentResponseData {
   return {
     agentName: input.agent_name,
@@ -207,7 +206,7 @@ function agentResponseOf(
     model: input.model ?? null,
     startedAt: input.started_at ?? null,
     executionTimeMs: input.execution_time_ms ?? null,
-    ...meter.measure(input, userInput),
+    ...metered,
   };
 }
 
@@ -286,9 +285,9 @@ export function decide(
       const conversationTurn = state.lastTurnNumber + 1;
       const userId = actingUserId ?? session.userId;
       const startedAt = body.started_at ?? at;
-      const responses = body.agent_responses.map((r, i) =>
-        agentResponseOf(r, i + 1, body.user_input, ctx.meter),
-      );
+      // One budget for the whole turn: its user_input is counted once, not once per response.
+      const metered = ctx.meter.measureAll(body.agent_responses, body.user_input);
+      const responses = body.agent_responses.map((r, i) => agentResponseOf(r, i + 1, metered[i]!));
       let toolCalls: ToolCallData[] = [];
       for (const input of body.tool_calls) {
         const id = input.tool_call_id ?? ctx.newId();
@@ -349,7 +348,11 @@ export function decide(
     case 'RecordAgentResponse': {
       const { sessionId, turnId, actingUserId, response } = command.data;
       const turn = openTurn(state, turnId, actingUserId);
-      const agentResponse = agentResponseOf(response, turn.responses + 1, turn.userInput, ctx.meter);
+      const agentResponse = agentResponseOf(
+        response,
+        turn.responses + 1,
+        ctx.meter.measure(response, turn.userInput),
+      );
       return [{ type: 'AgentResponded.v1', data: { turnId, sessionId, agentResponse, respondedAt: at } }];
     }
     case 'RecordToolCall': {

@@ -10,7 +10,7 @@ import {
   USAGE_METER,
 } from './conversation.command-handler';
 import { ConversationController } from './conversation.controller';
-import { LogTurnBatcher } from './log-turn.batcher';
+import { LOG_TURN_LIMITS, LogTurnBatcher, logTurnLimitsFor } from './log-turn.batcher';
 import { SessionDeletionsController } from './session-deletions.controller';
 import { TurnsProjection } from './turns.projection';
 
@@ -18,6 +18,8 @@ import { TurnsProjection } from './turns.projection';
 export interface ConversationModuleOptions {
   /** `PRICE_TABLE_FILE`: a JSON price table replacing the shipped `usage/prices.json`. */
   priceTableFile?: string | undefined;
+  /** The callers' request timeout (`REQUEST_TIMEOUT_MS`, default 5000), ms: bounds LogTurn waits. */
+  requestTimeoutMs?: number | undefined;
 }
 
 /**
@@ -43,6 +45,7 @@ export class ConversationModule {
       providers: [
         ConversationCommandHandler,
         LogTurnBatcher,
+        { provide: LOG_TURN_LIMITS, useValue: logTurnLimitsFor(options.requestTimeoutMs ?? 5000) },
         TurnsProjection,
         { provide: CONVERSATION_CLOCK, useValue: (() => new Date()) satisfies Clock },
         { provide: USAGE_METER, useValue: meter },

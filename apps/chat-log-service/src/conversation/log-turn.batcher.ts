@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { conversationStreamId, LogTurn, type ReplyOf, type RequestOf } from '@threadline/contracts';
 import {
   EventStore,
@@ -30,6 +30,26 @@ function exclusiveKeysOf(payload: Payload): string[] {
 
 type Pending = Queued<Payload, Reply>;
 
+/** Token of the {@link LogTurnLimits} of the `LogTurnBatcher` (ConversationModule provides them). */
+export const LOG_TURN_LIMITS = Symbol('LOG_TURN_LIMITS');
+
+/** How much LogTurn work may wait (see `LogTurnBatcher`). */
+export interface LogTurnLimits {
+  /** LogTurns waiting for a batch; one more is refused at once, `SERVICE.UNAVAILABLE` (HTTP 503). */
+  maxQueued: number;
+  /** Longest a LogTurn waits for its batch, ms; one that waited longer is refused, never written. */
+  maxWaitMs: number;
+}
+
+/**
+ * The limits for a caller timeout of `requestTimeoutMs` (`REQUEST_TIMEOUT_MS`, the gateway's too): a
+ * LogTurn waits at most half of it, so one that starts still has the other half to commit and answer
+ * before its caller gives up; 4 full batches may wait.
+ */
+export function logTurnLimitsFor(requestTimeoutMs: number): LogTurnLimits {
+  return { maxQueued: 4 * LogTurnBatcher.maxBatch, maxWaitMs: Math.floor(requestTimeoutMs / 2) };
+}
+
 const commandOf = (p: Payload): LogTurnCommand => ({
   context: p.context,
   sessionId: p.sessionId,
@@ -59,6 +79,12 @@ const commandOf = (p: Payload): LogTurnCommand => ({
  * id never share a batch nor run in two batches at once; the later one waits for the next batch, so a
  * conversation's commands are written in the order they arrived. At most {@link maxInFlight} batches
  * run at once, each of at most {@link maxBatch} commands.
+ *
+ * Load shedding ({@link LogTurnLimits}): when more LogTurns wait than the service writes in time, the
+ * queue would grow and keep committing turns whose callers got a 503 timeout long ago (a client that
+ * retries without an idempotency key then logs them twice). A LogTurn beyond `maxQueued` is refused at
+ * once, and one that waited past `maxWaitMs` is refused when its batch would start: both with
+ * `SERVICE.UNAVAILABLE` and nothing written.
  */
 @Injectable()
 export class LogTurnBatcher {
@@ -75,17 +101,23 @@ export class LogTurnBatcher {
   /** Not reached by the bench's 32 users (batches of about 11). */
   static readonly maxBatch = 128;
   private readonly logger = new Logger(LogTurnBatcher.name);
-  private readonly queue = new GroupCommitQueue<Payload, Reply>({
-    maxInFlight: LogTurnBatcher.maxInFlight,
-    maxBatch: LogTurnBatcher.maxBatch,
-    keysOf: exclusiveKeysOf,
-    write: (batch) => this.flush(batch),
-  });
+  private readonly queue: GroupCommitQueue<Payload, Reply>;
 
   constructor(
     private readonly store: EventStore,
     private readonly commands: ConversationCommandHandler,
-  ) {}
+    @Optional() @Inject(LOG_TURN_LIMITS) limits: LogTurnLimits | null = null,
+  ) {
+    const { maxQueued, maxWaitMs } = limits ?? logTurnLimitsFor(5000);
+    this.queue = new GroupCommitQueue<Payload, Reply>({
+      maxInFlight: LogTurnBatcher.maxInFlight,
+      maxBatch: LogTurnBatcher.maxBatch,
+      keysOf: exclusiveKeysOf,
+      write: (batch) => this.flush(batch),
+      maxQueued,
+      maxWaitMs,
+    });
+  }
 
   /** Logs a turn: answers what `logTurnAlone` answers, with the same errors, once its batch committed. */
   logTurn(payload: Payload): Promise<Reply> {

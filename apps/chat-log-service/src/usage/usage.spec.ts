@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ConfigError } from '@threadline/platform';
 import { costUsd, loadPriceTable, type ModelPrice, priceOf, SHIPPED_PRICE_TABLE } from './price-table';
 import { countTokens, encoderFor, encodingNameFor } from './tokenizer';
-import { UsageMeter } from './usage-meter';
+import { COUNTED_CHARS_PER_REQUEST, TokenBudget, UsageMeter } from './usage-meter';
 
 // js-tiktoken's own encoder and its internal tables, as reference (required at run time, see tokenizer.ts).
 interface Internals {
@@ -224,5 +224,55 @@ describe('UsageMeter', () => {
     const unknown = meter.measure({ agent_name: 'a', response, model: 'my-local-llama' }, userInput);
     expect(unknown.costUsd).toBe(0);
     expect(unknown.usage.inputTokens).toBe(14); // still counted (o200k_base)
+  });
+});
+
+describe('UsageMeter.measureAll: the token budget of one request', () => {
+  const meter = new UsageMeter(SHIPPED_PRICE_TABLE);
+  const sentence = 'The quick brown fox jumps over the lazy dog while agents discuss SQL queries. ';
+  const text = (chars: number) => sentence.repeat(Math.ceil(chars / sentence.length)).slice(0, chars);
+
+  it('counts a turn’s user_input once for all its responses, and tokenizes at most the budget', () => {
+    const userInput = text(100_000);
+    const responses = Array.from({ length: 50 }, (_, i) => ({
+      agent_name: `a${i}`,
+      response: text(2_000 + i),
+      model: 'gpt-4o',
+    }));
+    const budget = new TokenBudget();
+    const metered = meter.measureAll(responses, userInput, budget);
+    expect(budget.charactersCounted).toBe(COUNTED_CHARS_PER_REQUEST);
+    expect(new Set(metered.map((m) => m.usage.inputTokens)).size).toBe(1);
+    // Estimates of the same size as the exact counts (this text: ~4.7 characters per token).
+    const exactInput = countTokens(userInput, 'gpt-4o');
+    expect(Math.abs(metered[0]!.usage.inputTokens - exactInput) / exactInput).toBeLessThan(0.02);
+    const exactLast = countTokens(responses[49]!.response, 'gpt-4o');
+    expect(Math.abs(metered[49]!.usage.outputTokens - exactLast) / exactLast).toBeLessThan(0.02);
+    expect(metered.every((m) => m.usageSource === 'estimated')).toBe(true);
+  });
+
+  it('counts a text once per encoding, however often it is asked', () => {
+    const budget = new TokenBudget();
+    const t = text(5_000);
+    const first = budget.count(t, 'gpt-4o');
+    expect(budget.count(t, 'gpt-4o-mini')).toBe(first); // same encoding (o200k_base)
+    expect(budget.charactersCounted).toBe(5_000);
+    budget.count(t, 'gpt-4'); // cl100k_base: counted again
+    expect(budget.charactersCounted).toBe(10_000);
+  });
+
+  it('counts exactly within the budget, and never splits a surrogate pair at its end', () => {
+    const small = meter.measureAll(
+      [{ agent_name: 'a', response: 'hello world', model: 'gpt-4o' }],
+      'hi there',
+    );
+    expect(small[0]!.usage).toMatchObject({
+      inputTokens: countTokens('hi there', 'gpt-4o'),
+      outputTokens: 2,
+    });
+    const emoji = '🙂'.repeat(COUNTED_CHARS_PER_REQUEST); // 2 code units each: the limit falls inside a pair
+    const [m] = meter.measureAll([{ agent_name: 'a', response: 'ok', model: 'gpt-4o' }], emoji);
+    expect(m!.usage.inputTokens).toBeGreaterThan(0);
+    expect(m!.usage.outputTokens).toBeGreaterThan(0); // past the budget: the request's own ratio
   });
 });

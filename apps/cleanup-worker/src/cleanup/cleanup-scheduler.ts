@@ -1,5 +1,5 @@
 import type { CleanupReport } from '@threadline/contracts';
-import type { Db } from '@threadline/event-store';
+import type { Db, DedicatedConnection } from '@threadline/event-store';
 import type { CleanupPass } from './cleanup-pass';
 
 /** Advisory lock key of the leader: the one instance whose timer runs passes. */
@@ -92,7 +92,7 @@ export class CleanupScheduler {
   private async run(): Promise<void> {
     const standbyMs = this.opts.standbyRetryMs ?? 1000;
     while (this.running) {
-      let conn: Awaited<ReturnType<Db['dedicated']>> | undefined;
+      let conn: DedicatedConnection | undefined;
       try {
         conn = await this.db.dedicated();
         const [row] = await conn.query<{ ok: boolean }>(
@@ -108,7 +108,8 @@ export class CleanupScheduler {
         this.leader = true;
         this.opts.logger?.log(`cleanup-worker ${this.pass.instanceId} is the leader`);
         while (this.running) {
-          await conn.query('SELECT 1'); // the lock lives as long as this connection: prove it alive
+          // The lock lives as long as this connection: prove it alive (a lost one rejects at once).
+          await conn.query('SELECT 1');
           let wait = this.opts.intervalMs;
           try {
             this.lastReport = await this.pass.run({ now: this.clock() });

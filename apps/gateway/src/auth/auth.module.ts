@@ -9,7 +9,7 @@ import {
   Optional,
 } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { Db, eventStoreMigrations, migrate } from '@threadline/event-store';
+import { Db, eventStoreMigrations, migrate, nestDbLogger } from '@threadline/event-store';
 import type { GatewayConfig } from '../config';
 import { ApiKeyStore } from './api-keys';
 import { AuthController, USER_TOKENS } from './auth.controller';
@@ -75,6 +75,7 @@ export class AuthModule {
               poolSize: config.DATABASE_POOL_SIZE,
               applicationName: 'gateway',
               migrations: [...eventStoreMigrations, ...gatewayMigrations],
+              logger: nestDbLogger(),
             });
             if (config.MIGRATE_ON_START) await migrate(db);
             return db;

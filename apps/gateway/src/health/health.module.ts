@@ -1,5 +1,5 @@
 import { Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
-import { Db } from '@threadline/event-store';
+import { Db, nestDbLogger } from '@threadline/event-store';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config';
 import { HealthController } from './health.controller';
 
@@ -22,7 +22,12 @@ class DbLifecycle implements OnApplicationShutdown {
     {
       provide: Db,
       useFactory: (config: GatewayConfig) =>
-        Db.connect({ url: config.DATABASE_URL, poolSize: 2, applicationName: 'gateway' }),
+        Db.connect({
+          url: config.DATABASE_URL,
+          poolSize: 2,
+          applicationName: 'gateway',
+          logger: nestDbLogger(),
+        }),
       inject: [GATEWAY_CONFIG],
     },
     DbLifecycle,

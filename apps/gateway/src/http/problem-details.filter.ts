@@ -2,11 +2,14 @@ import { type ArgumentsHost, Catch, type ExceptionFilter, Logger } from '@nestjs
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PROBLEM_CONTENT_TYPE, problemFor } from './problem-details';
 
+/** `Retry-After` of every 503, seconds. */
+export const SERVICE_UNAVAILABLE_RETRY_AFTER_S = 1;
+
 /**
  * The gateway's one exception filter: every error of every route (and Fastify's body-parsing errors,
  * which Nest routes through the global filters) becomes an RFC 9457 problem body, mapped by
  * {@link problemFor}. Unexpected errors are logged with their stack (and the request id) and answered
- * with a bare 500.
+ * with a bare 500; a 503 carries `Retry-After`.
  */
 @Catch()
 export class ProblemDetailsFilter implements ExceptionFilter {
@@ -31,6 +34,9 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       );
     }
     if (reply.sent) return;
+    // A 503 is a service or the database not answering right now: tell clients when to retry (RFC 9110
+    // section 10.2.3), as a 429 does. A Postgres restart takes about a second.
+    if (body.status === 503) void reply.header('retry-after', String(SERVICE_UNAVAILABLE_RETRY_AFTER_S));
     void reply.status(body.status).header('content-type', PROBLEM_CONTENT_TYPE).send(body);
   }
 }
