@@ -12,6 +12,8 @@ export interface Write {
   /** A non-retryable 4xx answered (status), e.g. 409 when an idempotent retry was not recognized. */
   rejected?: number;
   attempts: number;
+  /** ms from its first attempt to its acknowledgement (retries included); undefined when not acknowledged. */
+  latencyMs?: number;
 }
 
 /** Counters of one run of the generator. */
@@ -176,7 +178,8 @@ export class LoadGenerator {
     this.writes.push(write);
     const { method, path, body } = build(key);
     const raw = body === undefined ? undefined : JSON.stringify(body);
-    const giveUpAt = Date.now() + this.opts.giveUpMs;
+    const firstAt = Date.now();
+    const giveUpAt = firstAt + this.opts.giveUpMs;
     let backoff = 50;
     for (;;) {
       await this.limiter.take();
@@ -189,6 +192,7 @@ export class LoadGenerator {
         this.stats.statuses[answer.status] = (this.stats.statuses[answer.status] ?? 0) + 1;
         if (answer.status >= 200 && answer.status < 300) {
           write.acked = true;
+          write.latencyMs = Date.now() - firstAt;
           this.stats.ackTimes.push(Date.now() - this.startedAt);
           this.identify(write, answer.body);
           return write;

@@ -19,15 +19,15 @@ const cell = (v: number | string | null | undefined) => (v === null || v === und
 /** The scenario table (scenario, acknowledged, stored, projected, lost, duplicated, recovery s, ...). */
 export function scenarioTable(rows: readonly ScenarioResult[]): string {
   const head =
-    '| scenario | acknowledged | stored | projected | lost | duplicated | recovery s | unacked (committed) | quiescence s | result |\n' +
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|';
+    '| scenario | acknowledged | stored | projected | lost | duplicated | recovery s | longest write s | unacked (committed) | quiescence s | result |\n' +
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|';
   const lines = rows.map((r) => {
     const v = r.verdict;
     const projected = v ? `${v.projected}/${v.projectable}` : '-';
     const duplicated = v ? v.duplicated + v.duplicatedUnacknowledged : undefined;
     return `| ${r.id} | ${cell(v?.acknowledged)} | ${cell(v?.stored)} | ${projected} | ${cell(v?.lost)} | ${cell(duplicated)} | ${
       r.recoverySeconds === null ? 'never' : r.recoverySeconds.toFixed(1)
-    } | ${v ? `${v.unacknowledged} (${v.unacknowledgedStored})` : '-'} | ${v ? v.quiescenceSeconds.toFixed(1) : '-'} | ${r.pass ? 'PASS' : 'FAIL'} |`;
+    } | ${r.longestWriteSeconds.toFixed(1)} | ${v ? `${v.unacknowledged} (${v.unacknowledgedStored})` : '-'} | ${v ? v.quiescenceSeconds.toFixed(1) : '-'} | ${r.pass ? 'PASS' : 'FAIL'} |`;
   });
   return [head, ...lines].join('\n');
 }
@@ -48,7 +48,9 @@ export function toMarkdown(results: ChaosResults): string {
       'acknowledged: writes (session creates, turns, ends, deletes) answered 2xx; stored: of them, in the event store; ' +
         'projected: acknowledged turns of sessions not deleted whose session agrees with the store in the turns read model, ' +
         '`turn_count` and usage stats; lost: acknowledged but not stored; duplicated: stored more than once (acknowledged or not); ' +
-        'recovery: seconds from the fault until writes succeeded again; unacked: writes given up by the client (of them committed once); ' +
+        'recovery: seconds from the fault until no attempt failed any more (the first acknowledgement after the last failed attempt; ' +
+        'a client retrying through the other gateway or instance may have been served all along); ' +
+        'longest write: the longest an acknowledged write took from its first attempt to its 2xx, retries included; unacked: writes given up by the client (of them committed once); ' +
         'quiescence: seconds after the load until read models, consumers and the stream agreed with the store.',
       '',
     );

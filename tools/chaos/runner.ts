@@ -30,6 +30,8 @@ export interface ScenarioResult {
   recoverySeconds: number | null;
   /** Seconds the fault lasted (from its start until it was lifted). */
   faultSeconds: number;
+  /** The longest an acknowledged write took from its first attempt to its 2xx (retries included), seconds. */
+  longestWriteSeconds: number;
   load: Omit<LoadStats, 'failureTimes' | 'ackTimes'> & { durationSeconds: number; ackedPerSecond: number };
   /** Instances that exited without the harness asking, with their last output. */
   crashed: string[];
@@ -200,6 +202,7 @@ export async function runScenario(
     verdict,
     recoverySeconds,
     faultSeconds,
+    longestWriteSeconds: load.writes.reduce((m, w) => Math.max(m, w.latencyMs ?? 0), 0) / 1000,
     load: loadSummary(load, durationMs),
     crashed,
     pass: problems.length === 0,
