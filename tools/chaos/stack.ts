@@ -130,7 +130,7 @@ export class ChaosStack {
       RATE_LIMIT_USER_REQUESTS: '10000000',
       MAX_SESSIONS_PER_USER: '0',
     };
-    // Slot 0 of every service first (each migrates its tables on start), then slot 1.
+    // Every instance at once: migrations on start are serialized by an advisory lock.
     for (let slot = 0; slot < INSTANCES; slot++) {
       for (const name of SERVICES) {
         const env: NodeJS.ProcessEnv = { ...base };
@@ -142,8 +142,8 @@ export class ChaosStack {
         this.envs.set(`${name}#${slot}`, env);
         this.instances.push({ name, slot, proc: this.launch(name, env), launches: 1 });
       }
-      await this.waitReady(Date.now() + 120_000);
     }
+    await this.waitReady(Date.now() + 180_000);
     this.db = await Db.connect({ url: this.databaseUrl, poolSize: 4, applicationName: 'threadline-chaos' });
   }
 
