@@ -105,8 +105,21 @@ function bodies(valid: Record<string, unknown>): fc.Arbitrary<string> {
   );
 }
 
-/** Bodies at and just over the limits: 100,000-character texts, 50 responses, a 1 MiB body. */
+/**
+ * Bodies at and just over the limits: 100,000-character texts, 50 responses, a 1 MiB body, and a valid
+ * turn of ~1,000,000 bytes (50 responses of 19,800 characters) whose event would exceed NATS's
+ * 1 MiB max_payload (it must be refused with 413 before anything is appended, or carried).
+ */
 const nearLimits: fc.Arbitrary<string> = fc.oneof(
+  fc.constant(
+    JSON.stringify({
+      user_input: 'q',
+      agent_responses: Array.from({ length: 50 }, (_, i) => ({
+        agent_name: `a${i}`,
+        response: 'w'.repeat(19_800),
+      })),
+    }),
+  ),
   fc.constantFrom(100_000, 100_001).map((n) => JSON.stringify({ user_input: 'y'.repeat(n) })),
   fc.constantFrom(50, 51).map((n) =>
     JSON.stringify({
@@ -155,13 +168,22 @@ function requests(target: string, openTurn: string): fc.Arbitrary<HostileRequest
   const body = fc
     .tuple(fc.constantFrom(...writes), fc.integer({ min: 0, max: 999 }))
     .chain(([[method, path, valid], roll]) =>
-      (roll < 5 && path.endsWith('/turns') ? nearLimits : bodies(valid)).map((raw): HostileRequest => ({
-        method,
-        path,
-        body: raw,
-        headers: {},
-        tagged: true,
-      })),
+      // 1 body in 200 is one of the near-limit turns (each up to ~1 MB: kept rare to bound the run).
+      roll < 5
+        ? nearLimits.map((raw): HostileRequest => ({
+            method: 'POST',
+            path: `/sessions/${target}/turns`,
+            body: raw,
+            headers: {},
+            tagged: true,
+          }))
+        : bodies(valid).map((raw): HostileRequest => ({
+            method,
+            path,
+            body: raw,
+            headers: {},
+            tagged: true,
+          })),
     );
   const routes = (id: string): [string, string][] => [
     ['GET', `/sessions/${id}`],
@@ -243,7 +265,9 @@ function requests(target: string, openTurn: string): fc.Arbitrary<HostileRequest
 }
 
 export interface HostileResult {
+  /** Requests sent; fewer than `asked` when the run hit its time limit. */
   requests: number;
+  asked: number;
   /** Requests Node's HTTP client refused to send (invalid header characters): not counted as answers. */
   unsendable: number;
   noAnswer: number;
@@ -266,7 +290,14 @@ const CorrelationCount = z.object({ correlation_id: z.string(), n: z.coerce.numb
 /** Sends `count` generated hostile requests (`concurrency` at a time, alternating gateways); see the module docstring. */
 export async function runHostile(
   stack: ChaosStack,
-  opts: { count: number; concurrency: number; seed: number; log: (line: string) => void },
+  opts: {
+    count: number;
+    concurrency: number;
+    seed: number;
+    /** Stop after the batch in flight once this many seconds passed (the result says how many were sent). */
+    maxSeconds: number;
+    log: (line: string) => void;
+  },
 ): Promise<HostileResult> {
   const [admin] = stack.gatewayUrls.map((u) => new GatewayClient(u, stack.apiKey, 2, 30_000));
   const created = z
@@ -300,6 +331,7 @@ export async function runHostile(
   const arb = requests(target, open.turn_id);
   const result: HostileResult = {
     requests: 0,
+    asked: opts.count,
     unsendable: 0,
     noAnswer: 0,
     statuses: {},
@@ -318,7 +350,7 @@ export async function runHostile(
   let n = 0;
   let lastLog = started;
   const CHUNK = 500;
-  for (let chunk = 0; n < opts.count; chunk++) {
+  for (let chunk = 0; n < opts.count && Date.now() - started < opts.maxSeconds * 1000; chunk++) {
     const batch = fc.sample(arb, { numRuns: Math.min(CHUNK, opts.count - n), seed: opts.seed + chunk });
     let next = 0;
     const worker = async (w: number) => {

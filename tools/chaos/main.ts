@@ -43,6 +43,7 @@ export const ChaosOptions = z.object({
   soak: int('--soak', 30, 86_400).optional(),
   hostile: z.union([z.literal(true), int('--hostile', 1, 10_000_000)]).optional(),
   hostileConcurrency: int('--hostile-concurrency', 1, 64).default(8),
+  hostileMaxSeconds: int('--hostile-max-seconds', 1, 86_400).default(3600),
   seed: int('--seed', 0, 2 ** 31 - 1).default(20),
   workers: int('--workers', 1, 64).default(8),
   rate: int('--rate', 0, 100_000).default(150),
@@ -81,6 +82,7 @@ async function main(argv: string[]): Promise<number> {
     .option('--soak <seconds>', 'soak: half of the measured capacity, no fault, RSS and errors every 10 s')
     .option('--hostile [count]', 'hostile-input volume run (default 100000 requests)')
     .option('--hostile-concurrency <n>', 'hostile requests in flight')
+    .option('--hostile-max-seconds <n>', 'stop the hostile run after this long (default 3600)')
     .option('--seed <n>', 'fast-check seed of the hostile run')
     .option('--workers <n>', 'load generator clients')
     .option('--rate <n>', 'load generator requests per second (0: unbounded)')
@@ -172,6 +174,7 @@ async function main(argv: string[]): Promise<number> {
       results.hostile = await runHostile(stack, {
         count: hostileCount,
         concurrency: o.hostileConcurrency,
+        maxSeconds: o.hostileMaxSeconds,
         seed: o.seed,
         log,
       });

@@ -92,7 +92,7 @@ export function toMarkdown(results: ChaosResults): string {
     const h = results.hostile;
     out.push('## Hostile input at volume', '');
     out.push(
-      `${h.requests} generated requests (seed ${h.seed}) in ${h.seconds.toFixed(0)} s: ${h.fiveXx} answered 5xx, ${h.noAnswer} without answer, ` +
+      `${h.requests} generated requests${h.requests < h.asked ? ` of ${h.asked} asked (stopped at --hostile-max-seconds)` : ''} (seed ${h.seed}) in ${h.seconds.toFixed(0)} s: ${h.fiveXx} answered 5xx, ${h.noAnswer} without answer, ` +
         `${h.unsendable} refused by the HTTP client itself, ${h.fourXxThatAppended} 4xx that appended, ` +
         `untagged appends ${h.untaggedAppends} for ${h.untagged2xx} untagged 2xx, instances down: ${h.crashed.length}: ${h.pass ? 'PASS' : 'FAIL'}`,
       '',
