@@ -77,6 +77,70 @@ export interface VerifyInput {
   hopeless?: () => string | undefined;
 }
 
+/** What {@link tally} counts. */
+export interface Tally {
+  acknowledged: number;
+  stored: number;
+  lost: number;
+  duplicated: number;
+  duplicatedUnacknowledged: number;
+  unacknowledged: number;
+  unacknowledgedStored: number;
+  rejected: number;
+}
+
+/**
+ * Counts `writes` against `stored(w)` (how many times the store holds write `w`): an acknowledged
+ * write stored 0 times is lost, more than once duplicated; an unacknowledged one may be stored once
+ * (committed, then the answer was lost), never twice. Answers the counts and a line per kind of loss
+ * or duplication, with up to 5 examples.
+ */
+export function tally(
+  writes: readonly Write[],
+  stored: (w: Write) => number,
+): { counts: Tally; problems: string[] } {
+  const c: Tally = {
+    acknowledged: 0,
+    stored: 0,
+    lost: 0,
+    duplicated: 0,
+    duplicatedUnacknowledged: 0,
+    unacknowledged: 0,
+    unacknowledgedStored: 0,
+    rejected: 0,
+  };
+  const lostExamples: string[] = [];
+  const dupExamples: string[] = [];
+  for (const w of writes) {
+    const n = stored(w);
+    if (w.rejected !== undefined) c.rejected++;
+    if (w.acked) {
+      c.acknowledged++;
+      if (n > 0) c.stored++;
+      if (n === 0) {
+        c.lost++;
+        if (lostExamples.length < 5) lostExamples.push(`${w.kind} ${w.key}`);
+      }
+      if (n > 1) {
+        c.duplicated++;
+        if (dupExamples.length < 5) dupExamples.push(`${w.kind} ${w.key} x${n}`);
+      }
+    } else {
+      c.unacknowledged++;
+      if (n === 1) c.unacknowledgedStored++;
+      if (n > 1) {
+        c.duplicatedUnacknowledged++;
+        if (dupExamples.length < 5) dupExamples.push(`unacknowledged ${w.kind} ${w.key} x${n}`);
+      }
+    }
+  }
+  const problems: string[] = [];
+  if (c.lost > 0) problems.push(`${c.lost} acknowledged writes lost, e.g. ${lostExamples.join(', ')}`);
+  if (c.duplicated + c.duplicatedUnacknowledged > 0)
+    problems.push(`writes stored more than once, e.g. ${dupExamples.join(', ')}`);
+  return { counts: c, problems };
+}
+
 /** The highest dead-letter id now (0 when none): the floor of the next scenario. */
 export async function deadLetterHead(db: Db): Promise<number> {
   const [row] = await db.query<{ id: string | null }>('SELECT max(id)::text AS id FROM dead_letters');
@@ -162,34 +226,9 @@ export async function verify(input: VerifyInput): Promise<Verdict> {
     quiescent: false,
     problems,
   };
-  const lostExamples: string[] = [];
-  const dupExamples: string[] = [];
-  for (const w of writes) {
-    const n = stored(w);
-    if (w.rejected !== undefined) v.rejected++;
-    if (w.acked) {
-      v.acknowledged++;
-      if (n > 0) v.stored++;
-      if (n === 0) {
-        v.lost++;
-        if (lostExamples.length < 5) lostExamples.push(`${w.kind} ${w.key}`);
-      }
-      if (n > 1) {
-        v.duplicated++;
-        if (dupExamples.length < 5) dupExamples.push(`${w.kind} ${w.key} x${n}`);
-      }
-    } else {
-      v.unacknowledged++;
-      if (n === 1) v.unacknowledgedStored++;
-      if (n > 1) {
-        v.duplicatedUnacknowledged++;
-        if (dupExamples.length < 5) dupExamples.push(`unacknowledged ${w.kind} ${w.key} x${n}`);
-      }
-    }
-  }
-  if (v.lost > 0) problems.push(`${v.lost} acknowledged writes lost, e.g. ${lostExamples.join(', ')}`);
-  if (v.duplicated + v.duplicatedUnacknowledged > 0)
-    problems.push(`writes stored more than once, e.g. ${dupExamples.join(', ')}`);
+  const tallied = tally(writes, stored);
+  Object.assign(v, tallied.counts);
+  problems.push(...tallied.problems);
   if (v.rejected > 0) {
     const byStatus = new Map<number, number>();
     for (const w of writes)
