@@ -28,7 +28,9 @@ export default [
             { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: ['type:contracts'], allowedExternalImports: ['zod', 'zod/*'] },
             { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:util'] },
             { sourceTag: 'type:e2e', onlyDependOnLibsWithTags: ['type:contracts', 'type:testing', 'type:util'] },
-            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:util'] },
+            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:util', 'type:client'] },
+            // The published SDK (libs/client) and its adapters: nothing of the monorepo's own.
+            { sourceTag: 'type:client', onlyDependOnLibsWithTags: ['type:client'] },
           ],
         },
       ],
@@ -58,7 +60,9 @@ export default [
             { sourceTag: 'type:contracts', onlyDependOnLibsWithTags: ['type:contracts', 'type:testing'] },
             { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:util', 'type:testing'] },
             { sourceTag: 'type:e2e', onlyDependOnLibsWithTags: ['type:contracts', 'type:testing', 'type:util'] },
-            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:util', 'type:testing'] },
+            { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:contracts', 'type:data-access', 'type:util', 'type:testing', 'type:client'] },
+            // The SDK's tests start the real stack (libs/stack, libs/testing); its package code does not.
+            { sourceTag: 'type:client', onlyDependOnLibsWithTags: ['type:client', 'type:util', 'type:testing'] },
           ],
         },
       ],

@@ -14,7 +14,7 @@ module.exports = {
   moduleFileExtensions: ['ts', 'js', 'json'],
   testMatch: ['**/?(*.)+(spec|int-spec|e2e-spec).ts'],
   moduleNameMapper: {
-    '^@threadline/(contracts|event-store|messaging|platform|stack|testing)$': path.join(
+    '^@threadline/(client|contracts|event-store|messaging|platform|stack|testing)$': path.join(
       __dirname,
       'libs/$1/src/index.ts',
     ),

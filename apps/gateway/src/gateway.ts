@@ -12,6 +12,9 @@ import { ProblemDetailsFilter } from './http/problem-details.filter';
 import { RequestValidationPipe } from './http/validation.pipe';
 import { SESSION_DTOS } from './sessions/sessions.dto';
 
+/** The DTOs the gateway itself documents (the feature modules add theirs in `setupOpenApi`). */
+export const GATEWAY_DTOS = [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto];
+
 /**
  * Builds the gateway application (not yet listening): Fastify with `BODY_LIMIT_BYTES`, the
  * correlation-id and access-log hooks, the zod validation pipe, the problem-details filter and the OpenAPI docs at
@@ -39,7 +42,7 @@ export async function createGateway(config: GatewayConfig): Promise<NestFastifyA
   fastify.addHook('onResponse', accessLogHook(logger));
   app.useGlobalPipes(new RequestValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter());
-  setupOpenApi(app, [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto]);
+  setupOpenApi(app, GATEWAY_DTOS);
   await app.init();
   return app;
 }

@@ -152,6 +152,15 @@ export function repairNullables(document: OpenAPIObject, dtos: readonly Document
   walk(document);
 }
 
+/** `dtos` and the feature modules' DTOs: every DTO whose nullable fields the served document repairs. */
+export const withFeatureDtos = (dtos: readonly DocumentedDto[]): DocumentedDto[] => [
+  ...dtos,
+  ...TURN_DTOS,
+  ...QUERY_DTOS,
+  ...STATE_DTOS,
+  ...STATS_DTOS,
+];
+
 const SWAGGER_UI_ASSETS = [
   'swagger-ui.css',
   'swagger-ui-bundle.js',
@@ -184,13 +193,7 @@ const UI_INIT = `window.onload = function () {
  * `@fastify/static` on Fastify, which is not a dependency of this project.
  */
 export function setupOpenApi(app: NestFastifyApplication, dtos: readonly DocumentedDto[]): OpenAPIObject {
-  const document = buildOpenApiDocument(app, [
-    ...dtos,
-    ...TURN_DTOS,
-    ...QUERY_DTOS,
-    ...STATE_DTOS,
-    ...STATS_DTOS,
-  ]);
+  const document = buildOpenApiDocument(app, withFeatureDtos(dtos));
   SwaggerModule.setup('docs', app, document, { ui: false, raw: ['json'], jsonDocumentUrl: 'docs/json' });
   const fastify = app.getHttpAdapter().getInstance();
   const dir = swaggerUiDir();
