@@ -62,7 +62,12 @@ class ScriptedModel implements Model {
     const questions = userTexts(request.input);
     const question = questions.at(-1) ?? '';
     if (last !== undefined && 'type' in last && last.type === 'function_call_result') {
-      const output = typeof last.output === 'string' ? last.output : JSON.stringify(last.output);
+      const output =
+        typeof last.output === 'string'
+          ? last.output
+          : 'text' in last.output && typeof last.output.text === 'string'
+            ? last.output.text
+            : JSON.stringify(last.output);
       return Promise.resolve({ usage, output: [message(`msg_${n}`, `The weather: ${output}.`)] });
     }
     if (/weather/i.test(question)) {
@@ -90,8 +95,8 @@ class ScriptedModel implements Model {
     });
   }
 
-  // eslint-disable-next-line require-yield -- the Runner calls getResponse; streaming is not scripted.
-  async *getStreamedResponse(): AsyncIterable<never> {
+  /** Not scripted: the Runner calls {@link getResponse} for a run that does not stream. */
+  getStreamedResponse(): AsyncIterable<never> {
     throw new Error('ScriptedModel does not stream');
   }
 }

@@ -59,8 +59,8 @@ class CannedModel implements Model {
     });
   }
 
-  // eslint-disable-next-line require-yield -- the Runner calls getResponse; streaming is not scripted.
-  async *getStreamedResponse(): AsyncIterable<never> {
+  /** Not scripted: the Runner calls {@link getResponse} for a run that does not stream. */
+  getStreamedResponse(): AsyncIterable<never> {
     throw new Error('CannedModel does not stream');
   }
 }
