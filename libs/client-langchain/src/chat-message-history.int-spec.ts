@@ -1,6 +1,8 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
   AIMessage,
@@ -234,4 +236,131 @@ describe('examples/langchain-js (RunnableWithMessageHistory around a fake chat m
       ['What is my name?', 'fake-chat-1', 40],
     ]);
   }, 120_000);
+});
+
+describe('the packed package', () => {
+  it('npm pack gives a tarball that installs offline beside the SDK, loads with require, import and tsc, and works', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'threadline-client-langchain-'));
+    try {
+      const pack = (pkg: string) => {
+        const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], {
+          cwd: resolve(ROOT, pkg),
+          encoding: 'utf8',
+        });
+        const [info] = JSON.parse(out.slice(out.indexOf('['))) as {
+          filename: string;
+          files: { path: string }[];
+        }[];
+        if (info === undefined) throw new Error(`npm pack said: ${out}`);
+        return info;
+      };
+      const sdk = pack('libs/client');
+      const adapter = pack('libs/client-langchain');
+      expect(adapter.files.map((f) => f.path).sort()).toEqual(
+        expect.arrayContaining([
+          'README.md',
+          'dist/cjs/index.d.ts',
+          'dist/cjs/index.js',
+          'dist/esm/index.mjs',
+          'package.json',
+        ]),
+      );
+      expect(adapter.files.some((f) => f.path.startsWith('src/') || f.path.includes('spec'))).toBe(false);
+
+      const app = join(dir, 'app');
+      mkdirSync(join(app, 'node_modules/@langchain'), { recursive: true });
+      writeFileSync(
+        join(app, 'package.json'),
+        JSON.stringify({ name: 'app', version: '1.0.0', private: true }),
+      );
+      // The two tarballs, offline; the peers (@langchain/core, zod) are the workspace's own copies.
+      execFileSync(
+        'npm',
+        [
+          'install',
+          '--offline',
+          '--legacy-peer-deps',
+          '--no-audit',
+          '--no-fund',
+          join(dir, sdk.filename),
+          join(dir, adapter.filename),
+        ],
+        { cwd: app, encoding: 'utf8' },
+      );
+      symlinkSync(
+        resolve(ROOT, 'node_modules/@langchain/core'),
+        join(app, 'node_modules/@langchain/core'),
+        'dir',
+      );
+      symlinkSync(resolve(ROOT, 'node_modules/zod'), join(app, 'node_modules/zod'), 'dir');
+
+      const env = {
+        ...process.env,
+        BASE_URL: stack.baseUrl,
+        API_KEY: stack.adminKey.key,
+        SESSION_ID: uid('packed'),
+      };
+      writeFileSync(
+        join(app, 'cjs.cjs'),
+        `const { Threadline } = require('@threadline/client');
+const { ThreadlineChatMessageHistory } = require('@threadline/client-langchain');
+const { AIMessage, HumanMessage } = require('@langchain/core/messages');
+const client = new Threadline({ baseUrl: process.env.BASE_URL, apiKey: process.env.API_KEY });
+const history = new ThreadlineChatMessageHistory({ client, sessionId: process.env.SESSION_ID, userId: 'packed' });
+history.addMessages([new HumanMessage('from the tarball'), new AIMessage('cjs')]).then(async () => {
+  console.log(JSON.stringify((await history.getMessages()).map((m) => [m.type, m.text])));
+});`,
+      );
+      writeFileSync(
+        join(app, 'esm.mjs'),
+        `import { createRequire } from 'node:module';
+import { Threadline } from '@threadline/client';
+import { ThreadlineChatMessageHistory } from '@threadline/client-langchain';
+const cjs = createRequire(import.meta.url)('@threadline/client-langchain');
+const client = new Threadline({ baseUrl: process.env.BASE_URL, apiKey: process.env.API_KEY });
+const messages = await new ThreadlineChatMessageHistory({ client, sessionId: process.env.SESSION_ID }).getMessages();
+console.log(JSON.stringify({ count: messages.length, same: ThreadlineChatMessageHistory === cjs.ThreadlineChatMessageHistory }));`,
+      );
+      const node = (file: string) =>
+        JSON.parse(execFileSync(process.execPath, [file], { cwd: app, env, encoding: 'utf8' })) as unknown;
+      expect(node('cjs.cjs')).toEqual([
+        ['human', 'from the tarball'],
+        ['ai', 'cjs'],
+      ]);
+      expect(node('esm.mjs')).toEqual({ count: 2, same: true });
+
+      // The declarations resolve through `exports` for a TypeScript consumer (node16 resolution, ESM).
+      writeFileSync(
+        join(app, 'use.mts'),
+        `import type { BaseListChatMessageHistory } from '@langchain/core/chat_history';
+import { Threadline } from '@threadline/client';
+import { ThreadlineChatMessageHistory } from '@threadline/client-langchain';
+const client = new Threadline({ baseUrl: 'http://localhost:3000', apiKey: 'k' });
+export const history: BaseListChatMessageHistory = new ThreadlineChatMessageHistory({ client, sessionId: 's' });
+// @ts-expect-error sessionId is required
+export const bad = new ThreadlineChatMessageHistory({ client });`,
+      );
+      writeFileSync(
+        join(app, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module: 'node16',
+            moduleResolution: 'node16',
+            target: 'ES2022',
+            strict: true,
+            noEmit: true,
+            skipLibCheck: true,
+            lib: ['ES2023', 'DOM'],
+            types: [],
+          },
+          files: ['use.mts'],
+        }),
+      );
+      execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', app], {
+        encoding: 'utf8',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -1,6 +1,8 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
   Agent,
@@ -247,4 +249,127 @@ describe('examples/openai-agents-js (a real Runner with a scripted Model)', () =
       ['What did I ask you before?', 1, 1],
     ]);
   }, 120_000);
+});
+
+describe('the packed package', () => {
+  it('npm pack gives a tarball that installs offline beside the SDK, loads with require, import and tsc, and works', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'threadline-client-openai-agents-'));
+    try {
+      const pack = (pkg: string) => {
+        const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dir], {
+          cwd: resolve(ROOT, pkg),
+          encoding: 'utf8',
+        });
+        const [info] = JSON.parse(out.slice(out.indexOf('['))) as {
+          filename: string;
+          files: { path: string }[];
+        }[];
+        if (info === undefined) throw new Error(`npm pack said: ${out}`);
+        return info;
+      };
+      const sdk = pack('libs/client');
+      const adapter = pack('libs/client-openai-agents');
+      expect(adapter.files.map((f) => f.path)).toEqual(
+        expect.arrayContaining([
+          'README.md',
+          'dist/cjs/index.d.ts',
+          'dist/cjs/index.js',
+          'dist/esm/index.mjs',
+          'package.json',
+        ]),
+      );
+      expect(adapter.files.some((f) => f.path.startsWith('src/') || f.path.includes('spec'))).toBe(false);
+
+      const app = join(dir, 'app');
+      mkdirSync(join(app, 'node_modules/@openai'), { recursive: true });
+      writeFileSync(
+        join(app, 'package.json'),
+        JSON.stringify({ name: 'app', version: '1.0.0', private: true }),
+      );
+      // The two tarballs, offline; the peers (@openai/agents-core, zod) are the workspace's own copies.
+      execFileSync(
+        'npm',
+        [
+          'install',
+          '--offline',
+          '--legacy-peer-deps',
+          '--no-audit',
+          '--no-fund',
+          join(dir, sdk.filename),
+          join(dir, adapter.filename),
+        ],
+        { cwd: app, encoding: 'utf8' },
+      );
+      symlinkSync(
+        resolve(ROOT, 'node_modules/@openai/agents-core'),
+        join(app, 'node_modules/@openai/agents-core'),
+        'dir',
+      );
+      symlinkSync(resolve(ROOT, 'node_modules/zod'), join(app, 'node_modules/zod'), 'dir');
+
+      const env = {
+        ...process.env,
+        BASE_URL: stack.baseUrl,
+        API_KEY: stack.adminKey.key,
+        SESSION_ID: uid('packed'),
+      };
+      writeFileSync(
+        join(app, 'cjs.cjs'),
+        `const { Threadline } = require('@threadline/client');
+const { ThreadlineSession } = require('@threadline/client-openai-agents');
+const client = new Threadline({ baseUrl: process.env.BASE_URL, apiKey: process.env.API_KEY });
+const session = new ThreadlineSession({ client, sessionId: process.env.SESSION_ID, userId: 'packed' });
+session.addItems([{ type: 'message', role: 'user', content: 'from the tarball' }]).then(async () => {
+  console.log(JSON.stringify(await session.getItems()));
+});`,
+      );
+      writeFileSync(
+        join(app, 'esm.mjs'),
+        `import { createRequire } from 'node:module';
+import { Threadline } from '@threadline/client';
+import { ThreadlineSession } from '@threadline/client-openai-agents';
+const cjs = createRequire(import.meta.url)('@threadline/client-openai-agents');
+const client = new Threadline({ baseUrl: process.env.BASE_URL, apiKey: process.env.API_KEY });
+const items = await new ThreadlineSession({ client, sessionId: process.env.SESSION_ID }).getItems(1);
+console.log(JSON.stringify({ count: items.length, same: ThreadlineSession === cjs.ThreadlineSession }));`,
+      );
+      const node = (file: string) =>
+        JSON.parse(execFileSync(process.execPath, [file], { cwd: app, env, encoding: 'utf8' })) as unknown;
+      expect(node('cjs.cjs')).toEqual([{ type: 'message', role: 'user', content: 'from the tarball' }]);
+      expect(node('esm.mjs')).toEqual({ count: 1, same: true });
+
+      // The declarations resolve through `exports` for a TypeScript consumer (node16 resolution, ESM).
+      writeFileSync(
+        join(app, 'use.mts'),
+        `import type { Session } from '@openai/agents-core';
+import { Threadline } from '@threadline/client';
+import { ThreadlineSession } from '@threadline/client-openai-agents';
+const client = new Threadline({ baseUrl: 'http://localhost:3000', apiKey: 'k' });
+export const session: Session = new ThreadlineSession({ client, sessionId: 's' });
+// @ts-expect-error client is required
+export const bad = new ThreadlineSession({ sessionId: 's' });`,
+      );
+      writeFileSync(
+        join(app, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: {
+            module: 'node16',
+            moduleResolution: 'node16',
+            target: 'ES2022',
+            strict: true,
+            noEmit: true,
+            skipLibCheck: true,
+            lib: ['ES2023', 'DOM'],
+            types: [],
+          },
+          files: ['use.mts'],
+        }),
+      );
+      execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', app], {
+        encoding: 'utf8',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
