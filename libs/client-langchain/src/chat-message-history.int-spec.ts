@@ -92,6 +92,11 @@ describe('ThreadlineChatMessageHistory', () => {
     // One turn write (the session did not exist: the first write's 404 creates it, then the same write again).
     expect(requests.filter((r) => r === `POST /sessions/${sessionId}/turns`)).toHaveLength(2);
     expect(requests.filter((r) => r === 'POST /sessions')).toHaveLength(1);
+    // On an existing session, a write is exactly one request.
+    requests.length = 0;
+    await history.addMessages([new HumanMessage('And tomorrow?'), new AIMessage('Rain.')]);
+    expect(requests).toEqual([`POST /sessions/${sessionId}/turns`]);
+    messages.push(new HumanMessage('And tomorrow?'), new AIMessage('Rain.'));
 
     const back = await new ThreadlineChatMessageHistory({ client, sessionId }).getMessages();
     expect(back.map((m) => m.constructor.name)).toEqual([
@@ -99,6 +104,8 @@ describe('ThreadlineChatMessageHistory', () => {
       'HumanMessage',
       'AIMessage',
       'ToolMessage',
+      'AIMessage',
+      'HumanMessage',
       'AIMessage',
     ]);
     expect(stored(back)).toEqual(stored(messages));
