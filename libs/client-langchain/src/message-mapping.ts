@@ -45,6 +45,11 @@ const StoredMessageSchema = z.custom<StoredMessage>(
   'a stored LangChain message ({ type, data: { content, ... } })',
 );
 const TranscriptSchema = z.array(StoredMessageSchema);
+/** The transcript entry's `request`: a turn another writer tagged differently is read from its fields. */
+const TranscriptRequestSchema = z.object({
+  format: z.literal(TRANSCRIPT_FORMAT.format),
+  version: z.literal(1),
+});
 
 /** A JSON copy: what the API stores is JSON, so `undefined` properties are dropped before comparing or sending. */
 const jsonCopy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
@@ -150,8 +155,7 @@ function usageOf(usage: UsageMetadata): NonNullable<AgentResponseInput['usage']>
 function transcriptOf(turn: Turn): StoredMessage[] | undefined {
   const entry = turn.tool_calls.find((c) => c.tool_call_id === TRANSCRIPT_TOOL_NAME);
   if (entry === undefined) return undefined;
-  const request = z.object({ format: z.literal(TRANSCRIPT_FORMAT.format), version: z.literal(1) });
-  if (!request.safeParse(entry.request).success) return undefined;
+  if (!TranscriptRequestSchema.safeParse(entry.request).success) return undefined;
   const parsed = TranscriptSchema.safeParse(entry.result);
   if (!parsed.success)
     throw new Error(

@@ -34,6 +34,11 @@ const ItemSchema = z.custom<Item>(
   'an agent input item (an object with a string type or role)',
 );
 const TranscriptSchema = z.array(ItemSchema);
+/** The transcript entry's `request`: a turn another writer tagged differently is read from its fields. */
+const TranscriptRequestSchema = z.object({
+  format: z.literal(TRANSCRIPT_FORMAT.format),
+  version: z.literal(1),
+});
 
 const jsonCopy = <T>(value: T): T => JSON.parse(JSON.stringify(value)) as T;
 
@@ -157,8 +162,7 @@ export function turnOfItems(items: Item[], options: MappingOptions): LogTurnInpu
 function transcriptOf(turn: Turn): Item[] | undefined {
   const entry = turn.tool_calls.find((c) => c.tool_call_id === TRANSCRIPT_TOOL_NAME);
   if (entry === undefined) return undefined;
-  const request = z.object({ format: z.literal(TRANSCRIPT_FORMAT.format), version: z.literal(1) });
-  if (!request.safeParse(entry.request).success) return undefined;
+  if (!TranscriptRequestSchema.safeParse(entry.request).success) return undefined;
   const parsed = TranscriptSchema.safeParse(entry.result);
   if (!parsed.success)
     throw new Error(`turn ${turn.turn_id}: its ${TRANSCRIPT_TOOL_NAME} entry is not a list of agent items`);
