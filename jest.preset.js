@@ -14,10 +14,8 @@ module.exports = {
   moduleFileExtensions: ['ts', 'js', 'json'],
   testMatch: ['**/?(*.)+(spec|int-spec|e2e-spec).ts'],
   moduleNameMapper: {
-    '^@threadline/(client|contracts|event-store|messaging|platform|stack|testing)$': path.join(
-      __dirname,
-      'libs/$1/src/index.ts',
-    ),
+    '^@threadline/(client|client-langchain|client-openai-agents|contracts|event-store|messaging|platform|stack|testing)$':
+      path.join(__dirname, 'libs/$1/src/index.ts'),
   },
   setupFiles: [path.join(__dirname, 'libs/testing/src/jest-env.setup.js')],
 };
