@@ -38,7 +38,11 @@ export async function startPythonStack(timeoutMs = 120_000): Promise<PythonStack
     const out = await runKeysCli({ root: ROOT, databaseUrl: database.url, args, timeoutMs: 30_000 });
     return CreatedKey.parse(JSON.parse(out)).key;
   };
-  const group = new ServiceGroup({ root: ROOT, stopGraceMs: 5_000, buildHint: 'npm run build; npm test does it' });
+  const group = new ServiceGroup({
+    root: ROOT,
+    stopGraceMs: 5_000,
+    buildHint: 'npm run build; npm test does it',
+  });
   const stop = async () => {
     await group.stop();
     await database.drop();
@@ -72,6 +76,8 @@ export async function startPythonStack(timeoutMs = 120_000): Promise<PythonStack
   } catch (error) {
     const output = group.report();
     await stop().catch(() => undefined);
-    throw new Error(`The stack did not start: ${error instanceof Error ? error.message : String(error)}\n${output}`);
+    throw new Error(
+      `The stack did not start: ${error instanceof Error ? error.message : String(error)}\n${output}`,
+    );
   }
 }
