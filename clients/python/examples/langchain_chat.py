@@ -15,7 +15,6 @@ import warnings
 from typing import Any
 
 from langchain_core._api import LangChainDeprecationWarning
-
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableLambda

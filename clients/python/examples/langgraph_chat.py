@@ -44,7 +44,7 @@ def main(thread_id: str, text: str, user_id: str = "langgraph-user") -> None:
         history = ThreadlineChatMessageHistory(tl, thread_id, user_id=user_id)
         past = history.messages
         result = build_graph().invoke({"messages": [*past, HumanMessage(text)]})
-        new_messages = result["messages"][len(past):]
+        new_messages = result["messages"][len(past) :]
         history.add_messages(new_messages)  # the human message and the answer: one turn
         print(new_messages[-1].content)
 

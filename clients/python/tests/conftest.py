@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -63,4 +64,3 @@ def client(base_url: str, api_key: str) -> Iterator[Threadline]:
 async def aclient(base_url: str, api_key: str) -> AsyncIterator[AsyncThreadline]:
     async with AsyncThreadline(base_url, api_key=api_key) as tl:
         yield tl
-

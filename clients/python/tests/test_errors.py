@@ -8,9 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from threadline import AsyncThreadline, FieldError, Threadline, ThreadlineError
-
 from support import unique
+from threadline import AsyncThreadline, FieldError, Threadline, ThreadlineError
 
 
 def counting_client(base_url: str, api_key: str, **options: Any) -> tuple[Threadline, list[httpx.Request]]:

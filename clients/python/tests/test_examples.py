@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from threadline import Threadline
-
 from support import unique
+from threadline import Threadline
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -19,7 +18,11 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def run(script: str, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
-        capture_output=True, text=True, timeout=120, env=os.environ.copy(), check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+        check=False,
     )
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
@@ -52,8 +55,10 @@ def test_langchain_example_across_two_processes(client: Threadline) -> None:
 def _langgraph_missing() -> str | None:
     try:
         import langgraph.graph  # noqa: F401
-    except ImportError as error:  # langgraph 1.2 imports langgraph_sdk, which needs langchain-protocol
-        return f"langgraph cannot be imported here ({error}); the machine's package index lacks a dependency"
+    except ImportError as error:
+        # langgraph 1.x needs langchain-protocol (through langchain-core and langgraph-sdk), which this
+        # machine's package index lacks: npm test then installs langchain-core alone and no langgraph.
+        return f"langgraph cannot be imported ({error}): its dependency langchain-protocol is not installable here"
     return None
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from threadline import AsyncThreadline, Threadline
-
 from support import unique
+from threadline import AsyncThreadline, Threadline
 
 
 def _read_request(conn: socket.socket) -> bytes:
@@ -103,7 +102,9 @@ def _keys(proxy: CuttingProxy) -> list[str]:
 def test_cut_connection_and_retry_log_one_turn(proxy: CuttingProxy, client: Threadline, api_key: str) -> None:
     session = client.sessions.create(user_id=unique("u"))
     with Threadline(f"http://127.0.0.1:{proxy.port}", api_key=api_key, max_retries=2, max_retry_delay=0.05) as cut:
-        turn = cut.turns.log(session.session_id, user_input="logged once", agent_responses=[{"agent_name": "a", "response": "r"}])
+        turn = cut.turns.log(
+            session.session_id, user_input="logged once", agent_responses=[{"agent_name": "a", "response": "r"}]
+        )
     assert proxy.cuts == 1, "the first try's answer was cut"
     assert len(proxy.requests) == 2, "the SDK retried once"
     keys = _keys(proxy)
@@ -113,7 +114,9 @@ def test_cut_connection_and_retry_log_one_turn(proxy: CuttingProxy, client: Thre
     assert turns[0].user_input == "logged once"
 
 
-async def test_cut_connection_and_retry_log_one_turn_async(proxy: CuttingProxy, client: Threadline, api_key: str) -> None:
+async def test_cut_connection_and_retry_log_one_turn_async(
+    proxy: CuttingProxy, client: Threadline, api_key: str
+) -> None:
     session = client.sessions.create(user_id=unique("u"))
     async with AsyncThreadline(f"http://127.0.0.1:{proxy.port}", api_key=api_key, max_retry_delay=0.05) as cut:
         turn = await cut.turns.log(session.session_id, user_input="async, once")
@@ -121,7 +124,9 @@ async def test_cut_connection_and_retry_log_one_turn_async(proxy: CuttingProxy, 
     assert [t.turn_id for t in client.turns.list(session.session_id)] == [turn.turn_id]
 
 
-def test_without_retries_the_cut_is_raised_and_the_turn_is_there(proxy: CuttingProxy, client: Threadline, api_key: str) -> None:
+def test_without_retries_the_cut_is_raised_and_the_turn_is_there(
+    proxy: CuttingProxy, client: Threadline, api_key: str
+) -> None:
     """The cut is real: with no retry the caller gets the connection error, yet the turn was logged
     (so an SDK that retried without the same key would have logged two)."""
     from threadline import ThreadlineError

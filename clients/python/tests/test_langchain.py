@@ -18,10 +18,9 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableLambda
 from langchain_core.runnables.history import RunnableWithMessageHistory
 
+from support import unique
 from threadline import AsyncThreadline, Threadline, ThreadlineError
 from threadline.langchain import TRANSCRIPT_TOOL_NAME, ThreadlineChatMessageHistory, messages_of_turn
-
-from support import unique
 
 CONVERSATION = [
     SystemMessage("You are a weather bot."),
@@ -30,8 +29,11 @@ CONVERSATION = [
         content="",
         tool_calls=[{"name": "weather", "args": {"city": "Paris"}, "id": "call_1", "type": "tool_call"}],
         usage_metadata={
-            "input_tokens": 12, "output_tokens": 7, "total_tokens": 19,
-            "input_token_details": {"cache_read": 2}, "output_token_details": {"reasoning": 3},
+            "input_tokens": 12,
+            "output_tokens": 7,
+            "total_tokens": 19,
+            "input_token_details": {"cache_read": 2},
+            "output_token_details": {"reasoning": 3},
         },
         response_metadata={"model_name": "gpt-4o-mini"},
         id="ai-1",
@@ -56,7 +58,10 @@ def test_messages_round_trip_exactly(client: Threadline) -> None:
 
     turn = client.turns.list(session_id).to_list()[0]
     assert turn.user_input == "Weather in Paris?"
-    assert [(r.agent_name, r.model) for r in turn.agent_responses] == [("assistant", "gpt-4o-mini"), ("forecaster", "gpt-4o")]
+    assert [(r.agent_name, r.model) for r in turn.agent_responses] == [
+        ("assistant", "gpt-4o-mini"),
+        ("forecaster", "gpt-4o"),
+    ]
     first = turn.agent_responses[0]
     assert (first.usage.input_tokens, first.usage.output_tokens, first.usage.total_tokens) == (12, 7, 19)
     assert (first.usage.cached_tokens, first.usage.reasoning_tokens, first.usage_source) == (2, 3, "reported")
@@ -81,8 +86,14 @@ def test_turns_logged_without_the_adapter_read_as_messages(client: Threadline) -
     client.turns.log(
         session.session_id,
         user_input="hi",
-        agent_responses=[{"agent_name": "bot", "response": "hello", "model": "m1",
-                          "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}}],
+        agent_responses=[
+            {
+                "agent_name": "bot",
+                "response": "hello",
+                "model": "m1",
+                "usage": {"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+            }
+        ],
         tool_calls=[{"tool_call_id": "t1", "name": "lookup", "request": {"q": "x"}, "result": "found"}],
     )
     messages = ThreadlineChatMessageHistory(client, session.session_id).messages

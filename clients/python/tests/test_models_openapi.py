@@ -4,6 +4,7 @@ included. Fails on drift (a field added, renamed, made optional or required on e
 
 from __future__ import annotations
 
+import types
 import typing
 from typing import Any, Union
 
@@ -54,7 +55,7 @@ def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]
 
 def _strip(annotation: Any) -> list[Any]:
     """The non-None members of an annotation (`Optional[list[X]]` -> `[list[X]]`)."""
-    if typing.get_origin(annotation) is Union:
+    if typing.get_origin(annotation) in (Union, types.UnionType):
         return [a for a in typing.get_args(annotation) if a is not type(None)]
     return [annotation]
 

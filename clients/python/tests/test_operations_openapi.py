@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 
+from support import unique
 from threadline import AsyncThreadline, Threadline
 from threadline import types as t
-
-from support import unique
 
 RESOURCES = ("sessions", "turns", "state", "stats", "users", "auth")
 METHODS = {"get", "head", "post", "put", "patch", "delete"}
@@ -22,10 +22,7 @@ METHODS = {"get", "head", "post", "put", "patch", "delete"}
 
 def openapi_operations(openapi: dict[str, Any]) -> set[str]:
     return {
-        f"{method.upper()} {path}"
-        for path, item in openapi["paths"].items()
-        for method in item
-        if method in METHODS
+        f"{method.upper()} {path}" for path, item in openapi["paths"].items() for method in item if method in METHODS
     }
 
 
@@ -146,8 +143,12 @@ def test_every_operation_through_the_sync_client(openapi: dict[str, Any], base_u
             first.session_id,
             user_input="what is the weather in Paris",
             agent_responses=[
-                {"agent_name": "planner", "response": "sunny", "model": "gpt-4o-mini",
-                 "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}},
+                {
+                    "agent_name": "planner",
+                    "response": "sunny",
+                    "model": "gpt-4o-mini",
+                    "usage": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+                },
             ],
             tool_calls=[{"tool_call_id": "c1", "name": "weather", "request": {"city": "Paris"}, "result": {"t": 21}}],
         )
@@ -171,7 +172,9 @@ def test_every_operation_through_the_sync_client(openapi: dict[str, Any], base_u
 
         state = tl.state.patch(first.session_id, {"summary": "weather talk", "constraints": {"city": "Paris"}})
         assert state.summary == "weather talk"
-        state = tl.state.set_tool_call(first.session_id, "forecast", status="completed", result=[1, 2], if_match=state.version)
+        state = tl.state.set_tool_call(
+            first.session_id, "forecast", status="completed", result=[1, 2], if_match=state.version
+        )
         assert tl.state.get(first.session_id).tool_calls[0].name == "forecast"
         assert tl.state.get(first.session_id, version=1).summary == "weather talk"
         history = tl.state.history(first.session_id, limit=2).to_list()
@@ -220,7 +223,11 @@ async def test_every_operation_through_the_async_client(openapi: dict[str, Any],
         assert (await tl.sessions.current(user)).user_id == user
         assert (await tl.sessions.get_or_create(user)).http_status == 200
 
-        whole = await tl.turns.log(first.session_id, user_input="hello async", agent_responses=[t.AgentResponseInput(agent_name="a", response="hi")])
+        whole = await tl.turns.log(
+            first.session_id,
+            user_input="hello async",
+            agent_responses=[t.AgentResponseInput(agent_name="a", response="hi")],
+        )
         opened = await tl.turns.start(first.session_id, user_input="second")
         await tl.turns.add_response(opened.turn_id, agent_response={"agent_name": "a", "response": "ok"})
         await tl.turns.complete(opened.turn_id)

@@ -6,20 +6,35 @@ test_idempotency.py."""
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from threadline import AsyncThreadline, Threadline, ThreadlineError
-from threadline import _async, _sync
+from threadline import AsyncThreadline, Threadline, ThreadlineError, _async, _sync
 
 SESSION = {
-    "session_id": "s1", "thread_id": "s1", "user_id": "u", "title": "", "status": "active", "metadata": {},
-    "created_from": None, "created_at": "2026-01-01T00:00:00.000Z", "updated_at": "2026-01-01T00:00:00.000Z",
-    "last_activity_at": "2026-01-01T00:00:00.000Z", "ended_at": None, "version": 1, "turn_count": 0,
-    "context": {"last_query": None, "last_response": None, "last_agent_used": None,
-                "last_execution_time_ms": None, "error_count": 0, "last_error": None},
+    "session_id": "s1",
+    "thread_id": "s1",
+    "user_id": "u",
+    "title": "",
+    "status": "active",
+    "metadata": {},
+    "created_from": None,
+    "created_at": "2026-01-01T00:00:00.000Z",
+    "updated_at": "2026-01-01T00:00:00.000Z",
+    "last_activity_at": "2026-01-01T00:00:00.000Z",
+    "ended_at": None,
+    "version": 1,
+    "turn_count": 0,
+    "context": {
+        "last_query": None,
+        "last_response": None,
+        "last_agent_used": None,
+        "last_execution_time_ms": None,
+        "error_count": 0,
+        "last_error": None,
+    },
 }
 
 
@@ -86,9 +101,17 @@ def test_a_given_key_is_sent_as_is(sleeps: list[float]) -> None:
     assert json.loads(sent[0].content) == {}
 
 
-@pytest.mark.parametrize(("status", "code"), [(400, "REQUEST.INVALID"), (404, "SESSION.NOT_FOUND"),
-                                              (409, "SESSION.ALREADY_EXISTS"), (412, "SESSION.VERSION_MISMATCH"),
-                                              (401, "REQUEST.UNAUTHORIZED"), (502, "AGENT.BACKEND_FAILED")])
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (400, "REQUEST.INVALID"),
+        (404, "SESSION.NOT_FOUND"),
+        (409, "SESSION.ALREADY_EXISTS"),
+        (412, "SESSION.VERSION_MISMATCH"),
+        (401, "REQUEST.UNAUTHORIZED"),
+        (502, "AGENT.BACKEND_FAILED"),
+    ],
+)
 def test_other_errors_are_never_retried(sleeps: list[float], status: int, code: str) -> None:
     transport, sent = scripted(lambda r: problem(status, code))
     with pytest.raises(ThreadlineError) as caught:
@@ -135,7 +158,9 @@ async def test_async_retries_the_same_way(sleeps: list[float]) -> None:
         lambda r: problem(503, "SERVICE.UNAVAILABLE", {"retry-after": "1"}),
         lambda r: httpx.Response(201, json=SESSION),
     )
-    async with AsyncThreadline("http://threadline.test", api_key="k", http_client=httpx.AsyncClient(transport=transport)) as tl:
+    async with AsyncThreadline(
+        "http://threadline.test", api_key="k", http_client=httpx.AsyncClient(transport=transport)
+    ) as tl:
         await tl.sessions.create()
     assert len(sent) == 2 and sleeps == [1.0]
     assert sent[0].headers["idempotency-key"] == sent[1].headers["idempotency-key"]

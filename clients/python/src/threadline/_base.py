@@ -7,8 +7,9 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, TypeVar, Union
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -51,12 +52,12 @@ class Op:
 
     method: str
     path: str
-    params: Optional[Mapping[str, Any]] = None
+    params: Mapping[str, Any] | None = None
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     write: bool = False
-    idempotency_key: Optional[str] = None
-    timeout: Optional[float] = None
+    idempotency_key: str | None = None
+    timeout: float | None = None
     #: Statuses that are an answer, not an error (`HEAD` 404 is "does not exist").
     ok_statuses: frozenset[int] = frozenset()
 
@@ -68,7 +69,7 @@ def quote(segment: str) -> str:
     return _quote(segment, safe="")
 
 
-def if_match_value(if_match: Union[int, str, None]) -> Optional[str]:
+def if_match_value(if_match: int | str | None) -> str | None:
     """`If-Match` from a version (`3` -> `"3"`) or an ETag as the API sent it (`'"3"'`)."""
     if if_match is None:
         return None
@@ -90,7 +91,7 @@ def body_of(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]
     return dumped
 
 
-def parse_retry_after(value: Optional[str]) -> Optional[float]:
+def parse_retry_after(value: str | None) -> float | None:
     """`Retry-After` in seconds, from delta-seconds or an HTTP date; `None` when absent or unreadable."""
     if value is None:
         return None
@@ -110,14 +111,14 @@ class ClientConfig:
 
     def __init__(
         self,
-        base_url: Optional[str],
-        api_key: Optional[str],
-        user_token: Optional[str],
+        base_url: str | None,
+        api_key: str | None,
+        user_token: str | None,
         timeout: float,
         max_retries: int,
         max_retry_delay: float,
         read_your_writes: bool,
-        headers: Optional[Mapping[str, str]],
+        headers: Mapping[str, str] | None,
     ) -> None:
         base = base_url or os.environ.get("THREADLINE_BASE_URL")
         if not base:
@@ -137,9 +138,9 @@ class ClientConfig:
         self.read_your_writes = read_your_writes
         self.headers = dict(headers or {})
         #: Highest `X-Threadline-Position` a write of this client answered (for `read_your_writes`).
-        self.last_position: Optional[int] = None
+        self.last_position: int | None = None
 
-    def request_headers(self, op: Op, idempotency_key: Optional[str]) -> dict[str, str]:
+    def request_headers(self, op: Op, idempotency_key: str | None) -> dict[str, str]:
         headers = {"accept": "application/json", "user-agent": "threadline-python/0.1.0", **self.headers}
         if self.credential:
             headers["authorization"] = f"Bearer {self.credential}"
@@ -148,20 +149,20 @@ class ClientConfig:
         headers.update(op.headers)
         return headers
 
-    def idempotency_key_of(self, op: Op) -> Optional[str]:
+    def idempotency_key_of(self, op: Op) -> str | None:
         """The key of a write: the caller's, or a new uuid4 kept for every retry of this call."""
         if not op.write:
             return None
         return op.idempotency_key or str(uuid.uuid4())
 
-    def retry_delay(self, retry: int, retry_after: Optional[float]) -> float:
+    def retry_delay(self, retry: int, retry_after: float | None) -> float:
         """Seconds to wait before retry number `retry` (1-based): `Retry-After` when the API sent it,
         else exponential backoff with full jitter; both capped at `max_retry_delay`."""
         if retry_after is not None:
             return min(retry_after, self.max_retry_delay)
         return random.uniform(0, min(self.max_retry_delay, RETRY_BASE_DELAY_S * 2 ** (retry - 1)))
 
-    def note_position(self, response: httpx.Response) -> Optional[int]:
+    def note_position(self, response: httpx.Response) -> int | None:
         raw = response.headers.get(POSITION_HEADER)
         if raw is None:
             return None
@@ -173,7 +174,7 @@ class ClientConfig:
             self.last_position = position
         return position
 
-    def min_position(self, given: Optional[int]) -> Optional[int]:
+    def min_position(self, given: int | None) -> int | None:
         if given is not None:
             return given
         return self.last_position if self.read_your_writes else None
@@ -195,11 +196,11 @@ def error_of(response: httpx.Response) -> ThreadlineError:
     )
 
 
-def answer(model: type[M], response: httpx.Response, position: Optional[int]) -> M:
+def answer(model: type[M], response: httpx.Response, position: int | None) -> M:
     """The answer's body as `model`, with its `ETag`, `X-Threadline-Position` and status attached."""
     value = model.model_validate(response.json())
     if hasattr(value, "_http_status"):  # every answer model (`types._Answer`)
-        value._http_status = response.status_code  # type: ignore[attr-defined]
+        value._http_status = response.status_code
         value._etag = response.headers.get("etag")  # type: ignore[attr-defined]
         value._position = position  # type: ignore[attr-defined]
     return value

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 __all__ = ["FieldError", "ThreadlineError"]
 
@@ -15,7 +16,7 @@ class FieldError:
 
     path: str
     message: str
-    location: Optional[str] = None
+    location: str | None = None
 
 
 class ThreadlineError(Exception):
@@ -36,22 +37,22 @@ class ThreadlineError(Exception):
         retry_after: seconds from the `Retry-After` header (429, 503), when sent.
     """
 
-    status: Optional[int]
+    status: int | None
     code: str
     detail: str
     errors: list[FieldError]
     body: Mapping[str, Any]
-    retry_after: Optional[float]
+    retry_after: float | None
 
     def __init__(
         self,
-        status: Optional[int],
+        status: int | None,
         code: str,
         detail: str,
-        errors: Optional[list[FieldError]] = None,
+        errors: list[FieldError] | None = None,
         *,
-        body: Optional[Mapping[str, Any]] = None,
-        retry_after: Optional[float] = None,
+        body: Mapping[str, Any] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{status if status is not None else 'no answer'} {code}: {detail}")
         self.status = status
@@ -81,17 +82,13 @@ class ThreadlineError(Exception):
         return self.status == 412
 
     @classmethod
-    def from_response(
-        cls, status: int, body: Any, retry_after: Optional[float] = None
-    ) -> "ThreadlineError":
+    def from_response(cls, status: int, body: Any, retry_after: float | None = None) -> ThreadlineError:
         """The error of an answer `status` with its parsed JSON `body` (a problem, or anything else)."""
         if not isinstance(body, Mapping):
             return cls(status, _fallback_code(status), str(body or f"HTTP {status}"), retry_after=retry_after)
         raw_errors = body.get("errors")
         errors = [
-            FieldError(
-                path=str(e.get("path", "")), message=str(e.get("message", "")), location=e.get("in")
-            )
+            FieldError(path=str(e.get("path", "")), message=str(e.get("message", "")), location=e.get("in"))
             for e in (raw_errors if isinstance(raw_errors, list) else [])
             if isinstance(e, Mapping)
         ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Any
 
 from . import types as t
 from ._base import Op, body_of, drop_none, if_match_value, quote
 
-IfMatch = Union[int, str, None]
+IfMatch = int | str | None
 
 
 def _write(
@@ -15,8 +16,8 @@ def _write(
     path: str,
     json: Any = None,
     *,
-    idempotency_key: Optional[str],
-    timeout: Optional[float],
+    idempotency_key: str | None,
+    timeout: float | None,
     if_match: IfMatch = None,
 ) -> Op:
     headers = {}
@@ -34,14 +35,14 @@ def _write(
     )
 
 
-def _read(method: str, path: str, params: Optional[Mapping[str, Any]] = None, *, timeout: Optional[float]) -> Op:
+def _read(method: str, path: str, params: Mapping[str, Any] | None = None, *, timeout: float | None) -> Op:
     return Op(method, path, params=drop_none(params or {}), timeout=timeout)
 
 
 # --- sessions ---
 
 
-def session_create(values: Mapping[str, Any], idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def session_create(values: Mapping[str, Any], idempotency_key: str | None, timeout: float | None) -> Op:
     return _write(
         "POST",
         "/sessions",
@@ -51,11 +52,11 @@ def session_create(values: Mapping[str, Any], idempotency_key: Optional[str], ti
     )
 
 
-def session_get(session_id: str, timeout: Optional[float]) -> Op:
+def session_get(session_id: str, timeout: float | None) -> Op:
     return _read("GET", f"/sessions/{quote(session_id)}", timeout=timeout)
 
 
-def session_exists(session_id: str, timeout: Optional[float]) -> Op:
+def session_exists(session_id: str, timeout: float | None) -> Op:
     op = _read("HEAD", f"/sessions/{quote(session_id)}", timeout=timeout)
     op.ok_statuses = frozenset({404})
     return op
@@ -65,8 +66,8 @@ def session_update(
     session_id: str,
     values: Mapping[str, Any],
     if_match: IfMatch,
-    idempotency_key: Optional[str],
-    timeout: Optional[float],
+    idempotency_key: str | None,
+    timeout: float | None,
 ) -> Op:
     return _write(
         "PATCH",
@@ -78,25 +79,23 @@ def session_update(
     )
 
 
-def session_end(session_id: str, idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
-    return _write(
-        "POST", f"/sessions/{quote(session_id)}/end", idempotency_key=idempotency_key, timeout=timeout
-    )
+def session_end(session_id: str, idempotency_key: str | None, timeout: float | None) -> Op:
+    return _write("POST", f"/sessions/{quote(session_id)}/end", idempotency_key=idempotency_key, timeout=timeout)
 
 
-def session_delete(session_id: str, idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def session_delete(session_id: str, idempotency_key: str | None, timeout: float | None) -> Op:
     return _write("DELETE", f"/sessions/{quote(session_id)}", idempotency_key=idempotency_key, timeout=timeout)
 
 
 def session_list(
-    user_id: Optional[str],
-    status: Optional[str],
-    limit: Optional[int],
-    sort: Optional[str],
-    order: Optional[str],
-    metadata: Optional[Mapping[str, str]],
-    cursor: Optional[str],
-    timeout: Optional[float],
+    user_id: str | None,
+    status: str | None,
+    limit: int | None,
+    sort: str | None,
+    order: str | None,
+    metadata: Mapping[str, str] | None,
+    cursor: str | None,
+    timeout: float | None,
 ) -> Op:
     if user_id is None:
         if sort is not None or order is not None or metadata:
@@ -108,12 +107,12 @@ def session_list(
     return _read("GET", f"/users/{quote(user_id)}/sessions", params, timeout=timeout)
 
 
-def session_current(user_id: str, timeout: Optional[float]) -> Op:
+def session_current(user_id: str, timeout: float | None) -> Op:
     return _read("GET", f"/users/{quote(user_id)}/sessions/current", timeout=timeout)
 
 
 def session_get_or_create(
-    user_id: str, values: Mapping[str, Any], idempotency_key: Optional[str], timeout: Optional[float]
+    user_id: str, values: Mapping[str, Any], idempotency_key: str | None, timeout: float | None
 ) -> Op:
     return _write(
         "POST",
@@ -124,7 +123,7 @@ def session_get_or_create(
     )
 
 
-def session_cleanup(idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def session_cleanup(idempotency_key: str | None, timeout: float | None) -> Op:
     # The route stores no key (a repeat runs one more pass, which is harmless); it is sent all the same.
     return _write("POST", "/sessions/cleanup", idempotency_key=idempotency_key, timeout=timeout)
 
@@ -132,7 +131,7 @@ def session_cleanup(idempotency_key: Optional[str], timeout: Optional[float]) ->
 # --- turns ---
 
 
-def turn_log(session_id: str, values: Mapping[str, Any], idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def turn_log(session_id: str, values: Mapping[str, Any], idempotency_key: str | None, timeout: float | None) -> Op:
     return _write(
         "POST",
         f"/sessions/{quote(session_id)}/turns",
@@ -143,19 +142,15 @@ def turn_log(session_id: str, values: Mapping[str, Any], idempotency_key: Option
 
 
 def turn_add_response(
-    turn_id: str, values: Mapping[str, Any], idempotency_key: Optional[str], timeout: Optional[float]
+    turn_id: str, values: Mapping[str, Any], idempotency_key: str | None, timeout: float | None
 ) -> Op:
     body = body_of(t.TurnResponseRequest, values)
     if len(body) != 1:
         raise ValueError("give exactly one of agent_response or tool_call")
-    return _write(
-        "POST", f"/turns/{quote(turn_id)}/responses", body, idempotency_key=idempotency_key, timeout=timeout
-    )
+    return _write("POST", f"/turns/{quote(turn_id)}/responses", body, idempotency_key=idempotency_key, timeout=timeout)
 
 
-def turn_complete(
-    turn_id: str, values: Mapping[str, Any], idempotency_key: Optional[str], timeout: Optional[float]
-) -> Op:
+def turn_complete(turn_id: str, values: Mapping[str, Any], idempotency_key: str | None, timeout: float | None) -> Op:
     return _write(
         "POST",
         f"/turns/{quote(turn_id)}/complete",
@@ -165,7 +160,7 @@ def turn_complete(
     )
 
 
-def turn_fail(turn_id: str, values: Mapping[str, Any], idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def turn_fail(turn_id: str, values: Mapping[str, Any], idempotency_key: str | None, timeout: float | None) -> Op:
     return _write(
         "POST",
         f"/turns/{quote(turn_id)}/fail",
@@ -177,26 +172,26 @@ def turn_fail(turn_id: str, values: Mapping[str, Any], idempotency_key: Optional
 
 def turn_list(
     session_id: str,
-    order: Optional[str],
-    limit: Optional[int],
-    last: Optional[int],
-    cursor: Optional[str],
-    timeout: Optional[float],
+    order: str | None,
+    limit: int | None,
+    last: int | None,
+    cursor: str | None,
+    timeout: float | None,
 ) -> Op:
     params = {"order": order, "limit": limit, "last": last, "cursor": cursor}
     return _read("GET", f"/sessions/{quote(session_id)}/turns", params, timeout=timeout)
 
 
-def turn_get(turn_id: str, timeout: Optional[float]) -> Op:
+def turn_get(turn_id: str, timeout: float | None) -> Op:
     return _read("GET", f"/turns/{quote(turn_id)}", timeout=timeout)
 
 
-def turn_delete(turn_id: str, idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def turn_delete(turn_id: str, idempotency_key: str | None, timeout: float | None) -> Op:
     return _write("DELETE", f"/turns/{quote(turn_id)}", idempotency_key=idempotency_key, timeout=timeout)
 
 
 def turn_list_for_user(
-    user_id: str, q: Optional[str], user_input: Optional[str], limit: Optional[int], timeout: Optional[float]
+    user_id: str, q: str | None, user_input: str | None, limit: int | None, timeout: float | None
 ) -> Op:
     params = {"q": q, "user_input": user_input, "limit": limit}
     return _read("GET", f"/users/{quote(user_id)}/turns", params, timeout=timeout)
@@ -205,16 +200,16 @@ def turn_list_for_user(
 # --- state and history ---
 
 
-def state_get(session_id: str, version: Optional[int], at: Optional[str], timeout: Optional[float]) -> Op:
+def state_get(session_id: str, version: int | None, at: str | None, timeout: float | None) -> Op:
     return _read("GET", f"/sessions/{quote(session_id)}/state", {"version": version, "at": at}, timeout=timeout)
 
 
 def state_patch(
     session_id: str,
-    patch: Union[Mapping[str, Any], t.StatePatchRequest],
+    patch: Mapping[str, Any] | t.StatePatchRequest,
     if_match: IfMatch,
-    idempotency_key: Optional[str],
-    timeout: Optional[float],
+    idempotency_key: str | None,
+    timeout: float | None,
 ) -> Op:
     # A merge patch: a field set to None is sent as null (removes it); fields not given are not sent.
     model = patch if isinstance(patch, t.StatePatchRequest) else t.StatePatchRequest.model_validate(patch)
@@ -234,8 +229,8 @@ def state_set_tool_call(
     name: str,
     values: Mapping[str, Any],
     if_match: IfMatch,
-    idempotency_key: Optional[str],
-    timeout: Optional[float],
+    idempotency_key: str | None,
+    timeout: float | None,
 ) -> Op:
     return _write(
         "PUT",
@@ -247,7 +242,7 @@ def state_set_tool_call(
     )
 
 
-def state_history(session_id: str, limit: Optional[int], cursor: Optional[str], timeout: Optional[float]) -> Op:
+def state_history(session_id: str, limit: int | None, cursor: str | None, timeout: float | None) -> Op:
     params = {"limit": limit, "cursor": cursor}
     return _read("GET", f"/sessions/{quote(session_id)}/history", params, timeout=timeout)
 
@@ -255,45 +250,44 @@ def state_history(session_id: str, limit: Optional[int], cursor: Optional[str], 
 # --- query, stats, users, auth, health ---
 
 
-def query(values: Mapping[str, Any], idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def query(values: Mapping[str, Any], idempotency_key: str | None, timeout: float | None) -> Op:
     return _write("POST", "/query", body_of(t.QueryRequest, values), idempotency_key=idempotency_key, timeout=timeout)
 
 
-def stats_tenant(min_position: Optional[int], timeout: Optional[float]) -> Op:
+def stats_tenant(min_position: int | None, timeout: float | None) -> Op:
     return _read("GET", "/sessions/stats", {"min_position": min_position}, timeout=timeout)
 
 
-def stats_session(session_id: str, min_position: Optional[int], timeout: Optional[float]) -> Op:
+def stats_session(session_id: str, min_position: int | None, timeout: float | None) -> Op:
     return _read("GET", f"/sessions/{quote(session_id)}/stats", {"min_position": min_position}, timeout=timeout)
 
 
-def stats_user(user_id: str, min_position: Optional[int], timeout: Optional[float]) -> Op:
+def stats_user(user_id: str, min_position: int | None, timeout: float | None) -> Op:
     return _read("GET", f"/users/{quote(user_id)}/stats", {"min_position": min_position}, timeout=timeout)
 
 
 def stats_usage(
-    from_: Optional[str],
-    to: Optional[str],
-    group_by: Optional[str],
-    min_position: Optional[int],
-    timeout: Optional[float],
+    from_: str | None,
+    to: str | None,
+    group_by: str | None,
+    min_position: int | None,
+    timeout: float | None,
 ) -> Op:
     params = {"from": from_, "to": to, "group_by": group_by, "min_position": min_position}
     return _read("GET", "/stats/usage", params, timeout=timeout)
 
 
-def user_erase(user_id: str, idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def user_erase(user_id: str, idempotency_key: str | None, timeout: float | None) -> Op:
     return _write("DELETE", f"/users/{quote(user_id)}", idempotency_key=idempotency_key, timeout=timeout)
 
 
-def user_token(values: Mapping[str, Any], idempotency_key: Optional[str], timeout: Optional[float]) -> Op:
+def user_token(values: Mapping[str, Any], idempotency_key: str | None, timeout: float | None) -> Op:
     # The route stores no key (a retry mints another token, which is harmless); it is sent all the same.
     body = body_of(t.UserTokenRequest, values)
     return _write("POST", "/auth/user-tokens", body, idempotency_key=idempotency_key, timeout=timeout)
 
 
-def health(timeout: Optional[float]) -> Op:
+def health(timeout: float | None) -> Op:
     op = _read("GET", "/health", timeout=timeout)
     op.ok_statuses = frozenset({503})  # the report says which check is down
     return op
-

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator, Awaitable, Callable, Generic, Iterator, Optional, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -17,7 +18,7 @@ class CursorPage(Generic[T, P]):
     (`next_cursor` followed until `None`), or call `first_page()` for the first page's answer.
     Each page is one request; errors raise `ThreadlineError` while iterating."""
 
-    def __init__(self, fetch: Callable[[Optional[str]], P], field: str) -> None:
+    def __init__(self, fetch: Callable[[str | None], P], field: str) -> None:
         self._fetch = fetch
         self._field = field
 
@@ -27,7 +28,7 @@ class CursorPage(Generic[T, P]):
 
     def pages(self) -> Iterator[P]:
         """Every page, in order."""
-        cursor: Optional[str] = None
+        cursor: str | None = None
         while True:
             page = self._fetch(cursor)
             yield page
@@ -47,7 +48,7 @@ class CursorPage(Generic[T, P]):
 class AsyncCursorPage(Generic[T, P]):
     """`CursorPage` for `AsyncThreadline`: `async for item in client.sessions.list(user_id="u")`."""
 
-    def __init__(self, fetch: Callable[[Optional[str]], Awaitable[P]], field: str) -> None:
+    def __init__(self, fetch: Callable[[str | None], Awaitable[P]], field: str) -> None:
         self._fetch = fetch
         self._field = field
 
@@ -55,7 +56,7 @@ class AsyncCursorPage(Generic[T, P]):
         return await self._fetch(None)
 
     async def pages(self) -> AsyncIterator[P]:
-        cursor: Optional[str] = None
+        cursor: str | None = None
         while True:
             page = await self._fetch(cursor)
             yield page

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import time
-from typing import Any, List, Mapping, Optional, Sequence, TypeVar, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -27,8 +29,8 @@ from ._paging import CursorPage
 __all__ = ["Threadline"]
 
 M = TypeVar("M", bound=BaseModel)
-AgentResponses = Sequence[Union[t.AgentResponseInput, Mapping[str, Any]]]
-ToolCalls = Sequence[Union[t.ToolCallInput, Mapping[str, Any]]]
+AgentResponses = Sequence[t.AgentResponseInput | Mapping[str, Any]]
+ToolCalls = Sequence[t.ToolCallInput | Mapping[str, Any]]
 
 
 class Threadline:
@@ -59,16 +61,16 @@ class Threadline:
 
     def __init__(
         self,
-        base_url: Optional[str] = None,
+        base_url: str | None = None,
         *,
-        api_key: Optional[str] = None,
-        user_token: Optional[str] = None,
+        api_key: str | None = None,
+        user_token: str | None = None,
         timeout: float = DEFAULT_TIMEOUT_S,
         max_retries: int = DEFAULT_MAX_RETRIES,
         max_retry_delay: float = MAX_RETRY_DELAY_S,
         read_your_writes: bool = False,
-        headers: Optional[Mapping[str, str]] = None,
-        http_client: Optional[httpx.Client] = None,
+        headers: Mapping[str, str] | None = None,
+        http_client: httpx.Client | None = None,
     ) -> None:
         self._config = ClientConfig(
             base_url, api_key, user_token, timeout, max_retries, max_retry_delay, read_your_writes, headers
@@ -87,7 +89,7 @@ class Threadline:
         return self._config.base_url
 
     @property
-    def last_position(self) -> Optional[int]:
+    def last_position(self) -> int | None:
         """Highest `X-Threadline-Position` any write of this client answered (`None` before one)."""
         return self._config.last_position
 
@@ -96,7 +98,7 @@ class Threadline:
         if self._own_http:
             self._http.close()
 
-    def __enter__(self) -> "Threadline":
+    def __enter__(self) -> Threadline:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -140,7 +142,7 @@ class Threadline:
         position = self._config.note_position(response)
         return answer(model, response, position)
 
-    def _call_none(self, op: Op) -> Optional[int]:
+    def _call_none(self, op: Op) -> int | None:
         response = self._send(op)
         return self._config.note_position(response)
 
@@ -151,12 +153,12 @@ class Threadline:
         self,
         query: str,
         *,
-        thread_id: Optional[str] = None,
-        user_id: Optional[str] = None,
-        agent_type: Optional[str] = None,
-        parameters: Union[t.QueryParameters, Mapping[str, Any], None] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+        agent_type: str | None = None,
+        parameters: t.QueryParameters | Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.QueryReply:
         """Asks the agent within a session and logs the turn (seed 004). No `thread_id` creates a
         session; an unknown one creates it with that id. Raises ThreadlineError: 404 another user's
@@ -166,7 +168,7 @@ class Threadline:
         return self._call(ops.query(values, idempotency_key, timeout), t.QueryReply)
 
     @operation("GET /health")
-    def health(self, *, timeout: Optional[float] = None) -> t.HealthReport:
+    def health(self, *, timeout: float | None = None) -> t.HealthReport:
         """Postgres and NATS reachable (`status == "ok"`) or not (`"down"`, answered, not raised)."""
         return self._call(ops.health(timeout), t.HealthReport)
 
@@ -183,27 +185,25 @@ class Sessions(_Resource):
     def create(
         self,
         *,
-        user_id: Optional[str] = None,
-        session_id: Optional[str] = None,
-        title: Optional[str] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
-        created_from: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        created_from: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.Session:
         """Creates a session (id generated unless `session_id`). Raises 409 `SESSION.ALREADY_EXISTS`."""
-        values = dict(
-            user_id=user_id, session_id=session_id, title=title, metadata=metadata, created_from=created_from
-        )
+        values = dict(user_id=user_id, session_id=session_id, title=title, metadata=metadata, created_from=created_from)
         return self._client._call(ops.session_create(values, idempotency_key, timeout), t.Session)
 
     @operation("GET /sessions/{session_id}")
-    def get(self, session_id: str, *, timeout: Optional[float] = None) -> t.Session:
+    def get(self, session_id: str, *, timeout: float | None = None) -> t.Session:
         """The session; raises 404 `SESSION.NOT_FOUND` (unknown, deleted, or another user's)."""
         return self._client._call(ops.session_get(session_id, timeout), t.Session)
 
     @operation("HEAD /sessions/{session_id}")
-    def exists(self, session_id: str, *, timeout: Optional[float] = None) -> bool:
+    def exists(self, session_id: str, *, timeout: float | None = None) -> bool:
         """True when the session exists (and this caller may see it)."""
         return self._client._send(ops.session_exists(session_id, timeout)).status_code == 200
 
@@ -212,11 +212,11 @@ class Sessions(_Resource):
         self,
         session_id: str,
         *,
-        title: Optional[str] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
-        if_match: Union[int, str, None] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        if_match: int | str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.Session:
         """Changes the title and/or merges `metadata` (a key set to None is removed). With `if_match`
         (a version, or the ETag), a stale version raises 412 `SESSION.VERSION_MISMATCH`."""
@@ -224,12 +224,14 @@ class Sessions(_Resource):
         return self._client._call(ops.session_update(session_id, values, if_match, idempotency_key, timeout), t.Session)
 
     @operation("POST /sessions/{session_id}/end")
-    def end(self, session_id: str, *, idempotency_key: Optional[str] = None, timeout: Optional[float] = None) -> t.Session:
+    def end(self, session_id: str, *, idempotency_key: str | None = None, timeout: float | None = None) -> t.Session:
         """Ends the session (ending an ended one changes nothing); raises 404."""
         return self._client._call(ops.session_end(session_id, idempotency_key, timeout), t.Session)
 
     @operation("DELETE /sessions/{session_id}")
-    def delete(self, session_id: str, *, idempotency_key: Optional[str] = None, timeout: Optional[float] = None) -> Optional[int]:
+    def delete(
+        self, session_id: str, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> int | None:
         """Deletes the session (404 everywhere afterwards); answers the write's position."""
         return self._client._call_none(ops.session_delete(session_id, idempotency_key, timeout))
 
@@ -237,26 +239,26 @@ class Sessions(_Resource):
     def list(
         self,
         *,
-        user_id: Optional[str] = None,
-        status: Optional[str] = None,
-        limit: Optional[int] = None,
-        sort: Optional[str] = None,
-        order: Optional[str] = None,
-        metadata: Optional[Mapping[str, str]] = None,
-        timeout: Optional[float] = None,
+        user_id: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+        sort: str | None = None,
+        order: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> CursorPage[t.Session, t.SessionPage]:
         """A user's sessions (`user_id`), or with no `user_id` every session of the tenant (admin keys).
         `status` active|ended|expired|all; `limit` per page (1-200); `sort` created_at|last_activity_at;
         `order` asc|desc; `metadata` filters on equal string values. Iterate it for every session."""
 
-        def fetch(cursor: Optional[str]) -> t.SessionPage:
+        def fetch(cursor: str | None) -> t.SessionPage:
             op = ops.session_list(user_id, status, limit, sort, order, metadata, cursor, timeout)
             return self._client._call(op, t.SessionPage)
 
         return CursorPage(fetch, "sessions")
 
     @operation("GET /users/{user_id}/sessions/current")
-    def current(self, user_id: str, *, timeout: Optional[float] = None) -> t.Session:
+    def current(self, user_id: str, *, timeout: float | None = None) -> t.Session:
         """The user's most recent active session; raises 404 `SESSION.NOT_FOUND` when none."""
         return self._client._call(ops.session_current(user_id, timeout), t.Session)
 
@@ -265,17 +267,17 @@ class Sessions(_Resource):
         self,
         user_id: str,
         *,
-        title: Optional[str] = None,
-        metadata: Optional[Mapping[str, Any]] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        title: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.Session:
         """The user's active session, or a new one (`http_status` 201); concurrent calls give one session."""
         values = dict(title=title, metadata=metadata)
         return self._client._call(ops.session_get_or_create(user_id, values, idempotency_key, timeout), t.Session)
 
     @operation("POST /sessions/cleanup")
-    def cleanup(self, *, idempotency_key: Optional[str] = None, timeout: Optional[float] = None) -> t.CleanupReport:
+    def cleanup(self, *, idempotency_key: str | None = None, timeout: float | None = None) -> t.CleanupReport:
         """Runs a cleanup pass now (admin keys): expires idle sessions, deletes old ended ones."""
         return self._client._call(ops.session_cleanup(idempotency_key, timeout), t.CleanupReport)
 
@@ -289,17 +291,17 @@ class Turns(_Resource):
         session_id: str,
         *,
         user_input: str,
-        turn_id: Optional[str] = None,
-        status: Optional[str] = None,
-        agent_responses: Optional[AgentResponses] = None,
-        tool_calls: Optional[ToolCalls] = None,
-        vector_cache_hit: Optional[bool] = None,
-        processing_time_ms: Optional[int] = None,
-        error: Optional[str] = None,
-        started_at: Optional[str] = None,
-        completed_at: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        turn_id: str | None = None,
+        status: str | None = None,
+        agent_responses: AgentResponses | None = None,
+        tool_calls: ToolCalls | None = None,
+        vector_cache_hit: bool | None = None,
+        processing_time_ms: int | None = None,
+        error: str | None = None,
+        started_at: str | None = None,
+        completed_at: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.Turn:
         """Logs a whole turn (`status` completed, the default, or failed) with its agent responses and
         tool calls; usage not given is estimated, cost priced. Raises 404 unknown session, 409 ended
@@ -324,10 +326,10 @@ class Turns(_Resource):
         session_id: str,
         *,
         user_input: str,
-        turn_id: Optional[str] = None,
-        started_at: Optional[str] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        turn_id: str | None = None,
+        started_at: str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.Turn:
         """Starts a turn (`in_progress`); follow with `add_response`, then `complete` or `fail`."""
         values = dict(user_input=user_input, turn_id=turn_id, status="in_progress", started_at=started_at)
@@ -338,10 +340,10 @@ class Turns(_Resource):
         self,
         turn_id: str,
         *,
-        agent_response: Union[t.AgentResponseInput, Mapping[str, Any], None] = None,
-        tool_call: Union[t.ToolCallInput, Mapping[str, Any], None] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        agent_response: t.AgentResponseInput | Mapping[str, Any] | None = None,
+        tool_call: t.ToolCallInput | Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.Turn:
         """Appends one agent response or one tool call (a known `tool_call_id` updates it) to an open
         turn. Raises ValueError unless exactly one is given; 409 `TURN.NOT_OPEN` when the turn is closed."""
@@ -353,10 +355,10 @@ class Turns(_Resource):
         self,
         turn_id: str,
         *,
-        processing_time_ms: Optional[int] = None,
-        vector_cache_hit: Optional[bool] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        processing_time_ms: int | None = None,
+        vector_cache_hit: bool | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.Turn:
         """Completes an open turn; raises 409 `TURN.NOT_OPEN` when it is no longer in progress."""
         values = dict(processing_time_ms=processing_time_ms, vector_cache_hit=vector_cache_hit)
@@ -368,9 +370,9 @@ class Turns(_Resource):
         turn_id: str,
         *,
         error: str,
-        processing_time_ms: Optional[int] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        processing_time_ms: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.Turn:
         """Fails an open turn with `error` (what it holds is kept); raises 409 when it is closed."""
         values = dict(error=error, processing_time_ms=processing_time_ms)
@@ -381,26 +383,26 @@ class Turns(_Resource):
         self,
         session_id: str,
         *,
-        order: Optional[str] = None,
-        limit: Optional[int] = None,
-        last: Optional[int] = None,
-        timeout: Optional[float] = None,
+        order: str | None = None,
+        limit: int | None = None,
+        last: int | None = None,
+        timeout: float | None = None,
     ) -> CursorPage[t.Turn, t.TurnPage]:
         """The session's turns, oldest first (`order="desc"` newest first); `last=N` the N most recent
         (one page, ascending). Raises 404 for an unknown session while iterating."""
 
-        def fetch(cursor: Optional[str]) -> t.TurnPage:
+        def fetch(cursor: str | None) -> t.TurnPage:
             return self._client._call(ops.turn_list(session_id, order, limit, last, cursor, timeout), t.TurnPage)
 
         return CursorPage(fetch, "turns")
 
     @operation("GET /turns/{turn_id}")
-    def get(self, turn_id: str, *, timeout: Optional[float] = None) -> t.Turn:
+    def get(self, turn_id: str, *, timeout: float | None = None) -> t.Turn:
         """The turn; raises 404 `TURN.NOT_FOUND`."""
         return self._client._call(ops.turn_get(turn_id, timeout), t.Turn)
 
     @operation("DELETE /turns/{turn_id}")
-    def delete(self, turn_id: str, *, idempotency_key: Optional[str] = None, timeout: Optional[float] = None) -> Optional[int]:
+    def delete(self, turn_id: str, *, idempotency_key: str | None = None, timeout: float | None = None) -> int | None:
         """Deletes the turn from every read model; answers the write's position."""
         return self._client._call_none(ops.turn_delete(turn_id, idempotency_key, timeout))
 
@@ -409,11 +411,11 @@ class Turns(_Resource):
         self,
         user_id: str,
         *,
-        q: Optional[str] = None,
-        user_input: Optional[str] = None,
-        limit: Optional[int] = None,
-        timeout: Optional[float] = None,
-    ) -> List[t.Turn]:
+        q: str | None = None,
+        user_input: str | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> builtins.list[t.Turn]:
         """The user's recent turns across sessions, newest first (`limit`, default 50): `q` is a
         full-text search over inputs and responses, `user_input` an exact match of the input."""
         page = self._client._call(ops.turn_list_for_user(user_id, q, user_input, limit, timeout), t.TurnPage)
@@ -425,7 +427,7 @@ class State(_Resource):
 
     @operation("GET /sessions/{session_id}/state")
     def get(
-        self, session_id: str, *, version: Optional[int] = None, at: Optional[str] = None, timeout: Optional[float] = None
+        self, session_id: str, *, version: int | None = None, at: str | None = None, timeout: float | None = None
     ) -> t.SessionState:
         """The state now, at `version`, or `at` an ISO-8601 time. Raises 404; 400 past the current version."""
         return self._client._call(ops.state_get(session_id, version, at, timeout), t.SessionState)
@@ -434,15 +436,17 @@ class State(_Resource):
     def patch(
         self,
         session_id: str,
-        patch: Union[t.StatePatchRequest, Mapping[str, Any]],
+        patch: t.StatePatchRequest | Mapping[str, Any],
         *,
-        if_match: Union[int, str, None] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        if_match: int | str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.SessionState:
         """Applies a JSON merge patch (constraints, strategy, response_plan, summary, status; None
         removes). With `if_match`, a stale version raises 412 `SESSION.VERSION_MISMATCH`."""
-        return self._client._call(ops.state_patch(session_id, patch, if_match, idempotency_key, timeout), t.SessionState)
+        return self._client._call(
+            ops.state_patch(session_id, patch, if_match, idempotency_key, timeout), t.SessionState
+        )
 
     @operation("PUT /sessions/{session_id}/tool-calls/{name}")
     def set_tool_call(
@@ -452,11 +456,11 @@ class State(_Resource):
         *,
         status: str,
         result: Any = None,
-        error: Optional[str] = None,
-        description: Optional[str] = None,
-        if_match: Union[int, str, None] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        error: str | None = None,
+        description: str | None = None,
+        if_match: int | str | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.SessionState:
         """Sets a planned tool call's status (pending|running|completed|failed), result and error."""
         values = dict(status=status, result=result, error=error, description=description)
@@ -465,11 +469,11 @@ class State(_Resource):
 
     @operation("GET /sessions/{session_id}/history")
     def history(
-        self, session_id: str, *, limit: Optional[int] = None, timeout: Optional[float] = None
+        self, session_id: str, *, limit: int | None = None, timeout: float | None = None
     ) -> CursorPage[t.HistoryEvent, t.SessionHistoryPage]:
         """Every event of the session's lifecycle and state, oldest first (`limit` per page, 1-200)."""
 
-        def fetch(cursor: Optional[str]) -> t.SessionHistoryPage:
+        def fetch(cursor: str | None) -> t.SessionHistoryPage:
             return self._client._call(ops.state_history(session_id, limit, cursor, timeout), t.SessionHistoryPage)
 
         return CursorPage(fetch, "events")
@@ -480,19 +484,21 @@ class Stats(_Resource):
     projection applied it (at most the gateway's STATS_WAIT_MS, else 503)."""
 
     @operation("GET /sessions/stats")
-    def tenant(self, *, min_position: Optional[int] = None, timeout: Optional[float] = None) -> t.GlobalStats:
+    def tenant(self, *, min_position: int | None = None, timeout: float | None = None) -> t.GlobalStats:
         """The tenant's figures: sessions, users, turns, tokens, cost (USD), per agent and model (API keys)."""
         op = ops.stats_tenant(self._client._config.min_position(min_position), timeout)
         return self._client._call(op, t.GlobalStats)
 
     @operation("GET /sessions/{session_id}/stats")
-    def session(self, session_id: str, *, min_position: Optional[int] = None, timeout: Optional[float] = None) -> t.SessionStats:
+    def session(
+        self, session_id: str, *, min_position: int | None = None, timeout: float | None = None
+    ) -> t.SessionStats:
         """A session's summary (seed 002); raises 404 for an unknown or deleted session."""
         op = ops.stats_session(session_id, self._client._config.min_position(min_position), timeout)
         return self._client._call(op, t.SessionStats)
 
     @operation("GET /users/{user_id}/stats")
-    def user(self, user_id: str, *, min_position: Optional[int] = None, timeout: Optional[float] = None) -> t.UserStats:
+    def user(self, user_id: str, *, min_position: int | None = None, timeout: float | None = None) -> t.UserStats:
         """A user's figures (zeros for a user without sessions)."""
         op = ops.stats_user(user_id, self._client._config.min_position(min_position), timeout)
         return self._client._call(op, t.UserStats)
@@ -501,11 +507,11 @@ class Stats(_Resource):
     def usage(
         self,
         *,
-        from_: Optional[str] = None,
-        to: Optional[str] = None,
-        group_by: Optional[str] = None,
-        min_position: Optional[int] = None,
-        timeout: Optional[float] = None,
+        from_: str | None = None,
+        to: str | None = None,
+        group_by: str | None = None,
+        min_position: int | None = None,
+        timeout: float | None = None,
     ) -> t.UsageStats:
         """Usage over time, `group_by` day|model|agent; `from_`/`to` a day or ISO instant (default 30 days)."""
         op = ops.stats_usage(from_, to, group_by, self._client._config.min_position(min_position), timeout)
@@ -516,7 +522,9 @@ class Users(_Resource):
     """`/users/{user_id}`. (No export route exists yet.)"""
 
     @operation("DELETE /users/{user_id}")
-    def erase(self, user_id: str, *, idempotency_key: Optional[str] = None, timeout: Optional[float] = None) -> t.UserErasureReceipt:
+    def erase(
+        self, user_id: str, *, idempotency_key: str | None = None, timeout: float | None = None
+    ) -> t.UserErasureReceipt:
         """Erases every session, turn and state of the user everywhere; a repeat answers zeros."""
         return self._client._call(ops.user_erase(user_id, idempotency_key, timeout), t.UserErasureReceipt)
 
@@ -529,9 +537,9 @@ class Auth(_Resource):
         self,
         user_id: str,
         *,
-        ttl_seconds: Optional[int] = None,
-        idempotency_key: Optional[str] = None,
-        timeout: Optional[float] = None,
+        ttl_seconds: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> t.UserToken:
         """Mints a token for one user (`ttl_seconds`, default 900): pass it as `Threadline(user_token=...)`.
         API keys only (a user token gets 403 `REQUEST.FORBIDDEN`)."""

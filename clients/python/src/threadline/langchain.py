@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import (
@@ -81,7 +82,7 @@ def turn_of_messages(messages: Sequence[BaseMessage], agent_name: str = "assista
     by_id: dict[str, dict[str, Any]] = {}
     used = {TRANSCRIPT_TOOL_NAME}
 
-    def id_for(wanted: Optional[str]) -> str:
+    def id_for(wanted: str | None) -> str:
         candidate = wanted if wanted is not None and _IDENTIFIER.match(wanted) else f"call-{len(used)}"
         while candidate in used:
             candidate = f"call-{len(used)}-{candidate}"[:_MAX_NAME]
@@ -154,7 +155,7 @@ def _response_of(ai: AIMessage, order: int, agent_name: str) -> dict[str, Any]:
     return response
 
 
-def _transcript_of(turn: Turn) -> Optional[list[dict[str, Any]]]:
+def _transcript_of(turn: Turn) -> list[dict[str, Any]] | None:
     entry = next((c for c in turn.tool_calls if c.tool_call_id == TRANSCRIPT_TOOL_NAME), None)
     if entry is None or entry.request != TRANSCRIPT_FORMAT:
         return None
@@ -253,13 +254,13 @@ class ThreadlineChatMessageHistory(BaseChatMessageHistory):
 
     def __init__(
         self,
-        client: Optional[Threadline],
+        client: Threadline | None,
         session_id: str,
         *,
-        user_id: Optional[str] = None,
+        user_id: str | None = None,
         agent_name: str = "assistant",
-        title: Optional[str] = None,
-        async_client: Optional[AsyncThreadline] = None,
+        title: str | None = None,
+        async_client: AsyncThreadline | None = None,
     ) -> None:
         if client is None and async_client is None:
             raise ValueError("give client, async_client, or both")

@@ -10,7 +10,7 @@ methods accept besides plain dicts; the API validates them (limits, patterns) an
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
@@ -65,22 +65,22 @@ class _Answer(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    _http_status: Optional[int] = PrivateAttr(default=None)
-    _etag: Optional[str] = PrivateAttr(default=None)
-    _position: Optional[int] = PrivateAttr(default=None)
+    _http_status: int | None = PrivateAttr(default=None)
+    _etag: str | None = PrivateAttr(default=None)
+    _position: int | None = PrivateAttr(default=None)
 
     @property
-    def http_status(self) -> Optional[int]:
+    def http_status(self) -> int | None:
         """Status of the answer (e.g. 201 when `sessions.get_or_create` created the session, else 200)."""
         return self._http_status
 
     @property
-    def etag(self) -> Optional[str]:
+    def etag(self) -> str | None:
         """`ETag` of the answer (`'"3"'`): pass it (or `.version`) as `if_match`."""
         return self._etag
 
     @property
-    def write_position(self) -> Optional[int]:
+    def write_position(self) -> int | None:
         """`X-Threadline-Position` of a write: pass it as `min_position` to read your own write."""
         return self._position
 
@@ -97,12 +97,12 @@ class _Input(BaseModel):
 class SessionContext(_Answer):
     """What the session remembers of its latest turn (seed 004's context); `last_response` <= 500 chars."""
 
-    last_query: Optional[str]
-    last_response: Optional[str]
-    last_agent_used: Optional[str]
-    last_execution_time_ms: Optional[int]
+    last_query: str | None
+    last_response: str | None
+    last_agent_used: str | None
+    last_execution_time_ms: int | None
     error_count: int
-    last_error: Optional[str]
+    last_error: str | None
 
 
 class Session(_Answer):
@@ -110,15 +110,15 @@ class Session(_Answer):
 
     session_id: str
     thread_id: str
-    user_id: Optional[str]
+    user_id: str | None
     title: str
     status: SessionStatus
     metadata: dict[str, Any]
-    created_from: Optional[str]
+    created_from: str | None
     created_at: datetime
     updated_at: datetime
     last_activity_at: datetime
-    ended_at: Optional[datetime]
+    ended_at: datetime | None
     version: int
     turn_count: int
     context: SessionContext
@@ -128,7 +128,7 @@ class SessionPage(_Answer):
     """One page of sessions; `next_cursor` is `None` on the last page; `total` counts every match."""
 
     sessions: list[Session]
-    next_cursor: Optional[str]
+    next_cursor: str | None
     total: int
 
 
@@ -160,11 +160,11 @@ class HealthReport(_Answer):
 class UsageInput(_Input):
     """Token usage of one agent response as reported by the model (tokens); absent parts are estimated."""
 
-    input_tokens: Optional[int] = None
-    output_tokens: Optional[int] = None
-    cached_tokens: Optional[int] = None
-    reasoning_tokens: Optional[int] = None
-    total_tokens: Optional[int] = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    total_tokens: int | None = None
 
 
 class AgentResponseInput(_Input):
@@ -172,23 +172,23 @@ class AgentResponseInput(_Input):
 
     agent_name: str
     response: str
-    turn_order: Optional[int] = None
-    model: Optional[str] = None
-    started_at: Optional[datetime] = None
-    execution_time_ms: Optional[int] = None
-    usage: Optional[UsageInput] = None
-    cost_usd: Optional[float] = None
+    turn_order: int | None = None
+    model: str | None = None
+    started_at: datetime | None = None
+    execution_time_ms: int | None = None
+    usage: UsageInput | None = None
+    cost_usd: float | None = None
 
 
 class ToolCallInput(_Input):
     """One tool call within a turn: `request` and `result` are any JSON; `status` default completed."""
 
     name: str
-    tool_call_id: Optional[str] = None
+    tool_call_id: str | None = None
     request: Any = None
-    status: Optional[ToolCallStatus] = None
+    status: ToolCallStatus | None = None
     result: Any = None
-    error: Optional[str] = None
+    error: str | None = None
 
 
 class Usage(_Answer):
@@ -207,9 +207,9 @@ class AgentResponse(_Answer):
     agent_name: str
     response: str
     turn_order: int
-    model: Optional[str]
-    started_at: Optional[datetime]
-    execution_time_ms: Optional[int]
+    model: str | None
+    started_at: datetime | None
+    execution_time_ms: int | None
     usage: Usage
     usage_source: Literal["reported", "estimated"]
     cost_usd: float
@@ -221,7 +221,7 @@ class ToolCall(_Answer):
     request: Any
     status: ToolCallStatus
     result: Any
-    error: Optional[str]
+    error: str | None
     updated_at: datetime
 
 
@@ -230,7 +230,7 @@ class Turn(_Answer):
 
     turn_id: str
     session_id: str
-    user_id: Optional[str]
+    user_id: str | None
     conversation_turn: int
     user_input: str
     agent_responses: list[AgentResponse]
@@ -238,17 +238,17 @@ class Turn(_Answer):
     usage: Usage
     cost_usd: float
     vector_cache_hit: bool
-    processing_time_ms: Optional[int]
+    processing_time_ms: int | None
     status: TurnStatus
-    error: Optional[str]
+    error: str | None
     started_at: datetime
-    completed_at: Optional[datetime]
+    completed_at: datetime | None
     updated_at: datetime
 
 
 class TurnPage(_Answer):
     turns: list[Turn]
-    next_cursor: Optional[str]
+    next_cursor: str | None
 
 
 # --- state and history ------------------------------------------------------------------------
@@ -256,10 +256,10 @@ class TurnPage(_Answer):
 
 class StateToolCall(_Answer):
     name: str
-    description: Optional[str]
+    description: str | None
     status: ToolCallStatus
     result: Any
-    error: Optional[str]
+    error: str | None
     planned_at: datetime
     updated_at: datetime
 
@@ -272,11 +272,11 @@ class SessionState(_Answer):
     constraints: Any
     strategy: Any
     response_plan: Any
-    summary: Optional[str]
-    status: Optional[str]
+    summary: str | None
+    status: str | None
     tool_calls: list[StateToolCall]
     is_complete: bool
-    updated_at: Optional[datetime]
+    updated_at: datetime | None
 
 
 class HistoryEvent(_Answer):
@@ -293,7 +293,7 @@ class HistoryEvent(_Answer):
 
 class SessionHistoryPage(_Answer):
     events: list[HistoryEvent]
-    next_cursor: Optional[str]
+    next_cursor: str | None
 
 
 # --- query ------------------------------------------------------------------------------------
@@ -302,27 +302,27 @@ class SessionHistoryPage(_Answer):
 class QueryParameters(_Input):
     """Sampling parameters passed to the agent backend (OpenAI names)."""
 
-    temperature: Optional[float] = None
-    top_p: Optional[float] = None
-    max_tokens: Optional[int] = None
-    presence_penalty: Optional[float] = None
-    frequency_penalty: Optional[float] = None
-    seed: Optional[int] = None
-    stop: Union[str, list[str], None] = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
 
 
 class QueryMetadata(_Answer):
     """Seed 004's metadata: `query_count` turns so far, times in ms, `cost_usd` USD."""
 
     thread_id: str
-    user_id: Optional[str]
+    user_id: str | None
     query_count: int
     agent_type: str
-    model: Optional[str]
-    execution_time_ms: Optional[int]
-    processing_time_ms: Optional[int]
+    model: str | None
+    execution_time_ms: int | None
+    processing_time_ms: int | None
     created_session: bool
-    context_turns: Optional[int]
+    context_turns: int | None
     usage_source: Literal["reported", "estimated"]
     cost_usd: float
 
@@ -345,7 +345,7 @@ class AgentFailureProblem(_Answer):
     status: int
     detail: str
     code: str
-    instance: Optional[str] = None
+    instance: str | None = None
     turn_id: str
     thread_id: str
 
@@ -368,8 +368,8 @@ class _UsageFigures(_Answer):
     total_tokens_cached: int
     total_tokens: int
     cost_usd: float
-    avg_execution_time_ms: Optional[float]
-    p95_execution_time_ms: Optional[float]
+    avg_execution_time_ms: float | None
+    p95_execution_time_ms: float | None
 
 
 class AgentUsage(_UsageFigures):
@@ -377,7 +377,7 @@ class AgentUsage(_UsageFigures):
 
 
 class ModelUsage(_UsageFigures):
-    model: Optional[str]
+    model: str | None
 
 
 class GlobalStats(_Answer):
@@ -413,7 +413,7 @@ class SessionStats(_Answer):
     """A session's summary (seed 002); times in ms, `cost_usd` USD, `vector_cache_hit_rate` 0..1."""
 
     session_id: str
-    user_id: Optional[str]
+    user_id: str | None
     status: SessionStatus
     interactions: int
     turns_completed: int
@@ -424,14 +424,14 @@ class SessionStats(_Answer):
     total_tokens_cached: int
     total_tokens: int
     cost_usd: float
-    avg_response_time_ms: Optional[float]
-    p95_response_time_ms: Optional[float]
+    avg_response_time_ms: float | None
+    p95_response_time_ms: float | None
     duration_ms: float
     created_at: datetime
     first_activity_at: datetime
     last_activity_at: datetime
     tool_calls: ToolCallCounts
-    vector_cache_hit_rate: Optional[float]
+    vector_cache_hit_rate: float | None
     errors: int
     as_of_position: int
 
@@ -446,16 +446,16 @@ class UserStats(_Answer):
     total_tokens_cached: int
     total_tokens: int
     cost_usd: float
-    last_activity_at: Optional[datetime]
+    last_activity_at: datetime | None
     as_of_position: int
 
 
 class UsageRow(_UsageFigures):
     """One row of `stats.usage`: `day` (group_by=day, with `model`), `model` or `agent_name`."""
 
-    day: Optional[str] = None
-    model: Optional[str] = None
-    agent_name: Optional[str] = None
+    day: str | None = None
+    model: str | None = None
+    agent_name: str | None = None
 
 
 class UsageStats(_Answer):
@@ -489,7 +489,7 @@ class CleanupReport(_Answer):
 class ProblemField(_Answer):
     path: str
     message: str
-    in_: Optional[Literal["body", "path", "query", "header"]] = Field(default=None, alias="in")
+    in_: Literal["body", "path", "query", "header"] | None = Field(default=None, alias="in")
 
 
 class Problem(_Answer):
@@ -500,70 +500,70 @@ class Problem(_Answer):
     status: int
     detail: str
     code: str
-    instance: Optional[str] = None
-    errors: Optional[list[ProblemField]] = None
+    instance: str | None = None
+    errors: list[ProblemField] | None = None
 
 
 # --- request bodies (what the write methods send; built from their keyword arguments) ----------
 
 
 class CreateSessionRequest(_Input):
-    user_id: Optional[str] = None
-    session_id: Optional[str] = None
-    title: Optional[str] = None
-    metadata: Optional[dict[str, Any]] = None
-    created_from: Optional[str] = None
+    user_id: str | None = None
+    session_id: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
+    created_from: str | None = None
 
 
 class UpdateSessionRequest(_Input):
     """`metadata` is a merge patch: a key set to `None` is removed."""
 
-    title: Optional[str] = None
-    metadata: Optional[dict[str, Any]] = None
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class CurrentSessionRequest(_Input):
-    title: Optional[str] = None
-    metadata: Optional[dict[str, Any]] = None
+    title: str | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class UserTokenRequest(_Input):
     """`ttl_seconds`: the token's lifetime in seconds (API default 900, at most 86,400)."""
 
     user_id: str
-    ttl_seconds: Optional[int] = None
+    ttl_seconds: int | None = None
 
 
 class LogTurnRequest(_Input):
     """A whole turn (`status` completed, the default, or failed) or the start of one (`in_progress`)."""
 
     user_input: str
-    turn_id: Optional[str] = None
-    status: Optional[TurnStatus] = None
-    agent_responses: Optional[list[AgentResponseInput]] = None
-    tool_calls: Optional[list[ToolCallInput]] = None
-    vector_cache_hit: Optional[bool] = None
-    processing_time_ms: Optional[int] = None
-    error: Optional[str] = None
-    started_at: Optional[datetime] = None
-    completed_at: Optional[datetime] = None
+    turn_id: str | None = None
+    status: TurnStatus | None = None
+    agent_responses: list[AgentResponseInput] | None = None
+    tool_calls: list[ToolCallInput] | None = None
+    vector_cache_hit: bool | None = None
+    processing_time_ms: int | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
 
 
 class TurnResponseRequest(_Input):
     """Exactly one of `agent_response` or `tool_call`."""
 
-    agent_response: Optional[AgentResponseInput] = None
-    tool_call: Optional[ToolCallInput] = None
+    agent_response: AgentResponseInput | None = None
+    tool_call: ToolCallInput | None = None
 
 
 class CompleteTurnRequest(_Input):
-    processing_time_ms: Optional[int] = None
-    vector_cache_hit: Optional[bool] = None
+    processing_time_ms: int | None = None
+    vector_cache_hit: bool | None = None
 
 
 class FailTurnRequest(_Input):
     error: str
-    processing_time_ms: Optional[int] = None
+    processing_time_ms: int | None = None
 
 
 class StatePatchRequest(_Input):
@@ -572,25 +572,25 @@ class StatePatchRequest(_Input):
     constraints: Any = None
     strategy: Any = None
     response_plan: Any = None
-    summary: Optional[str] = None
-    status: Optional[str] = None
+    summary: str | None = None
+    status: str | None = None
 
 
 class PutToolCallRequest(_Input):
     status: ToolCallStatus
     result: Any = None
-    error: Optional[str] = None
-    description: Optional[str] = None
+    error: str | None = None
+    description: str | None = None
 
 
 class QueryRequest(_Input):
     """`POST /query` (seed 004): no `thread_id` creates a session; an unknown one creates it with that id."""
 
     query: str
-    thread_id: Optional[str] = None
-    user_id: Optional[str] = None
-    agent_type: Optional[str] = None
-    parameters: Optional[QueryParameters] = None
+    thread_id: str | None = None
+    user_id: str | None = None
+    agent_type: str | None = None
+    parameters: QueryParameters | None = None
 
 
 __all__ += [
