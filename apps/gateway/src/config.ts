@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { TenantId } from '@threadline/contracts';
 import { BaseConfig, loadConfig, Port } from '@threadline/platform';
 import { AuthConfig, assertAuthModeAllowed } from './auth/auth.config';
+import { BrowserConfig } from './browser/browser.config';
 
 /**
  * Gateway configuration (zod over env, validated at boot; see the README's table).
@@ -11,6 +12,7 @@ import { AuthConfig, assertAuthModeAllowed } from './auth/auth.config';
  * - `DEFAULT_TENANT_ID`: the tenant of every request with `AUTH_MODE=none`, and of the first admin key.
  * - `AUTH_*`, `RATE_LIMIT_*`: authentication and rate limits (see {@link AuthConfig}).
  * - `AGENT_*`: the agent backend of `POST /query` (see {@link AgentConfig}).
+ * - `CORS_ORIGINS`: origins whose browser pages may call the API (see {@link BrowserConfig}).
  */
 /** An unset variable and an empty one (`AGENT_BASE_URL=` in a compose file) both mean "not set". */
 const unsetWhenEmpty = <S extends z.ZodType>(schema: S) =>
@@ -53,6 +55,7 @@ export const GatewayConfig = BaseConfig.extend({
   DEFAULT_TENANT_ID: TenantId.default('default'),
   ...AgentConfig.shape,
   ...AuthConfig.shape,
+  ...BrowserConfig.shape,
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 
