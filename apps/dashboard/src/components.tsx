@@ -110,12 +110,16 @@ export const Badge = (props: { status: string }) => (
   <span class={`badge badge-${props.status}`}>{props.status}</span>
 );
 
+const HALF_DAY_S = 43_200;
+
 export interface Series {
   label: string;
   values: number[];
   color: string;
   /** Right-hand axis (a second unit, e.g. USD beside tokens). */
   right?: boolean;
+  /** Drawn as bars (default a line). */
+  bars?: boolean;
   format?: (value: number) => string;
 }
 
@@ -135,15 +139,26 @@ export function DailyChart(props: { days: string[]; series: Series[]; height?: n
       width: Math.max(element.clientWidth, 300),
       height: props.height ?? 220,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
-      scales: { x: { time: true }, left: {}, right: {} },
+      // Half a day either side of the range: a single day is a bar in the middle, not a point on years of axis.
+      scales: {
+        x: { time: true, range: () => [(xs[0] ?? 0) - HALF_DAY_S, (xs[xs.length - 1] ?? 0) + HALF_DAY_S] },
+        left: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+        right: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+      },
       axes: [
         {},
-        { scale: 'left', values: (_u, ticks) => ticks.map((t) => (leftSeries?.format ?? String)(t)) },
+        {
+          scale: 'left',
+          size: 60,
+          values: (_u, ticks) => ticks.map((t) => (leftSeries?.format ?? String)(t)),
+        },
         ...(rightSeries
           ? [
               {
                 scale: 'right',
                 side: 1,
+                // Wide enough for `$0.000200` (canvas text past the axis is cut off).
+                size: 80,
                 grid: { show: false },
                 values: (_u: uPlot, ticks: number[]) => ticks.map((t) => (rightSeries.format ?? String)(t)),
               },
@@ -158,10 +173,11 @@ export function DailyChart(props: { days: string[]; series: Series[]; height?: n
         ...props.series.map((s) => ({
           label: s.label,
           stroke: s.color,
-          fill: `${s.color}22`,
-          width: 2,
+          fill: s.bars ? `${s.color}99` : `${s.color}22`,
+          width: s.bars ? 0 : 2,
+          ...(s.bars ? { paths: uPlot.paths.bars?.({ size: [0.6, 40] }) } : {}),
           scale: s.right ? 'right' : 'left',
-          points: { show: true },
+          points: { show: !s.bars },
           value: (_u: uPlot, v: number | null) => (v === null ? '—' : (s.format ?? String)(v)),
         })),
       ],

@@ -5,9 +5,13 @@ const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 /** `1234567` -> `1,234,567`. */
 export const formatInt = (value: number): string => integer.format(value);
 
-/** USD with 4 decimals under $100 (agent calls cost fractions of a cent), 2 above: `$0.0123`, `$1,234.50`. */
+/**
+ * USD: 6 decimals under a cent (one agent call costs fractions of a cent), 4 under $100, 2 above:
+ * `$0.000412`, `$0.0123`, `$1,234.50`.
+ */
 export function formatUsd(value: number): string {
-  const digits = Math.abs(value) < 100 ? 4 : 2;
+  const size = Math.abs(value);
+  const digits = size === 0 ? 2 : size < 0.01 ? 6 : size < 100 ? 4 : 2;
   return `$${value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })}`;
 }
 

@@ -60,6 +60,7 @@ export function OverviewPage(props: { caller: Caller }) {
               label: 'tokens',
               values: loaded.data.days.map((d) => d.total_tokens),
               color: '#2563eb',
+              bars: true,
               format: formatInt,
             },
             {

@@ -90,6 +90,7 @@ export function UsagePage(props: { caller: Caller }) {
               label: 'agent calls',
               values: usage.data.days.map((d) => d.calls),
               color: '#059669',
+              bars: true,
               format: formatInt,
             },
             {

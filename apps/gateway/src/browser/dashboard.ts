@@ -3,8 +3,8 @@ import { join, resolve } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 
-/** Where the dashboard is served: `/dashboard/` (and `/dashboard`, redirected there). */
-export const DASHBOARD_PREFIX = '/dashboard/';
+/** Where the dashboard is served: `/dashboard/` (`/dashboard` answers 301 to it: relative asset URLs need the slash). */
+export const DASHBOARD_PREFIX = '/dashboard';
 
 /**
  * The dashboard's built assets: `dist/apps/dashboard` (written by `npm run build`,
