@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import {
   GlobalStatsView,
   SessionPage,
@@ -105,6 +105,28 @@ async function expectUsd(page: Page, testId: string, expected: number): Promise<
   expect(Number(`${shown![1]!.replace(/,/g, '')}.${shown![2]!}`)).toBeCloseTo(expected, decimals - 1);
 }
 
+/** The `name` attribute of every element `locator` matches now, in document order. */
+async function attributes(locator: Locator, name = 'data-value'): Promise<(string | null)[]> {
+  return Promise.all((await locator.all()).map((element) => element.getAttribute(name)));
+}
+
+/** {@link attributes} as numbers. */
+const numbers = async (locator: Locator): Promise<number[]> => (await attributes(locator)).map(Number);
+
+/** Resolves once `check` holds (polled every 100 ms); throws naming `what` after `timeoutMs`. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+}
+
+/** The browser client page's `callApi` (startClientPage), as the evaluated functions reach it. */
+interface ClientPage {
+  callApi(url: string, token: string, init?: RequestInit): Promise<unknown>;
+}
+
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
@@ -174,6 +196,11 @@ describe('dashboard in a browser (chromium)', () => {
     });
     page = context.pages()[0] ?? (await context.newPage());
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    // The page's own CSP must not block anything it needs (a blocked style or script logs this).
+    page.on('console', (message) => {
+      if (message.type() === 'error' && /Content Security Policy/.test(message.text()))
+        pageErrors.push(message.text());
+    });
   }, 300_000);
 
   afterAll(async () => {
@@ -209,7 +236,7 @@ describe('dashboard in a browser (chromium)', () => {
     const error = page.getByTestId('signin-error');
     await error.waitFor();
     expect(await error.innerText()).toMatch(/Sign-in refused/);
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate<number>('sessionStorage.length')).toBe(0);
     await shot(page, '0-wrong-key');
   });
 
@@ -219,7 +246,9 @@ describe('dashboard in a browser (chromium)', () => {
     await page.getByTestId('page-overview').waitFor();
     // The credential lives in sessionStorage, never in the URL.
     expect(page.url()).not.toContain(stack.adminKey.key);
-    expect(await page.evaluate(() => Object.values({ ...sessionStorage }))).toEqual([stack.adminKey.key]);
+    expect(await page.evaluate<string[]>('Object.values({ ...sessionStorage })')).toEqual([
+      stack.adminKey.key,
+    ]);
     expect(await page.getByTestId('signed-in-as').innerText()).toBe('admin key');
 
     const stats = GlobalStatsView.parse((await api.get('/sessions/stats')).json);
@@ -239,9 +268,7 @@ describe('dashboard in a browser (chromium)', () => {
     expect(Number(errorRate.value)).toBe(stats.turns_failed / stats.turns);
 
     const usage = UsageStatsView.parse((await api.get('/stats/usage?group_by=day')).json);
-    const dayTokens = await page
-      .getByTestId('day-tokens')
-      .evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-value'))));
+    const dayTokens = await numbers(page.getByTestId('day-tokens'));
     expect(dayTokens.reduce((a, b) => a + b, 0)).toBe(usage.rows.reduce((a, r) => a + r.total_tokens, 0));
     expect(await page.locator('[data-testid="chart-per-day"] canvas').count()).toBeGreaterThan(0);
 
@@ -253,21 +280,14 @@ describe('dashboard in a browser (chromium)', () => {
       agent_responses: [{ agent_name: 'coffee-agent', response: 'coming up', model: 'gpt-4o-mini' }],
     });
     expect(logged.status).toBe(201);
-    await page.waitForFunction(
-      (expected) =>
-        document.querySelector('[data-testid="turns"]')?.getAttribute('data-value') === String(expected),
-      before + 1,
-      { timeout: 20_000 },
-    );
+    await page.locator(`[data-testid="turns"][data-value="${before + 1}"]`).waitFor({ timeout: 20_000 });
     await shot(page, '1-overview');
   });
 
   it('lists users with search and per-user usage, opens a user and pages their sessions', async () => {
     await page.getByTestId('nav-users').click();
     await page.getByTestId('users-table').waitFor();
-    await page.waitForFunction(
-      () => !document.querySelector('[data-testid="users-scan"]')?.textContent?.includes('reading'),
-    );
+    await page.getByTestId('users-scan').filter({ hasNotText: 'reading' }).waitFor();
     expect(await page.getByTestId('users-scan').innerText()).toMatch(
       new RegExp(`^${usersTotal} users in ${sessionsTotal} of ${sessionsTotal} sessions`),
     );
@@ -292,9 +312,10 @@ describe('dashboard in a browser (chromium)', () => {
     const sessions = SessionPage.parse((await api.get('/users/demo-user-3/sessions?limit=20')).json);
     await page.getByTestId('sessions-table').waitFor();
     expect(Number(await page.getByTestId('sessions-total').getAttribute('data-value'))).toBe(sessions.total);
-    const shownIds = await page
-      .locator('[data-testid="sessions-table"] tbody tr[data-session]')
-      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-session')));
+    const shownIds = await attributes(
+      page.locator('[data-testid="sessions-table"] tbody tr[data-session]'),
+      'data-session',
+    );
     expect(shownIds).toEqual(sessions.sessions.map((s) => s.session_id));
 
     // Filter (status) and sort change what the API is asked.
@@ -302,17 +323,13 @@ describe('dashboard in a browser (chromium)', () => {
     const ascending = SessionPage.parse(
       (await api.get('/users/demo-user-3/sessions?limit=20&sort=created_at&order=asc')).json,
     );
-    await page.waitForFunction(
-      (first) =>
-        document
-          .querySelector('[data-testid="sessions-table"] tbody tr[data-session]')
-          ?.getAttribute('data-session') === first,
-      ascending.sessions[0]!.session_id,
-    );
+    await page
+      .locator(
+        `[data-testid="sessions-table"] tbody tr:first-child[data-session="${ascending.sessions[0]!.session_id}"]`,
+      )
+      .waitFor();
     await page.getByTestId('filter-status').selectOption('expired');
-    await page.waitForFunction(
-      () => document.querySelector('[data-testid="sessions-total"]')?.getAttribute('data-value') === '0',
-    );
+    await page.locator('[data-testid="sessions-total"][data-value="0"]').waitFor();
     await page.getByTestId('filter-status').selectOption('all');
     await page.getByTestId('sessions-table').locator('tbody tr[data-session]').first().waitFor();
     await shot(page, '3-user');
@@ -336,9 +353,7 @@ describe('dashboard in a browser (chromium)', () => {
     const turns = TurnPage.parse((await api.get(`/sessions/${chosen.session_id}/turns?limit=20`)).json).turns;
     await page.getByTestId('turn').first().waitFor();
     expect(await page.getByTestId('turn').count()).toBe(turns.length);
-    const shownTokens = await page
-      .getByTestId('turn-tokens')
-      .evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-value'))));
+    const shownTokens = await numbers(page.getByTestId('turn-tokens'));
     expect(shownTokens).toEqual(turns.map((t) => t.usage.total_tokens));
     expect(await page.getByTestId('agent-response').count()).toBe(
       turns.reduce((n, t) => n + t.agent_responses.length, 0),
@@ -356,32 +371,22 @@ describe('dashboard in a browser (chromium)', () => {
     }
     await page.goto(`${stack.baseUrl}/dashboard/#/users/paging-user`);
     const rows = page.locator('[data-testid="sessions-table"] tbody tr[data-session]');
-    const ids = () => rows.evaluateAll((r) => r.map((row) => row.getAttribute('data-session')));
-    await page.waitForFunction(
-      () => document.querySelector('[data-testid="sessions-total"]')?.getAttribute('data-value') === '25',
-    );
+    const ids = () => attributes(rows, 'data-session');
+    await page.locator('[data-testid="sessions-total"][data-value="25"]').waitFor();
+    await rows.nth(19).waitFor();
     const first = SessionPage.parse((await api.get('/users/paging-user/sessions?limit=20')).json);
     expect(await ids()).toEqual(first.sessions.map((s) => s.session_id));
     await page.getByTestId('page-next').click();
-    await page.waitForFunction(
-      () => document.querySelector('[data-testid="page-number"]')?.textContent === 'page 2',
-    );
-    await rows.nth(4).waitFor();
+    await page.getByTestId('page-number').filter({ hasText: 'page 2' }).waitFor();
     const second = SessionPage.parse(
       (await api.get(`/users/paging-user/sessions?limit=20&cursor=${encodeURIComponent(first.next_cursor!)}`))
         .json,
     );
-    await page.waitForFunction(
-      (n) => document.querySelectorAll('[data-testid="sessions-table"] tbody tr[data-session]').length === n,
-      5,
-    );
+    await until('the second page of 5 sessions', async () => (await rows.count()) === 5);
     expect(await ids()).toEqual(second.sessions.map((s) => s.session_id));
     expect(await page.getByTestId('page-next').isDisabled()).toBe(true);
     await page.getByTestId('page-previous').click();
-    await page.waitForFunction(
-      (n) => document.querySelectorAll('[data-testid="sessions-table"] tbody tr[data-session]').length === n,
-      20,
-    );
+    await until('the first page of 20 sessions again', async () => (await rows.count()) === 20);
     expect(await ids()).toEqual(first.sessions.map((s) => s.session_id));
   });
 
@@ -400,13 +405,13 @@ describe('dashboard in a browser (chromium)', () => {
       (await api.get(`/stats/usage?group_by=agent&from=${today}&to=${today}`)).json,
     );
     expect(models.rows.length).toBeGreaterThan(0);
-    const modelTokens = await page
-      .locator('[data-testid="usage-model-table"] [data-testid="usage-tokens"]')
-      .evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-value'))));
+    const modelTokens = await numbers(
+      page.locator('[data-testid="usage-model-table"] [data-testid="usage-tokens"]'),
+    );
     expect(modelTokens).toEqual(models.rows.map((r) => r.total_tokens));
-    const agentCalls = await page
-      .locator('[data-testid="usage-agent-table"] [data-testid="usage-calls"]')
-      .evaluateAll((cells) => cells.map((c) => Number(c.getAttribute('data-value'))));
+    const agentCalls = await numbers(
+      page.locator('[data-testid="usage-agent-table"] [data-testid="usage-calls"]'),
+    );
     expect(agentCalls).toEqual(agents.rows.map((r) => r.calls));
     await shot(page, '5-usage');
   });
@@ -455,17 +460,14 @@ describe('dashboard in a browser (chromium)', () => {
     try {
       await client.goto(`${allowedOrigin}/`);
       const read = await client.evaluate(
-        ([url, t]) =>
-          (window as unknown as { callApi: (u: string, t: string) => Promise<unknown> }).callApi(url!, t!),
+        ([url, t]) => (globalThis as unknown as ClientPage).callApi(url!, t!),
         [`${stack.baseUrl}/users/demo-user-4/stats`, token],
       );
       expect(read).toMatchObject({ status: 200, body: { user_id: 'demo-user-4', turns: own.turns } });
       // A write with a JSON body and the API's own headers needs a preflight; exposed headers are readable.
       const created = await client.evaluate(
         ([url, t]) =>
-          (
-            window as unknown as { callApi: (u: string, t: string, i: RequestInit) => Promise<unknown> }
-          ).callApi(url!, t!, {
+          (globalThis as unknown as ClientPage).callApi(url!, t!, {
             method: 'POST',
             headers: { 'content-type': 'application/json', 'idempotency-key': 'cors-e2e-1' },
             body: JSON.stringify({ title: 'from the browser' }),
@@ -481,11 +483,11 @@ describe('dashboard in a browser (chromium)', () => {
 
       await client.goto(`${otherOrigin}/`);
       const refused = await client.evaluate(
-        ([url, t]) =>
-          (window as unknown as { callApi: (u: string, t: string) => Promise<unknown> }).callApi(url!, t!),
+        ([url, t]) => (globalThis as unknown as ClientPage).callApi(url!, t!),
         [`${stack.baseUrl}/users/demo-user-4/stats`, token],
       );
-      expect(refused).toEqual({ error: expect.stringMatching(/TypeError/) });
+      expect(Object.keys(refused as object)).toEqual(['error']);
+      expect((refused as { error: string }).error).toMatch(/TypeError/);
     } finally {
       await client.close();
     }
