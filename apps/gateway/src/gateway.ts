@@ -3,9 +3,9 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { Logger } from 'nestjs-pino';
 import { createLogger } from '@threadline/platform';
 import { AppModule } from './app.module';
+import type { GatewayConfig } from './config';
 import { registerCors } from './browser/cors';
 import { registerDashboard } from './browser/dashboard';
-import type { GatewayConfig } from './config';
 import { accessLogHook } from './http/access-log';
 import { correlationIdHook, requestIdOf } from './http/headers';
 import { HealthReportDto } from './health/health.controller';
@@ -16,8 +16,8 @@ import { SESSION_DTOS } from './sessions/sessions.dto';
 
 /**
  * Builds the gateway application (not yet listening): Fastify with `BODY_LIMIT_BYTES`, the
- * correlation-id and access-log hooks, the zod validation pipe, the problem-details filter, the OpenAPI docs at
- * `/docs` and `/docs/json`, CORS for `CORS_ORIGINS` and the dashboard's static assets at `/dashboard/`. Throws when NATS or Postgres is unreachable at boot.
+ * correlation-id and access-log hooks, the zod validation pipe, the problem-details filter and the OpenAPI docs at
+ * `/docs` and `/docs/json`. Throws when NATS or Postgres is unreachable at boot.
  * `main.ts` listens on `PORT`; tests listen on port 0.
  */
 export async function createGateway(config: GatewayConfig): Promise<NestFastifyApplication> {
@@ -36,15 +36,16 @@ export async function createGateway(config: GatewayConfig): Promise<NestFastifyA
   });
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
+  // Browser clients: CORS for CORS_ORIGINS, and the dashboard's static assets at /dashboard/ (no auth).
+  await registerCors(app, config);
+  if (!(await registerDashboard(app)))
+    logger.warn('dashboard not built (npm run build): /dashboard is not served');
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onRequest', correlationIdHook);
   fastify.addHook('onResponse', accessLogHook(logger));
   app.useGlobalPipes(new RequestValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter());
   setupOpenApi(app, [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto]);
-  await registerCors(app, config);
-  if (!(await registerDashboard(app)))
-    logger.warn('dashboard not built (npm run build): /dashboard is not served');
   await app.init();
   return app;
 }
