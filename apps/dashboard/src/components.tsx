@@ -20,7 +20,7 @@ export function Figure(props: {
     <div class="figure" title={props.hint}>
       <div class="figure-label">{props.label}</div>
       <div
-        class="figure-value"
+        class={props.text.length > 12 ? 'figure-value figure-value-long' : 'figure-value'}
         data-testid={props.testId}
         data-value={props.value === undefined || props.value === null ? '' : String(props.value)}
       >

@@ -27,6 +27,9 @@ import { startStackWithEnv } from './stack-env';
  * `tools/dashboard/ensure-chromium.sh` installs chromium where it is missing.
  */
 
+// Each step drives a browser against a loaded machine: more room than the preset's 30 s.
+jest.setTimeout(90_000);
+
 const ROOT = resolve(__dirname, '../../..');
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const SCREENSHOTS = resolve(ROOT, 'tmp/dashboard-screenshots');
@@ -328,6 +331,16 @@ describe('dashboard in a browser (chromium)', () => {
         `[data-testid="sessions-table"] tbody tr:first-child[data-session="${ascending.sessions[0]!.session_id}"]`,
       )
       .waitFor();
+    // A metadata filter: the imported sessions carry source=taskmaster4, none carries source=other.
+    await page.getByTestId('filter-meta-key').fill('source');
+    await page.getByTestId('filter-meta-value').fill('other');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.locator('[data-testid="sessions-total"][data-value="0"]').waitFor();
+    await page.getByTestId('filter-meta-value').fill('taskmaster4');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.locator(`[data-testid="sessions-total"][data-value="${sessions.total}"]`).waitFor();
+    await page.getByTestId('filter-meta-key').fill('');
+    await page.getByRole('button', { name: 'Filter' }).click();
     await page.getByTestId('filter-status').selectOption('expired');
     await page.locator('[data-testid="sessions-total"][data-value="0"]').waitFor();
     await page.getByTestId('filter-status').selectOption('all');

@@ -168,7 +168,9 @@ export function OverviewPage(props: { caller: Caller }) {
           <thead>
             <tr>
               <th>Day</th>
-              <th class="num" title="turns with at least one agent response">Turns answered</th>
+              <th class="num" title="turns with at least one agent response">
+                Turns answered
+              </th>
               <th class="num">Agent calls</th>
               <th class="num">Tokens</th>
               <th class="num">Cost</th>
