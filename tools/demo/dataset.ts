@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -27,7 +28,10 @@ export const Utterance = z.looseObject({
   speaker: Speaker,
   text: z.string(),
   segments: z.array(z.unknown()).optional(),
-  annotations: z.array(Annotation).nullish().transform((a) => a ?? []),
+  annotations: z
+    .array(Annotation)
+    .nullish()
+    .transform((a) => a ?? []),
 });
 export type Utterance = z.infer<typeof Utterance>;
 
@@ -67,7 +71,8 @@ export function parseDataset(raw: unknown, source: string): Dialog[] {
   if (!result.success) {
     const issues = result.error.issues;
     const shown = issues.slice(0, MAX_ISSUES_SHOWN).map((i) => `  ${jsonPath(i.path)}: ${i.message}`);
-    const more = issues.length > MAX_ISSUES_SHOWN ? [`  ... and ${issues.length - MAX_ISSUES_SHOWN} more`] : [];
+    const more =
+      issues.length > MAX_ISSUES_SHOWN ? [`  ... and ${issues.length - MAX_ISSUES_SHOWN} more`] : [];
     throw new DatasetError(
       `${source} is not a Taskmaster-4 dialog file (a JSON array of {conversation_id, utterances: [{index, speaker, text, annotations}]}):\n` +
         [...shown, ...more].join('\n'),
@@ -77,13 +82,16 @@ export function parseDataset(raw: unknown, source: string): Dialog[] {
 }
 
 /**
- * Reads and validates a dataset file (see {@link parseDataset}).
- * Throws {@link DatasetError} naming `path` when it cannot be read, is not JSON, or has the wrong shape.
+ * Reads and validates a dataset file (see {@link parseDataset}); a path ending in `.gz` is
+ * gunzipped first (the bundled copy is stored compressed).
+ * Throws {@link DatasetError} naming `path` when it cannot be read or unzipped, is not JSON, or has
+ * the wrong shape.
  */
 export async function loadDataset(path: string): Promise<Dialog[]> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const bytes = await readFile(path);
+    text = (path.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8');
   } catch (error) {
     throw new DatasetError(`cannot read ${path}: ${error instanceof Error ? error.message : String(error)}`);
   }
@@ -96,8 +104,11 @@ export async function loadDataset(path: string): Promise<Dialog[]> {
   return parseDataset(raw, path);
 }
 
-/** The bundled dataset, relative to the parent of the repository (`/work/main` -> `/work/shared/...`). */
-export const DEFAULT_DATASET = '../shared/data/taskmaster4/data_00.json';
+/**
+ * The bundled dataset, relative to the repository root: Taskmaster-4's `data_00.json` (500 dialogs),
+ * gzipped; its licence (CC BY 4.0) and attribution are in the README beside it.
+ */
+export const DEFAULT_DATASET = 'tools/demo/data/taskmaster4/data_00.json.gz';
 
 /** The repository root: the nearest ancestor of `from` holding `nx.json`, or `undefined`. */
 export function findRepoRoot(from: string): string | undefined {
@@ -112,17 +123,18 @@ export function findRepoRoot(from: string): string | undefined {
 
 /**
  * The dataset path to load. A given `file` is resolved against `cwd` (and must exist when read).
- * Without one, {@link DEFAULT_DATASET} is tried relative to `cwd`, then relative to the repository
- * root found above `moduleDir` (so `npm run demo` works from any directory of the repository).
- * Throws {@link DatasetError} listing the paths tried when no default exists.
+ * Without one, {@link DEFAULT_DATASET} in the repository found above `moduleDir` (so `npm run demo`
+ * works from any directory of any clone).
+ * Throws {@link DatasetError} naming the path tried when the bundled file is missing.
  */
 export function resolveDatasetPath(file: string | undefined, cwd: string, moduleDir: string): string {
   if (file !== undefined) return resolve(cwd, file);
   const root = findRepoRoot(moduleDir);
-  const candidates = [resolve(cwd, DEFAULT_DATASET), ...(root ? [resolve(root, DEFAULT_DATASET)] : [])];
-  const found = candidates.find((c) => existsSync(c));
-  if (found === undefined) {
-    throw new DatasetError(`no dataset given and none found at ${[...new Set(candidates)].join(' or ')}; pass --file <path>`);
+  const bundled = root === undefined ? undefined : resolve(root, DEFAULT_DATASET);
+  if (bundled === undefined || !existsSync(bundled)) {
+    throw new DatasetError(
+      `no dataset given and the bundled one is missing (${bundled ?? `no repository above ${moduleDir}`}); pass --file <path>`,
+    );
   }
-  return found;
+  return bundled;
 }

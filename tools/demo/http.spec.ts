@@ -18,9 +18,12 @@ function scripted(script: (number | 'reset')[]): { fetch: typeof fetch; calls: C
       body: typeof init?.body === 'string' ? init.body : undefined,
     });
     const step = script.shift() ?? 500;
-    if (step === 'reset') return Promise.reject(new TypeError('fetch failed', { cause: new Error('ECONNRESET') }));
+    if (step === 'reset')
+      return Promise.reject(new TypeError('fetch failed', { cause: new Error('ECONNRESET') }));
     const body = step < 300 ? { ok: true } : { code: `HTTP.${step}`, detail: `status ${step}` };
-    return Promise.resolve(new Response(JSON.stringify(body), { status: step, headers: { 'content-type': 'application/json' } }));
+    return Promise.resolve(
+      new Response(JSON.stringify(body), { status: step, headers: { 'content-type': 'application/json' } }),
+    );
   };
   return { fetch: fake, calls };
 }
@@ -29,13 +32,21 @@ describe('ApiClient', () => {
   it('retries 503, 429 and connection errors with the same idempotency key, then returns the answer', async () => {
     const { fetch, calls } = scripted([503, 'reset', 429, 201]);
     const client = new ApiClient({ baseUrl: 'http://api.test/', apiKey: 'k1', fetch, baseBackoffMs: 1 });
-    const answer = await client.request('POST', '/sessions', { body: { title: 't' }, idempotencyKey: 'key-1', correlationId: 'c-1' });
+    const answer = await client.request('POST', '/sessions', {
+      body: { title: 't' },
+      idempotencyKey: 'key-1',
+      correlationId: 'c-1',
+    });
     expect(answer).toEqual({ status: 201, body: { ok: true }, attempts: 4 });
     expect(client.retries).toBe(3);
     expect(calls.map((c) => [c.method, c.url, c.headers['idempotency-key'], c.body])).toEqual(
       Array.from({ length: 4 }, () => ['POST', 'http://api.test/sessions', 'key-1', '{"title":"t"}']),
     );
-    expect(calls[0]?.headers).toMatchObject({ authorization: 'Bearer k1', 'x-correlation-id': 'c-1', 'content-type': 'application/json' });
+    expect(calls[0]?.headers).toMatchObject({
+      authorization: 'Bearer k1',
+      'x-correlation-id': 'c-1',
+      'content-type': 'application/json',
+    });
   });
 
   it('gives up after maxAttempts with the last kind of failure', async () => {
@@ -64,6 +75,8 @@ describe('ApiClient', () => {
   it('returns an accepted non-2xx status as an answer', async () => {
     const { fetch } = scripted([404]);
     const client = new ApiClient({ baseUrl: 'http://api.test', fetch });
-    await expect(client.request('GET', '/sessions/stats', { accept: [404] })).resolves.toMatchObject({ status: 404 });
+    await expect(client.request('GET', '/sessions/stats', { accept: [404] })).resolves.toMatchObject({
+      status: 404,
+    });
   });
 });

@@ -15,7 +15,9 @@ export class ApiError extends Error {
     readonly body: unknown,
     readonly attempts: number,
   ) {
-    super(`${method} ${path}: ${kind}${detailOf(body)} after ${attempts} attempt${attempts === 1 ? '' : 's'}`);
+    super(
+      `${method} ${path}: ${kind}${detailOf(body)} after ${attempts} attempt${attempts === 1 ? '' : 's'}`,
+    );
   }
 }
 

@@ -30,14 +30,18 @@ function fakeApi(faults: Faults = {}) {
   const answered = new Map<string, { status: number; body: unknown }>();
   let turnPosts = 0;
   const json = (status: number, body: unknown): Response =>
-    new Response(body === undefined ? null : JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+    new Response(body === undefined ? null : JSON.stringify(body), {
+      status,
+      headers: { 'content-type': 'application/json' },
+    });
 
   const handle = (method: string, url: URL, body: unknown): { status: number; body: unknown } => {
     const path = url.pathname;
     let m: RegExpExecArray | null;
     if (method === 'POST' && path === '/sessions') {
       const input = CreateSessionBody.parse(body);
-      if (input.title === faults.rejectTitle) return { status: 400, body: { code: 'REQUEST.INVALID', detail: 'bad title' } };
+      if (input.title === faults.rejectTitle)
+        return { status: 400, body: { code: 'REQUEST.INVALID', detail: 'bad title' } };
       const id = `s${sessions.size + 1}`;
       const view: SessionView = {
         session_id: id,
@@ -53,7 +57,14 @@ function fakeApi(faults: Faults = {}) {
         ended_at: null,
         version: 1,
         turn_count: 0,
-        context: { last_query: null, last_response: null, last_agent_used: null, last_execution_time_ms: null, error_count: 0, last_error: null },
+        context: {
+          last_query: null,
+          last_response: null,
+          last_agent_used: null,
+          last_execution_time_ms: null,
+          error_count: 0,
+          last_error: null,
+        },
       };
       sessions.set(id, view);
       turns.set(id, []);
@@ -69,7 +80,12 @@ function fakeApi(faults: Faults = {}) {
       if (turnPosts === faults.dropTurn) return { status: 201, body: {} };
       const tokens = (s: string): number => s.split(/\s+/).filter(Boolean).length;
       const responses = input.agent_responses.map((r) => {
-        const usage = { input_tokens: tokens(input.user_input), output_tokens: tokens(r.response), cached_tokens: 0, reasoning_tokens: 0 };
+        const usage = {
+          input_tokens: tokens(input.user_input),
+          output_tokens: tokens(r.response),
+          cached_tokens: 0,
+          reasoning_tokens: 0,
+        };
         return {
           agent_name: r.agent_name,
           response: r.response,
@@ -82,7 +98,8 @@ function fakeApi(faults: Faults = {}) {
           cost_usd: (usage.input_tokens + usage.output_tokens) * 1e-6,
         };
       });
-      const sum = (k: 'input_tokens' | 'output_tokens' | 'total_tokens'): number => responses.reduce((n, r) => n + r.usage[k], 0);
+      const sum = (k: 'input_tokens' | 'output_tokens' | 'total_tokens'): number =>
+        responses.reduce((n, r) => n + r.usage[k], 0);
       const turn: TurnView = {
         turn_id: `${id}-t${list.length + 1}`,
         session_id: id,
@@ -99,7 +116,13 @@ function fakeApi(faults: Faults = {}) {
           error: null,
           updated_at: NOW,
         })),
-        usage: { input_tokens: sum('input_tokens'), output_tokens: sum('output_tokens'), cached_tokens: 0, reasoning_tokens: 0, total_tokens: sum('total_tokens') },
+        usage: {
+          input_tokens: sum('input_tokens'),
+          output_tokens: sum('output_tokens'),
+          cached_tokens: 0,
+          reasoning_tokens: 0,
+          total_tokens: sum('total_tokens'),
+        },
         cost_usd: responses.reduce((n, r) => n + r.cost_usd, 0),
         vector_cache_hit: false,
         processing_time_ms: null,
@@ -111,7 +134,8 @@ function fakeApi(faults: Faults = {}) {
       };
       list.push(turn);
       sessions.set(id, { ...session, turn_count: list.length });
-      if (turnPosts === faults.loseAnswerOfTurn) return { status: 503, body: { code: 'SERVICE.UNAVAILABLE' } };
+      if (turnPosts === faults.loseAnswerOfTurn)
+        return { status: 503, body: { code: 'SERVICE.UNAVAILABLE' } };
       return { status: 201, body: { turn, position: turnPosts } };
     }
     if ((m = /^\/sessions\/([^/]+)\/turns$/.exec(path)) && method === 'GET') {
@@ -121,7 +145,9 @@ function fakeApi(faults: Faults = {}) {
     }
     if ((m = /^\/users\/([^/]+)\/sessions$/.exec(path)) && method === 'GET') {
       const run = url.searchParams.get('metadata.demo_run');
-      const mine = [...sessions.values()].filter((s) => s.user_id === m?.[1] && s.metadata['demo_run'] === run);
+      const mine = [...sessions.values()].filter(
+        (s) => s.user_id === m?.[1] && s.metadata['demo_run'] === run,
+      );
       return { status: 200, body: { sessions: mine.slice(0, 1), next_cursor: null, total: mine.length } };
     }
     if ((m = /^\/sessions\/([^/]+)$/.exec(path)) && method === 'GET') {
@@ -141,7 +167,8 @@ function fakeApi(faults: Faults = {}) {
     if (previous && previous.status < 300) return Promise.resolve(json(previous.status, previous.body));
     const answer = handle(method, url, body);
     // A lost answer: the write happened, so the key remembers the success the client never saw.
-    if (key !== undefined) answered.set(key, answer.status === 503 ? { status: 201, body: answer.body } : answer);
+    if (key !== undefined)
+      answered.set(key, answer.status === 503 ? { status: 201, body: answer.body } : answer);
     return Promise.resolve(json(answer.status, answer.body));
   };
   return { fetch: fetchFn, sessions, turns };
@@ -149,7 +176,9 @@ function fakeApi(faults: Faults = {}) {
 
 function plans(runId: string, users = 2): DialogPlan[] {
   const dialogs = parseDataset(JSON.parse(readFileSync(FIXTURE, 'utf8')), FIXTURE);
-  return planDialogs([...dialogs, ...dialogs, ...dialogs], { users, runId }).flatMap((p) => (p.ok ? [p.plan] : []));
+  return planDialogs([...dialogs, ...dialogs, ...dialogs], { users, runId }).flatMap((p) =>
+    p.ok ? [p.plan] : [],
+  );
 }
 
 const OPTIONS = { sample: 10, catchUpMs: 0, concurrency: 3 };
@@ -159,7 +188,11 @@ describe('importPlans and readBack', () => {
     const api = fakeApi({ loseAnswerOfTurn: 2 });
     const client = new ApiClient({ baseUrl: 'http://api.test', fetch: api.fetch, baseBackoffMs: 1 });
     const progress: number[] = [];
-    const result = await importPlans(client, plans('run-a'), { concurrency: 3, runId: 'run-a', onProgress: (p) => progress.push(p.done) });
+    const result = await importPlans(client, plans('run-a'), {
+      concurrency: 3,
+      runId: 'run-a',
+      onProgress: (p) => progress.push(p.done),
+    });
 
     expect(result.errors).toEqual({});
     expect(client.retries).toBe(1);
@@ -183,7 +216,9 @@ describe('importPlans and readBack', () => {
     ]);
     expect(back.sessions).toHaveLength(6);
     expect(back.sessions.reduce((n, s) => n + s.readToolCalls, 0)).toBe(12);
-    expect(back.sessions.every((s) => s.totalTokens > 0 && s.costUsd > 0 && s.sessionTurnCount === s.sentTurns)).toBe(true);
+    expect(
+      back.sessions.every((s) => s.totalTokens > 0 && s.costUsd > 0 && s.sessionTurnCount === s.sentTurns),
+    ).toBe(true);
     expect(back.stats).toBeUndefined(); // GET /sessions/stats is 404 here: skipped
   });
 
@@ -209,7 +244,9 @@ describe('importPlans and readBack', () => {
     const client = new ApiClient({ baseUrl: 'http://api.test', fetch: api.fetch, baseBackoffMs: 1 });
     const result = await importPlans(client, plans('run-c'), { concurrency: 4, runId: 'run-c' });
     expect(result.errors).toEqual({ '400': 3 });
-    expect(result.outcomes.filter((o) => o.error).map((o) => [o.plan.conversationId, o.sessionId, o.turnsSent])).toEqual([
+    expect(
+      result.outcomes.filter((o) => o.error).map((o) => [o.plan.conversationId, o.sessionId, o.turnsSent]),
+    ).toEqual([
       ['dlg-2', undefined, 0],
       ['dlg-2', undefined, 0],
       ['dlg-2', undefined, 0],

@@ -82,7 +82,11 @@ export async function importPlans(
       outcome.sessionId = session.data.session_id;
       const path = `/sessions/${encodeURIComponent(session.data.session_id)}/turns`;
       for (const [i, turn] of plan.turns.entries()) {
-        await client.request('POST', path, { body: turn, idempotencyKey: `${key}:turn:${i + 1}`, correlationId });
+        await client.request('POST', path, {
+          body: turn,
+          idempotencyKey: `${key}:turn:${i + 1}`,
+          correlationId,
+        });
         const calls = turn.tool_calls?.length ?? 0;
         outcome.turnsSent += 1;
         outcome.toolCallsSent += calls;

@@ -14,7 +14,10 @@ function io(): { io: DemoIo; output: () => string } {
 describe('runDemo', () => {
   it('with dryRun maps a file given relative to cwd and prints its counts, sending nothing', async () => {
     const { io: demoIo, output } = io();
-    const report = await runDemo({ file: 'fixtures/dialogs.json', dryRun: true, url: 'http://127.0.0.1:1' }, demoIo);
+    const report = await runDemo(
+      { file: 'fixtures/dialogs.json', dryRun: true, url: 'http://127.0.0.1:1' },
+      demoIo,
+    );
     expect(report.exitCode).toBe(0);
     expect(report.file).toBe(join(__dirname, 'fixtures/dialogs.json'));
     expect(report.planned).toEqual({ dialogs: 2, utterances: 10, turns: 6, agentResponses: 5, toolCalls: 4 });
@@ -24,7 +27,9 @@ describe('runDemo', () => {
 
   it('rejects a file of another format naming its path, before sending anything', async () => {
     await expect(runDemo({ file: '../../package.json' }, io().io)).rejects.toThrow(DatasetError);
-    await expect(runDemo({ file: '../../package.json' }, io().io)).rejects.toThrow(/package\.json is not a Taskmaster-4 dialog file/);
+    await expect(runDemo({ file: '../../package.json' }, io().io)).rejects.toThrow(
+      /package\.json is not a Taskmaster-4 dialog file/,
+    );
   });
 
   it('rejects invalid options', async () => {
@@ -39,7 +44,10 @@ describe('demoProgram', () => {
     process.env['THREADLINE_API_KEY'] = 'secret';
     try {
       const program = demoProgram();
-      await program.parseAsync(['--file', 'x.json', '--users', '5', '--concurrency', '8', '--limit', '10', '--dry-run'], { from: 'user' });
+      await program.parseAsync(
+        ['--file', 'x.json', '--users', '5', '--concurrency', '8', '--limit', '10', '--dry-run'],
+        { from: 'user' },
+      );
       expect(program.opts()).toEqual({
         file: 'x.json',
         url: 'http://127.0.0.1:3000',

@@ -1,13 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
-import { DatasetError, loadDataset, resolveDatasetPath } from './dataset';
+import { DatasetError, findRepoRoot, loadDataset, resolveDatasetPath } from './dataset';
+import { ensureDemoKey } from './demo-key';
 import { ApiClient } from './http';
 import { importPlans } from './importer';
 import { planDialogs, totalsOf, type DialogPlan, type PlanTotals } from './mapping';
 import { createProgress } from './progress';
 import { readBack, type ReadBack } from './readback';
-import { errorCount, formatImport, formatPlan, formatReadBack, importTotals, type ImportTotals } from './report';
+import {
+  errorCount,
+  formatImport,
+  formatPlan,
+  formatReadBack,
+  importTotals,
+  type ImportTotals,
+} from './report';
 
 /**
  * `npm run demo`: imports Taskmaster-4 dialogs (or any file of that format) through the running
@@ -15,14 +23,20 @@ import { errorCount, formatImport, formatPlan, formatReadBack, importTotals, typ
  */
 
 const count = (what: string, max: number) =>
-  z.coerce.number(`${what} must be a number`).int(`${what} must be a whole number`).min(1, `${what} must be at least 1`).max(max);
+  z.coerce
+    .number(`${what} must be a number`)
+    .int(`${what} must be a whole number`)
+    .min(1, `${what} must be at least 1`)
+    .max(max);
 
 /** Options of {@link runDemo}; the CLI flags map one to one (`--api-key` -> `apiKey`). */
 export const DemoOptions = z.object({
   /** Dataset file; resolved against `cwd`. Default: the bundled data_00.json (see resolveDatasetPath). */
   file: z.string().min(1).optional(),
   /** Base URL of the gateway. */
-  url: z.url({ protocol: /^https?$/, error: 'url must be an http(s) URL, e.g. http://127.0.0.1:3000' }).default('http://127.0.0.1:3000'),
+  url: z
+    .url({ protocol: /^https?$/, error: 'url must be an http(s) URL, e.g. http://127.0.0.1:3000' })
+    .default('http://127.0.0.1:3000'),
   /** Sent as `Authorization: Bearer <apiKey>` when set. */
   apiKey: z.string().min(1).optional(),
   /** Users the dialogs are spread over, round robin (`demo-user-1` ...). */
@@ -45,11 +59,16 @@ export const DemoOptions = z.object({
 });
 export type DemoOptions = z.input<typeof DemoOptions>;
 
-/** Where runDemo writes: `stdout` for results, `stderr` for progress; `cwd` resolves `file`. */
+/**
+ * Where runDemo writes: `stdout` for results, `stderr` for progress; `cwd` resolves `file`.
+ * `demoKey`, when given, supplies the API key of a run without `apiKey`; it is called only once the
+ * dataset is valid and something is to be sent (never for `dryRun`).
+ */
 export interface DemoIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WriteStream;
   cwd: string;
+  demoKey?: () => Promise<string>;
 }
 
 /** What a run did; `exitCode` is 0 when nothing failed and everything read back matched. */
@@ -66,7 +85,10 @@ export interface DemoReport {
 
 /** `20250102T030405Z-a1b2c3`: sortable and unique enough for one machine's runs. */
 export function newRunId(now: Date = new Date()): string {
-  return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  return `${now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
 }
 
 /**
@@ -91,8 +113,11 @@ export async function runDemo(input: DemoOptions, io: DemoIo = defaultIo()): Pro
   write(formatPlan(file, totals, invalid));
   if (options.dryRun) return { runId, file, planned: totals, invalid, exitCode: invalid.length > 0 ? 1 : 0 };
 
-  write(`run ${runId}: ${plans.length} dialogs -> ${options.url} as ${options.users} users, ${options.concurrency} dialogs in flight`);
-  const client = new ApiClient({ baseUrl: options.url, apiKey: options.apiKey });
+  write(
+    `run ${runId}: ${plans.length} dialogs -> ${options.url} as ${options.users} users, ${options.concurrency} dialogs in flight`,
+  );
+  const apiKey = options.apiKey ?? (await io.demoKey?.());
+  const client = new ApiClient({ baseUrl: options.url, apiKey });
   const progress = createProgress(plans.length, io.stderr);
   const result = await importPlans(client, plans, {
     concurrency: options.concurrency,
@@ -101,7 +126,9 @@ export async function runDemo(input: DemoOptions, io: DemoIo = defaultIo()): Pro
   });
   progress.stop();
   const imported = importTotals(result, invalid.length, client.retries);
-  const failures = result.outcomes.flatMap((o) => (o.error ? [`${o.plan.conversationId}: ${o.error.message}`] : []));
+  const failures = result.outcomes.flatMap((o) =>
+    o.error ? [`${o.plan.conversationId}: ${o.error.message}`] : [],
+  );
   write(formatImport(imported, planned.length, failures));
 
   let back: ReadBack | undefined;
@@ -116,8 +143,20 @@ export async function runDemo(input: DemoOptions, io: DemoIo = defaultIo()): Pro
     write(formatReadBack(back));
   }
   const problems = errorCount(imported.errors) + (back ? back.failures.length + back.mismatches.length : 0);
-  write(problems === 0 ? `demo: OK (run ${runId})` : `demo: FAILED, ${problems} errors or mismatches (run ${runId})`);
-  return { runId, file, planned: totals, invalid, imported, ...(back ? { readBack: back } : {}), exitCode: problems === 0 ? 0 : 1 };
+  write(
+    problems === 0
+      ? `demo: OK (run ${runId})`
+      : `demo: FAILED, ${problems} errors or mismatches (run ${runId})`,
+  );
+  return {
+    runId,
+    file,
+    planned: totals,
+    invalid,
+    imported,
+    ...(back ? { readBack: back } : {}),
+    exitCode: problems === 0 ? 0 : 1,
+  };
 }
 
 function defaultIo(): DemoIo {
@@ -127,9 +166,18 @@ function defaultIo(): DemoIo {
 /** The commander program; `parseAsync` resolves with the options object for {@link runDemo}. */
 export function demoProgram(): Command {
   return new Command('demo')
-    .description('Import Taskmaster-4 dialogs (or any file of that format) through the Threadline HTTP API and read them back')
-    .option('--file <path>', 'dataset file (default: ../shared/data/taskmaster4/data_00.json from the current or the repository directory)')
-    .addOption(new Option('--url <url>', 'base URL of the gateway').env('THREADLINE_URL').default('http://127.0.0.1:3000'))
+    .description(
+      'Import Taskmaster-4 dialogs (or any file of that format) through the Threadline HTTP API and read them back',
+    )
+    .option(
+      '--file <path>',
+      'dataset file (default: the bundled tools/demo/data/taskmaster4/data_00.json.gz)',
+    )
+    .addOption(
+      new Option('--url <url>', 'base URL of the gateway')
+        .env('THREADLINE_URL')
+        .default('http://127.0.0.1:3000'),
+    )
     .addOption(new Option('--api-key <key>', 'sent as Authorization: Bearer <key>').env('THREADLINE_API_KEY'))
     .option('--users <n>', 'users the dialogs are spread over, round robin', '20')
     .option('--concurrency <n>', 'dialogs in flight at once', '16')
@@ -145,10 +193,29 @@ export function demoProgram(): Command {
 const flagOf = (path: readonly PropertyKey[]): string =>
   path.map((p) => String(p).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)).join('.');
 
+/** The environment `npm run demo` reads for its own key (the same variables as the stack's). */
+const DemoEnv = z.object({
+  AUTH_MODE: z.enum(['api_key', 'none']).default('api_key'),
+  DATABASE_URL: z.string().min(1).default('postgres://postgres@127.0.0.1:5432/threadline'),
+  DEFAULT_TENANT_ID: z.string().min(1).default('default'),
+});
+
 async function main(argv: readonly string[]): Promise<number> {
   const program = demoProgram();
   await program.parseAsync([...argv]);
-  const report = await runDemo(program.opts<DemoOptions>());
+  const env = DemoEnv.parse(process.env);
+  const root = findRepoRoot(__dirname);
+  const io = defaultIo();
+  if (env.AUTH_MODE === 'api_key' && root !== undefined) {
+    io.demoKey = () =>
+      ensureDemoKey({
+        root,
+        databaseUrl: env.DATABASE_URL,
+        tenantId: env.DEFAULT_TENANT_ID,
+        log: (line) => void process.stdout.write(`${line}\n`),
+      });
+  }
+  const report = await runDemo(program.opts<DemoOptions>(), io);
   return report.exitCode;
 }
 
@@ -160,8 +227,13 @@ if (require.main === module) {
     (error: unknown) => {
       if (error instanceof DatasetError) process.stderr.write(`demo: ${error.message}\n`);
       else if (error instanceof z.ZodError) {
-        process.stderr.write(`demo: invalid options:\n${error.issues.map((i) => `  --${flagOf(i.path)}: ${i.message}`).join('\n')}\n`);
-      } else process.stderr.write(`demo: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+        process.stderr.write(
+          `demo: invalid options:\n${error.issues.map((i) => `  --${flagOf(i.path)}: ${i.message}`).join('\n')}\n`,
+        );
+      } else
+        process.stderr.write(
+          `demo: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+        );
       process.exitCode = 1;
     },
   );

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { LogTurnBody } from '@threadline/contracts';
-import { parseDataset, type Dialog } from './dataset';
+import { DEFAULT_DATASET, parseDataset, type Dialog } from './dataset';
 import { DEMO_AGENT, DEMO_MODEL, mapDialog, MappingError, planDialogs, totalsOf, userIdFor } from './mapping';
 
 // fixtures/dialogs.json: two dialogs shaped like data_00.json with annotations on both speakers,
@@ -29,7 +30,12 @@ describe('mapDialog', () => {
   });
 
   it('starts a turn at each user utterance, even one followed by another user utterance', () => {
-    expect(plan.turns.map((t) => t.user_input)).toEqual(['one Chai Latte please', 'oat, extra foam', 'thanks', 'bye']);
+    expect(plan.turns.map((t) => t.user_input)).toEqual([
+      'one Chai Latte please',
+      'oat, extra foam',
+      'thanks',
+      'bye',
+    ]);
     expect(plan.turns[2]?.agent_responses).toEqual([]);
     expect(plan.turns[3]?.agent_responses).toEqual([]);
   });
@@ -108,9 +114,14 @@ describe('mapDialog', () => {
   });
 
   it('rejects a dialog whose utterance the API would refuse, naming the dialog and the field', () => {
-    const dialog: Dialog = { ...first(), utterances: [{ index: 0, speaker: 'user', text: 'x'.repeat(100_001), annotations: [] }] };
+    const dialog: Dialog = {
+      ...first(),
+      utterances: [{ index: 0, speaker: 'user', text: 'x'.repeat(100_001), annotations: [] }],
+    };
     expect(() => mapDialog(dialog, { index: 0, userId: 'u', runId: 'r' })).toThrow(MappingError);
-    expect(() => mapDialog(dialog, { index: 0, userId: 'u', runId: 'r' })).toThrow(/dialog dlg-1: turn 1 .*user_input/);
+    expect(() => mapDialog(dialog, { index: 0, userId: 'u', runId: 'r' })).toThrow(
+      /dialog dlg-1: turn 1 .*user_input/,
+    );
   });
 });
 
@@ -128,24 +139,34 @@ describe('planDialogs', () => {
 
   it('sums what the fixture sends', () => {
     const plans = planDialogs(dialogs(), { users: 20, runId: 'r' }).flatMap((p) => (p.ok ? [p.plan] : []));
-    expect(totalsOf(plans)).toEqual({ dialogs: 2, utterances: 10, turns: 6, agentResponses: 5, toolCalls: 4 });
+    expect(totalsOf(plans)).toEqual({
+      dialogs: 2,
+      utterances: 10,
+      turns: 6,
+      agentResponses: 5,
+      toolCalls: 4,
+    });
   });
 });
 
-// The bundled dataset, when present next to the repository: the mapping's totals against counts
-// taken independently from the raw JSON (user utterances, api_call contexts).
-const BUNDLED = resolve(__dirname, '../../../shared/data/taskmaster4/data_00.json');
-(existsSync(BUNDLED) ? describe : describe.skip)('the bundled data_00.json', () => {
+// The bundled dataset: the mapping's totals against counts taken independently from the raw JSON
+// (user utterances, api_call contexts).
+const BUNDLED = resolve(__dirname, '../..', DEFAULT_DATASET);
+describe('the bundled data_00.json', () => {
   it('maps every dialog, one turn per user utterance and one tool call per api_call', () => {
-    const raw = JSON.parse(readFileSync(BUNDLED, 'utf8')) as {
+    const raw = JSON.parse(gunzipSync(readFileSync(BUNDLED)).toString('utf8')) as {
       utterances: { speaker: string; annotations: { name: string; context: string }[] }[];
     }[];
     const userUtterances = raw.flatMap((d) => d.utterances).filter((u) => u.speaker === 'user').length;
-    const apiCalls = raw.flatMap((d) => d.utterances).flatMap((u) => u.annotations).filter((a) => a.name === 'api_call').length;
+    const apiCalls = raw
+      .flatMap((d) => d.utterances)
+      .flatMap((u) => u.annotations)
+      .filter((a) => a.name === 'api_call').length;
     const planned = planDialogs(parseDataset(raw, BUNDLED), { users: 20, runId: 'r' });
     expect(planned.filter((p) => !p.ok)).toEqual([]);
     const totals = totalsOf(planned.flatMap((p) => (p.ok ? [p.plan] : [])));
     expect(totals.dialogs).toBe(raw.length);
+    expect(totals.dialogs).toBe(500);
     expect(totals.turns).toBe(userUtterances); // every dialog opens with the user
     expect(totals.toolCalls).toBe(apiCalls);
   });

@@ -84,7 +84,10 @@ interface ToolCallDraft {
  * Every body is validated with the API's zod schemas (CreateSessionBody, LogTurnBody).
  * Throws {@link MappingError} naming the dialog and the bad field when one is invalid.
  */
-export function mapDialog(dialog: Dialog, options: { index: number; userId: string; runId: string }): DialogPlan {
+export function mapDialog(
+  dialog: Dialog,
+  options: { index: number; userId: string; runId: string },
+): DialogPlan {
   const title = (dialog.scenario ?? '').trim() || `Taskmaster-4 ${dialog.conversation_id}`;
   const session: CreateSessionInput = {
     user_id: options.userId,
@@ -176,7 +179,9 @@ function validate(schema: z.ZodType, body: unknown, dialog: Dialog, what: string
   const result = schema.safeParse(body);
   if (!result.success) {
     const issues = result.error.issues.map((i) => `${jsonPath(i.path)}: ${i.message}`).join('; ');
-    throw new MappingError(`dialog ${dialog.conversation_id}: ${what} is not a valid request body: ${issues}`);
+    throw new MappingError(
+      `dialog ${dialog.conversation_id}: ${what} is not a valid request body: ${issues}`,
+    );
   }
 }
 
@@ -196,7 +201,8 @@ export function totalsOf(plans: readonly DialogPlan[]): PlanTotals {
       dialogs: t.dialogs + 1,
       utterances: t.utterances + p.utterances,
       turns: t.turns + p.turns.length,
-      agentResponses: t.agentResponses + p.turns.reduce((n, turn) => n + (turn.agent_responses?.length ?? 0), 0),
+      agentResponses:
+        t.agentResponses + p.turns.reduce((n, turn) => n + (turn.agent_responses?.length ?? 0), 0),
       toolCalls: t.toolCalls + p.toolCalls,
     }),
     { dialogs: 0, utterances: 0, turns: 0, agentResponses: 0, toolCalls: 0 },
@@ -205,8 +211,7 @@ export function totalsOf(plans: readonly DialogPlan[]): PlanTotals {
 
 /** A dialog of the file and its plan, or why it has none. */
 export type PlannedDialog =
-  | { ok: true; plan: DialogPlan }
-  | { ok: false; index: number; conversationId: string; error: MappingError };
+  { ok: true; plan: DialogPlan } | { ok: false; index: number; conversationId: string; error: MappingError };
 
 /**
  * Maps the first `limit` dialogs (all when undefined) with users assigned round robin over `users`.
@@ -218,7 +223,10 @@ export function planDialogs(
 ): PlannedDialog[] {
   return dialogs.slice(0, options.limit ?? dialogs.length).map((dialog, index): PlannedDialog => {
     try {
-      return { ok: true, plan: mapDialog(dialog, { index, userId: userIdFor(index, options.users), runId: options.runId }) };
+      return {
+        ok: true,
+        plan: mapDialog(dialog, { index, userId: userIdFor(index, options.users), runId: options.runId }),
+      };
     } catch (error) {
       if (!(error instanceof MappingError)) throw error;
       return { ok: false, index, conversationId: dialog.conversation_id, error };

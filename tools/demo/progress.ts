@@ -26,7 +26,8 @@ export function createProgress(total: number, stream: NodeJS.WriteStream): Progr
     const bar = new SingleBar(
       {
         stream,
-        format: 'import [{bar}] {value}/{total} dialogs | {turns} turns | {tps} turns/s | {errors} errors | {duration_formatted}',
+        format:
+          'import [{bar}] {value}/{total} dialogs | {turns} turns | {tps} turns/s | {errors} errors | {duration_formatted}',
         hideCursor: true,
         fps: 10,
       },
@@ -41,7 +42,9 @@ export function createProgress(total: number, stream: NodeJS.WriteStream): Progr
   let last = started;
   let latest: ImportProgress = { done: 0, total, turns: 0, toolCalls: 0, errors: 0 };
   const line = (p: ImportProgress): void => {
-    stream.write(`import: ${p.done}/${p.total} dialogs, ${p.turns} turns, ${rate(p.turns, started)} turns/s, ${p.errors} errors\n`);
+    stream.write(
+      `import: ${p.done}/${p.total} dialogs, ${p.turns} turns, ${rate(p.turns, started)} turns/s, ${p.errors} errors\n`,
+    );
   };
   return {
     update: (p) => {

@@ -84,7 +84,9 @@ export async function readBack(
 ): Promise<ReadBack> {
   const result: ReadBack = { users: [], sessions: [], mismatches: [], failures: [] };
   const deadline = Date.now() + options.catchUpMs;
-  const created = outcomes.filter((o): o is DialogOutcome & { sessionId: string } => o.sessionId !== undefined);
+  const created = outcomes.filter(
+    (o): o is DialogOutcome & { sessionId: string } => o.sessionId !== undefined,
+  );
 
   const perUser = new Map<string, number>();
   for (const o of created) perUser.set(o.plan.userId, (perUser.get(o.plan.userId) ?? 0) + 1);
@@ -100,7 +102,8 @@ export async function readBack(
         if (page.total === count || Date.now() >= deadline) break;
         await delay(POLL_MS);
       }
-      if (check.listed !== count) result.mismatches.push(`${userId}: ${count} sessions created, ${check.listed} listed`);
+      if (check.listed !== count)
+        result.mismatches.push(`${userId}: ${count} sessions created, ${check.listed} listed`);
     });
   });
   result.users.sort((a, b) => a.userId.localeCompare(b.userId, 'en', { numeric: true }));
@@ -147,7 +150,8 @@ async function checkSession(
     estimatedResponses: 0,
     sessionTurnCount: undefined,
   };
-  if (turns.length !== sent.length) mismatches.push(`${label}: ${sent.length} turns sent, ${turns.length} read`);
+  if (turns.length !== sent.length)
+    mismatches.push(`${label}: ${sent.length} turns sent, ${turns.length} read`);
   turns.forEach((turn, i) => {
     check.readToolCalls += turn.tool_calls.length;
     check.inputTokens += turn.usage.input_tokens;
@@ -157,14 +161,19 @@ async function checkSession(
     check.responses += turn.agent_responses.length;
     check.estimatedResponses += turn.agent_responses.filter((r) => r.usage_source === 'estimated').length;
     const where = `${label} turn ${i + 1}`;
-    if (turn.conversation_turn !== i + 1) mismatches.push(`${where}: conversation_turn is ${turn.conversation_turn}`);
+    if (turn.conversation_turn !== i + 1)
+      mismatches.push(`${where}: conversation_turn is ${turn.conversation_turn}`);
     const body = sent[i];
     if (body === undefined) return;
     if (turn.user_input !== body.user_input) mismatches.push(`${where}: user_input differs`);
     const sentResponses = (body.agent_responses ?? []).map((r) => r.response);
-    const readResponses = [...turn.agent_responses].sort((a, b) => a.turn_order - b.turn_order).map((r) => r.response);
+    const readResponses = [...turn.agent_responses]
+      .sort((a, b) => a.turn_order - b.turn_order)
+      .map((r) => r.response);
     if (JSON.stringify(sentResponses) !== JSON.stringify(readResponses)) {
-      mismatches.push(`${where}: ${sentResponses.length} responses sent, ${readResponses.length} read, or texts differ`);
+      mismatches.push(
+        `${where}: ${sentResponses.length} responses sent, ${readResponses.length} read, or texts differ`,
+      );
     }
     const sentCalls = (body.tool_calls ?? []).map((c) => c.name);
     const readCalls = turn.tool_calls.map((c) => c.name);
@@ -182,7 +191,9 @@ async function checkSession(
     await delay(POLL_MS);
   }
   if (check.sessionTurnCount !== sent.length) {
-    mismatches.push(`${label}: turn_count ${check.sessionTurnCount} after waiting, ${sent.length} turns sent`);
+    mismatches.push(
+      `${label}: turn_count ${check.sessionTurnCount} after waiting, ${sent.length} turns sent`,
+    );
   }
   return check;
 }
@@ -196,7 +207,9 @@ async function readTurns(client: ApiClient, id: string, sent: number): Promise<T
   let cursor: string | null = null;
   do {
     const query: string = `limit=${MAX_PAGE}&order=asc${cursor === null ? '' : `&cursor=${encodeURIComponent(cursor)}`}`;
-    const page: TurnPage = TurnPage.parse((await client.request('GET', `/sessions/${id}/turns?${query}`)).body);
+    const page: TurnPage = TurnPage.parse(
+      (await client.request('GET', `/sessions/${id}/turns?${query}`)).body,
+    );
     turns.push(...page.turns);
     cursor = page.next_cursor;
   } while (cursor !== null);
@@ -215,7 +228,11 @@ async function guarded(result: ReadBack, task: () => Promise<void>): Promise<voi
 }
 
 /** Runs `task` over `items` with at most `concurrency` in flight. */
-async function inPool<T>(items: readonly T[], concurrency: number, task: (item: T) => Promise<void>): Promise<void> {
+async function inPool<T>(
+  items: readonly T[],
+  concurrency: number,
+  task: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {
     for (let i = next++; i < items.length; i = next++) await task(items[i] as T);

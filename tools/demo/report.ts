@@ -35,12 +35,15 @@ export function importTotals(result: ImportResult, invalid: number, retries: num
 }
 
 /** Total of an error record. */
-export const errorCount = (errors: Record<string, number>): number => Object.values(errors).reduce((a, b) => a + b, 0);
+export const errorCount = (errors: Record<string, number>): number =>
+  Object.values(errors).reduce((a, b) => a + b, 0);
 
 const perSecond = (n: number, ms: number): string => (ms > 0 ? ((n * 1000) / ms).toFixed(1) : '0.0');
 
 function limited(lines: readonly string[]): string[] {
-  return lines.length > MAX_LINES ? [...lines.slice(0, MAX_LINES), `... and ${lines.length - MAX_LINES} more`] : [...lines];
+  return lines.length > MAX_LINES
+    ? [...lines.slice(0, MAX_LINES), `... and ${lines.length - MAX_LINES} more`]
+    : [...lines];
 }
 
 /** The dataset as the mapping sees it (what a complete import sends). */
@@ -49,7 +52,9 @@ export function formatPlan(file: string, totals: PlanTotals, invalid: readonly s
     `dataset ${file}:`,
     `  ${totals.dialogs} dialogs, ${totals.utterances} utterances -> ${totals.turns} turns, ` +
       `${totals.agentResponses} agent responses, ${totals.toolCalls} tool calls`,
-    ...(invalid.length > 0 ? [`  ${invalid.length} dialogs cannot be sent:`, ...limited(invalid).map((l) => `    ${l}`)] : []),
+    ...(invalid.length > 0
+      ? [`  ${invalid.length} dialogs cannot be sent:`, ...limited(invalid).map((l) => `    ${l}`)]
+      : []),
   ].join('\n');
 }
 
@@ -74,7 +79,8 @@ export function formatReadBack(readBack: ReadBack): string {
   const created = readBack.users.reduce((n, u) => n + u.created, 0);
   const listed = readBack.users.reduce((n, u) => n + (u.listed ?? 0), 0);
   const usersOk = readBack.users.filter((u) => u.listed === u.created).length;
-  const sum = (pick: (c: ReadBack['sessions'][number]) => number): number => readBack.sessions.reduce((n, c) => n + pick(c), 0);
+  const sum = (pick: (c: ReadBack['sessions'][number]) => number): number =>
+    readBack.sessions.reduce((n, c) => n + pick(c), 0);
   const lines = [
     `read back through the API:`,
     `  GET /users/{user}/sessions: ${listed} sessions listed of ${created} created (${usersOk}/${readBack.users.length} users match)`,
@@ -85,7 +91,10 @@ export function formatReadBack(readBack: ReadBack): string {
   ];
   if (readBack.stats !== undefined) lines.push(`  GET /sessions/stats: ${JSON.stringify(readBack.stats)}`);
   if (readBack.failures.length > 0) {
-    lines.push(`  ${readBack.failures.length} read-back requests failed:`, ...limited(readBack.failures).map((l) => `    ${l}`));
+    lines.push(
+      `  ${readBack.failures.length} read-back requests failed:`,
+      ...limited(readBack.failures).map((l) => `    ${l}`),
+    );
   }
   lines.push(
     readBack.mismatches.length === 0

@@ -134,9 +134,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  const output = stack?.report();
   await stack?.stop();
-  if (output && /exited unexpectedly|ERROR/.test(output)) console.log(output);
 });
 
 interface Operation {

@@ -145,9 +145,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  const output = stack?.report();
   await stack?.stop();
-  if (output && /exited unexpectedly/.test(output)) console.log(output);
 });
 
 /**

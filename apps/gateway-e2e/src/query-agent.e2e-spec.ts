@@ -84,11 +84,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (stack) {
-    await stack.stop();
-    const output = stack.report();
-    if (output !== '') process.stdout.write(`query-agent e2e: service output\n${output}\n`);
-  }
+  await stack?.stop();
   backend?.closeAllConnections();
   await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
 }, 60_000);

@@ -16,11 +16,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (!stack) return;
-  await stack.stop();
-  // Warnings and errors of the services (LOG_LEVEL=warn) and how they stopped, to read along a failure.
-  const output = stack.report();
-  if (output !== '') process.stdout.write(`gateway-e2e: service output\n${output}\n`);
+  await stack?.stop();
 }, 60_000);
 
 const uid = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;

@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
 import { CreatedKey, freePort, runKeysCli, ServiceGroup, SERVICES } from '@threadline/stack';
 import { createTestDatabase, createTestNats, type TestDatabase, type TestNats } from '@threadline/testing';
 import { setDefaultCredential } from './http-client';
@@ -25,8 +26,26 @@ export interface Stack {
   nats: TestNats;
   /** What each service wrote so far, and how the ones that stopped unexpectedly exited. */
   report(): string;
-  /** SIGTERM to every service, SIGKILL after 5 s; then drops the database and the stream. */
-  stop(): Promise<void>;
+  /**
+   * SIGTERM to every service, SIGKILL after 5 s; then drops the database and the stream. What the
+   * services wrote goes to `tmp/e2e-logs/<test file>.log` (the path is returned), not to the test
+   * output; a line names the file when a service had exited unexpectedly.
+   */
+  stop(): Promise<string>;
+}
+
+/** Where {@link Stack.stop} writes what the services of each test file's stack wrote. */
+export const E2E_LOG_DIR = resolve(ROOT, 'tmp/e2e-logs');
+
+function keepServiceLogs(output: string): string {
+  const testPath = expect.getState().testPath ?? 'stack';
+  const file = join(E2E_LOG_DIR, `${basename(testPath).replace(/\.ts$/, '')}.log`);
+  mkdirSync(E2E_LOG_DIR, { recursive: true });
+  writeFileSync(file, output === '' ? '(no output)\n' : `${output}\n`);
+  if (output.includes('exited unexpectedly')) {
+    process.stdout.write(`${basename(testPath)}: a service exited unexpectedly; what the services wrote: ${file}\n`);
+  }
+  return file;
 }
 
 /** Runs the built keys CLI (`dist/apps/gateway/src/keys-cli.js`) against `databaseUrl`; its stdout. */
@@ -87,11 +106,12 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
     buildHint: 'npm run build; npm test does it',
   });
   const report = () => group.report();
-  const stop = async () => {
+  const stop = async (): Promise<string> => {
     await group.stop();
     setDefaultCredential(baseUrl, undefined);
     await database.drop();
     await nats.cleanup();
+    return keepServiceLogs(group.report());
   };
 
   try {

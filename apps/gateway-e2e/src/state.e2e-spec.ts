@@ -15,10 +15,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (!stack) return;
-  await stack.stop();
-  const output = stack.report();
-  if (output !== '') process.stdout.write(`state e2e: service output\n${output}\n`);
+  await stack?.stop();
 }, 60_000);
 
 const describeReply = (reply: Reply) => `HTTP ${reply.status} ${reply.text.slice(0, 500)}`;

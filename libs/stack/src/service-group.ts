@@ -84,6 +84,8 @@ export interface ServiceGroupOptions {
   stopGraceMs: number;
   /** Said when a service's build output is missing (e.g. `npm run build`). */
   buildHint: string;
+  /** Called with every chunk a service writes (stdout and stderr), besides keeping its last 64 KiB. */
+  onOutput?: (name: ServiceName, chunk: Buffer) => void;
 }
 
 /**
@@ -121,6 +123,7 @@ export class ServiceGroup {
     };
     const keep = (chunk: Buffer) => {
       proc.output = (proc.output + chunk.toString('utf8')).slice(-OUTPUT_LIMIT);
+      this.options.onOutput?.(name, chunk);
     };
     child.stdout?.on('data', keep);
     child.stderr?.on('data', keep);

@@ -8,8 +8,6 @@ import { KEY_ROLES, type KeyRole } from './caller';
 export const API_KEY_PREFIX = 'tlk_';
 /** Random bytes in a key: 256 bits, so guessing one is hopeless and a fast hash is enough. */
 const KEY_BYTES = 32;
-/** Characters of the key kept in clear (`key_prefix`) to recognise it in listings. */
-const SHOWN_PREFIX_CHARS = 10;
 
 /** An API key as written: `tlk_` + 43 base64url characters. */
 export const ApiKeyText = z.string().regex(/^tlk_[A-Za-z0-9_-]{43}$/);
@@ -34,7 +32,6 @@ export const ApiKeyRecord = z.object({
   tenant_id: z.string(),
   role: KeyRoleSchema,
   name: z.string(),
-  key_prefix: z.string(),
   rate_limit: z.number().int().nullable(),
   created_at: z.coerce.date().transform((d) => d.toISOString()),
   revoked_at: z.coerce
@@ -70,7 +67,7 @@ export function generateApiKey(): { key: string; keyId: string } {
   };
 }
 
-const COLUMNS = 'key_id, tenant_id, role, name, key_prefix, rate_limit, created_at, revoked_at';
+const COLUMNS = 'key_id, tenant_id, role, name, rate_limit, created_at, revoked_at';
 
 /** The active key a request presented: who it is and its rate limit (null: the default). */
 export interface ActiveKey {
@@ -102,17 +99,9 @@ export class ApiKeyStore {
     const data = NewApiKey.parse(input);
     const { key, keyId } = generateApiKey();
     const [row] = await sql.query(
-      `INSERT INTO api_keys (key_id, tenant_id, role, name, key_hash, key_prefix, rate_limit)
-       VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ${COLUMNS}`,
-      [
-        keyId,
-        data.tenantId,
-        data.role,
-        data.name,
-        hashApiKey(key),
-        key.slice(0, SHOWN_PREFIX_CHARS),
-        data.rateLimit ?? null,
-      ],
+      `INSERT INTO api_keys (key_id, tenant_id, role, name, key_hash, rate_limit)
+       VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${COLUMNS}`,
+      [keyId, data.tenantId, data.role, data.name, hashApiKey(key), data.rateLimit ?? null],
     );
     return { key, record: ApiKeyRecord.parse(row) };
   }

@@ -1,9 +1,11 @@
+import { PassThrough } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { Db, type Sql } from '@threadline/event-store';
 import { createTestDatabase, expectDomainError, type TestDatabase } from '@threadline/testing';
 import { ApiKeyStore } from './api-keys';
 import { AuthConfig } from './auth.config';
 import { Authenticator } from './authenticator';
+import { runKeysCli } from './keys-command';
 import { gatewayMigrations } from './migrations';
 import { RateLimiter } from './rate-limiter';
 import { resolveTokenSecret, UserTokens } from './user-tokens';
@@ -23,6 +25,31 @@ afterAll(async () => {
 });
 
 describe('ApiKeyStore', () => {
+  it('keeps no character of the secret in any column, nor in `keys list`', async () => {
+    const keys = new ApiKeyStore(database.db);
+    const created = await keys.create({ tenantId: 'acme', role: 'service', name: 'listed' });
+    const secret = created.key.slice('tlk_'.length, 'tlk_'.length + 6);
+    const rows = await database.db.query<Record<string, unknown>>(
+      'SELECT * FROM api_keys WHERE key_id = $1',
+      [created.record.key_id],
+    );
+    const stored = Object.entries(rows[0] ?? {}).filter(([column]) => column !== 'key_hash');
+    expect(stored.length).toBeGreaterThan(0);
+    expect(JSON.stringify(stored)).not.toContain(secret);
+    const out = new PassThrough();
+    let printed = '';
+    out.on('data', (chunk: Buffer) => (printed += chunk.toString('utf8')));
+    expect(
+      await runKeysCli(['list', '--tenant', 'acme'], {
+        databaseUrl: database.url,
+        defaultTenant: 'acme',
+        stdout: out,
+      }),
+    ).toBe(0);
+    expect(printed).toContain(created.record.key_id);
+    expect(printed).not.toContain(secret);
+  });
+
   it('finds an active key by the key itself, and nothing once revoked', async () => {
     const keys = new ApiKeyStore(database.db);
     const created = await keys.create({ tenantId: 'acme', role: 'service', name: 'backend', rateLimit: 7 });

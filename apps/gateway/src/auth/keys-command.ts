@@ -37,7 +37,7 @@ const parseLimit = (value: string): number => {
 function describe(record: ApiKeyRecord): string {
   const state = record.revoked_at ? `revoked ${record.revoked_at}` : 'active';
   const limit = record.rate_limit !== null ? ` limit=${record.rate_limit}` : '';
-  return `${record.key_id}  ${record.tenant_id}  ${record.role}  ${record.key_prefix}…  ${state}  created ${record.created_at}${limit}  ${record.name}`;
+  return `${record.key_id}  ${record.tenant_id}  ${record.role}  ${state}  created ${record.created_at}${limit}  ${record.name}`;
 }
 
 /**
@@ -46,7 +46,7 @@ function describe(record: ApiKeyRecord): string {
  *
  * - `create --tenant <id> --role admin|service [--name <text>] [--rate-limit <n>] [--json]`: a new
  *   key, printed once (only its SHA-256 is stored);
- * - `list [--tenant <id>] [--json]`: every key (id, tenant, role, first characters, state), never the key;
+ * - `list [--tenant <id>] [--json]`: every key (id, tenant, role, state, name), never any character of the key;
  * - `revoke <key_id>`: the key and every user token it minted answer 401 from the next request on
  *   (at most `AUTH_KEY_CACHE_MS`, default 5 s, later on gateways that used the key just before);
  * - `bootstrap [--tenant <id>] [--json]`: the first admin key, only when the database has no key
