@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { gunzipSync } from 'node:zlib';
 import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import {
   GlobalStatsView,
@@ -38,24 +37,18 @@ const USERS = 8;
 const run = promisify(execFile);
 
 /**
- * The dataset: `DEMO_DATASET` when set, else the repository's copy, else the shared one beside the
- * repository (`npm run demo`'s default), else the importer's small test fixture. A `.gz` file is
- * unpacked into `workDir` first.
+ * The dataset: `DEMO_DATASET` when set, else the copy bundled in the repository (gzipped; the
+ * importer unpacks it), else the importer's small test fixture.
  */
-function datasetFile(workDir: string): string {
+function datasetFile(): string {
   const candidates = [
     ...(process.env['DEMO_DATASET'] ? [resolve(process.env['DEMO_DATASET'])] : []),
     resolve(ROOT, 'tools/demo/data/taskmaster4/data_00.json.gz'),
-    resolve(ROOT, 'tools/demo/data/taskmaster4/data_00.json'),
-    resolve(ROOT, '../shared/data/taskmaster4/data_00.json'),
     resolve(ROOT, 'tools/demo/fixtures/dialogs.json'),
   ];
   const found = candidates.find((file) => existsSync(file));
   if (found === undefined) throw new Error(`no demo dataset at ${candidates.join(' or ')}`);
-  if (!found.endsWith('.gz')) return found;
-  const file = join(workDir, 'data_00.json');
-  writeFileSync(file, gunzipSync(readFileSync(found)));
-  return file;
+  return found;
 }
 
 /** A page on `http://127.0.0.1:<port>/` with `window.callApi(url, token, init)`: a browser client of the API. */
@@ -162,7 +155,7 @@ describe('dashboard in a browser (chromium)', () => {
     api = new Api(stack.baseUrl);
 
     // The demo dataset, imported through the API by the demo CLI with the stack's admin key.
-    const dataset = datasetFile(workDir);
+    const dataset = datasetFile();
     await run(
       process.execPath,
       [
