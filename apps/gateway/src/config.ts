@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { NewTenantId } from '@threadline/contracts';
 import { BaseConfig, loadConfig, Port } from '@threadline/platform';
 import { AuthConfig, assertAuthModeAllowed } from './auth/auth.config';
+import { BrowserConfig } from './browser/browser.config';
 
 /**
  * Gateway configuration (zod over env, validated at boot; see the README's table).
@@ -13,6 +14,7 @@ import { AuthConfig, assertAuthModeAllowed } from './auth/auth.config';
  * - `AGENT_*`: the agent backend of `POST /query` (see {@link AgentConfig}).
  * - `HEALTH_SERVICES`: the services `GET /health` asks over NATS (comma-separated queue group names;
  *   default all four; empty: none, for a gateway run alone).
+ * - `CORS_ORIGINS`: origins whose browser pages may call the API (see {@link BrowserConfig}).
  */
 /** An unset variable and an empty one (`AGENT_BASE_URL=` in a compose file) both mean "not set". */
 const unsetWhenEmpty = <S extends z.ZodType>(schema: S) =>
@@ -60,6 +62,7 @@ export const GatewayConfig = BaseConfig.extend({
     .transform((v) => (v === '' ? [] : v.split(','))),
   ...AgentConfig.shape,
   ...AuthConfig.shape,
+  ...BrowserConfig.shape,
 });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 

@@ -4,6 +4,8 @@ import { Logger } from 'nestjs-pino';
 import { createLogger } from '@threadline/platform';
 import { AppModule } from './app.module';
 import type { GatewayConfig } from './config';
+import { registerCors } from './browser/cors';
+import { registerDashboard } from './browser/dashboard';
 import { accessLogHook } from './http/access-log';
 import { correlationIdHook, requestIdOf } from './http/headers';
 import { HealthReportDto } from './health/health.controller';
@@ -37,6 +39,10 @@ export async function createGateway(config: GatewayConfig): Promise<NestFastifyA
   });
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();
+  // Browser clients: CORS for CORS_ORIGINS, and the dashboard's static assets at /dashboard/ (no auth).
+  await registerCors(app, config);
+  if (!(await registerDashboard(app)))
+    logger.warn('dashboard not built (npm run build): /dashboard is not served');
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onRequest', correlationIdHook);
   fastify.addHook('onResponse', accessLogHook(logger));
