@@ -13,6 +13,7 @@ import { startPgActivity } from './pg-activity';
 import { checkTargets, toMarkdown, type BenchResults } from './report';
 import { startSampler } from './resources';
 import { databaseUrlFor, dropDatabase, SERVICES, startStack, type BenchStack } from './stack';
+import { runSdkOverhead } from './sdk-overhead';
 import { runStore } from './store';
 import { loadTurns } from './turns';
 
@@ -24,7 +25,7 @@ import { loadTurns } from './turns';
 
 const ROOT = resolve(__dirname, '../../..');
 /** The scenarios this harness measures; the others of issue 6 are listed as not done. */
-const IMPLEMENTED = ['1', '2', '3', '4', '5', '6', '7', '8'] as const;
+const IMPLEMENTED = ['1', '2', '3', '4', '5', '6', '7', '8', '9'] as const;
 const NOT_IMPLEMENTED: Record<string, string> = {};
 
 /**
@@ -80,9 +81,10 @@ export const BenchOptions = z.object({
     .transform((list): unknown[] => list.split(','))
     .pipe(z.array(int('--read-clients', 1, 256)).min(1, '--read-clients: at least one count'))
     .default([1, 4]),
+  sdkCalls: int('--sdk-calls', 10, 10_000_000).default(4000),
   scenarios: z
     .string()
-    .regex(/^[1-8](,[1-8])*$/, '--scenarios: comma-separated numbers 1-8, e.g. 1,2,8')
+    .regex(/^[1-9](,[1-9])*$/, '--scenarios: comma-separated numbers 1-9, e.g. 1,2,8')
     .default(IMPLEMENTED.join(',')),
   profile: z.array(z.enum(SERVICES)).default([]),
   estimateUsage: z.boolean().default(false),
@@ -121,7 +123,7 @@ export async function runBench(options: BenchOptions, command: string): Promise<
     notDone: [],
     targets: [],
   };
-  for (const s of ['1', '2', '3', '4', '5', '6', '7', '8']) {
+  for (const s of IMPLEMENTED) {
     if (NOT_IMPLEMENTED[s]) results.notDone.push(NOT_IMPLEMENTED[s]);
     else if (!wanted.has(s))
       results.notDone.push(`scenario ${s}: not selected (--scenarios ${options.scenarios})`);
@@ -267,6 +269,18 @@ export async function runBench(options: BenchOptions, command: string): Promise<
     if (atSize.reads) results.reads = atSize.reads;
   }
 
+  if (wanted.has('9')) {
+    results.sdk = await runSdkOverhead({
+      root: ROOT,
+      postgresUrl: options.postgresUrl,
+      natsUrl: options.natsUrl,
+      runTag,
+      poolSize: options.poolSize,
+      calls: options.sdkCalls,
+      log,
+    });
+  }
+
   results.finishedAt = new Date().toISOString();
   results.loadAtEnd = loadavg().map((l) => Math.round(l * 100) / 100);
   results.targets = checkTargets(results);
@@ -322,6 +336,11 @@ async function main(argv: readonly string[]): Promise<number> {
       '--read-clients <list>',
       'scenario 7: closed-loop clients of each series, comma-separated (each route is measured once per count)',
       '1,4',
+    )
+    .option(
+      '--sdk-calls <n>',
+      'scenario 9: sequential reads of each kind (raw fetch, SDK); writes: half',
+      '4000',
     )
     .option(
       '--scenarios <list>',

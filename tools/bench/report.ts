@@ -6,6 +6,7 @@ import type { PgActivity } from './pg-activity';
 import type { ReadsResult } from './reads';
 import type { ReadFloorResult, RebuildResult } from './rebuild';
 import { cpuMsPerUnit, type MachineUsage, type ProcessUsage } from './resources';
+import { sdkOverheadMarkdown, sdkOverheadTargets, type SdkOverheadResult } from './sdk-overhead';
 import type { SeedResult } from './seed';
 import type { StoreResult } from './store';
 
@@ -30,6 +31,8 @@ export interface BenchResults {
   /** Scenario 6's floor: the events read and parsed alone. */
   readFloor?: ReadFloorResult;
   reads?: ReadsResult;
+  /** Scenario 9 (issue 18): the CPU the TypeScript SDK adds per call. */
+  sdk?: SdkOverheadResult;
   /** Scenarios of issue 6 this run did not measure, with why. */
   notDone: string[];
   /** Each target of issue 6 this run can judge. */
@@ -53,7 +56,7 @@ const n = (x: number) =>
 
 /** Judges the issue's targets (issue 6, "Targets on this 2-core machine") on what `r` measured. */
 export function checkTargets(
-  r: Pick<BenchResults, 'ingest' | 'store' | 'options' | 'rebuild' | 'reads' | 'peers'>,
+  r: Pick<BenchResults, 'ingest' | 'store' | 'options' | 'rebuild' | 'reads' | 'peers' | 'sdk'>,
 ): TargetCheck[] {
   const out: TargetCheck[] = [];
   const i = r.ingest;
@@ -114,6 +117,7 @@ export function checkTargets(
     });
   }
   if (r.peers) out.push(...peerTargets(r.peers));
+  if (r.sdk) out.push(...sdkOverheadTargets(r.sdk));
   const rb = r.rebuild;
   if (rb) {
     out.push({
@@ -283,6 +287,7 @@ export function toMarkdown(r: BenchResults): string {
     lines.push('', `Ratio to the physical limit: single ${s.singleRatio}, batched ${s.batchedRatio}.`, '');
   }
   if (r.peers) lines.push(...peersMarkdown(r.peers));
+  if (r.sdk) lines.push(...sdkOverheadMarkdown(r.sdk));
   const seed = r.seed;
   if (seed) {
     const p = seed.phases;
