@@ -36,7 +36,8 @@ export class ThreadlineChatMessageHistory extends BaseListChatMessageHistory {
   private readonly title: string | undefined;
 
   constructor(input: ThreadlineChatMessageHistoryInput) {
-    super(input);
+    // Only the session id goes to LangChain's serializable kwargs: the client holds the credential.
+    super({ sessionId: input.sessionId });
     this.client = input.client;
     this.sessionId = input.sessionId;
     this.userId = input.userId;

@@ -46,24 +46,38 @@ afterAll(async () => {
 
 const uid = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
 
+/** What one canned model call answers: items a model may output (streamed or not). */
+type CannedOutput = protocol.StreamEventResponseCompleted['response']['output'];
+
 /** A Model answering from a list of canned responses, recording each request's input items. */
 class CannedModel implements Model {
   readonly inputs: AgentInputItem[][] = [];
-  constructor(private readonly responses: ModelResponse['output'][]) {}
+  constructor(private readonly responses: CannedOutput[]) {}
 
-  getResponse(request: ModelRequest): Promise<ModelResponse> {
-    this.inputs.push(typeof request.input === 'string' ? [] : structuredClone(request.input));
-    const output = this.responses.shift();
-    if (output === undefined) throw new Error('CannedModel: no response left');
-    return Promise.resolve({
+  async getResponse(request: ModelRequest): Promise<ModelResponse> {
+    return {
       usage: new Usage({ requests: 1, inputTokens: 10, outputTokens: 5, totalTokens: 15 }),
-      output,
-    });
+      output: await this.next(request),
+    };
   }
 
-  /** Not scripted: the Runner calls {@link getResponse} for a run that does not stream. */
-  getStreamedResponse(): AsyncIterable<never> {
-    throw new Error('CannedModel does not stream');
+  private next(request: ModelRequest): Promise<CannedOutput> {
+    this.inputs.push(typeof request.input === 'string' ? [] : structuredClone(request.input));
+    const output = this.responses.shift();
+    if (output === undefined) return Promise.reject(new Error('CannedModel: no response left'));
+    return Promise.resolve(output);
+  }
+
+  /** The same canned response, streamed as one `response_done` event. */
+  getStreamedResponse(request: ModelRequest): AsyncIterable<protocol.StreamEvent> {
+    const next = this.next(request);
+    return (async function* () {
+      const output = await next;
+      yield {
+        type: 'response_done',
+        response: { id: 'canned', usage: { inputTokens: 10, outputTokens: 5, totalTokens: 15 }, output },
+      };
+    })();
   }
 }
 
@@ -168,6 +182,42 @@ describe('ThreadlineSession with a real Runner', () => {
     // The real call plus one transcript entry per turn.
     expect(stats.tool_calls).toMatchObject({ completed: 3, total: 3 });
   }, 60_000);
+});
+
+describe('ThreadlineSession with a streamed run', () => {
+  it('persists a streamed run as one turn too, items deep-equal', async () => {
+    const sessionId = uid('ag');
+    const session = new ThreadlineSession({ client, sessionId, userId: uid('ada') });
+    const added = recorded(session);
+    const model = new CannedModel([
+      [
+        {
+          type: 'function_call',
+          callId: 'call_s',
+          name: 'weather',
+          arguments: '{"city":"Oslo"}',
+          status: 'completed',
+        },
+      ],
+      [assistant('msg_s', 'Cold.')],
+    ]);
+    const agent = new Agent({ name: 'geo', instructions: 'Answer.', model, tools: [weather] });
+    const result = await new Runner({ tracingDisabled: true }).run(agent, 'Weather in Oslo?', {
+      session,
+      stream: true,
+    });
+    for await (const _event of result) {
+      // drain the stream; the session is written when it ends
+    }
+    await result.completed;
+    expect(result.finalOutput).toBe('Cold.');
+    expect(added).toHaveLength(1);
+    expect(await session.getItems()).toStrictEqual(added.flat());
+    const turns = await client.turns.list(sessionId).toArray();
+    expect(
+      turns.map((t) => [t.user_input, t.agent_responses.length, t.tool_calls.map((c) => c.tool_call_id)]),
+    ).toEqual([['Weather in Oslo?', 1, ['call_s', TRANSCRIPT_TOOL_NAME]]]);
+  });
 });
 
 describe('ThreadlineSession', () => {

@@ -190,7 +190,11 @@ export class Transport {
     acceptStatuses: readonly number[] | undefined,
   ): Promise<Answer> {
     if (signal?.aborted) throw abortedError(signal.reason);
-    const fetching = this.exchange(url, { method, headers, body, signal });
+    // Only the members in use: `fetch` parses every member of its init, undefined ones included.
+    const init: RequestInit = { method, headers };
+    if (body !== undefined) init.body = body;
+    if (signal !== undefined) init.signal = signal;
+    const fetching = this.exchange(url, init);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new AttemptTimedOut()), timeoutMs);
@@ -242,11 +246,13 @@ export class Transport {
     let url = this.base;
     if (params === undefined) url += path;
     else {
-      url += path.replace(/\{([^}]+)\}/g, (_, name: string) => {
-        const value = params[name];
-        if (value === undefined) throw new TypeError(`missing path parameter ${name} of ${path}`);
-        return encodeURIComponent(value);
-      });
+      const parts = templateOf(path);
+      url += parts[0];
+      for (let i = 1; i < parts.length; i += 2) {
+        const value = params[parts[i]!];
+        if (value === undefined) throw new TypeError(`missing path parameter ${parts[i]} of ${path}`);
+        url += encodeURIComponent(value) + parts[i + 1]!;
+      }
     }
     if (query !== undefined) {
       let search = '';
@@ -265,6 +271,18 @@ export class Transport {
     if (Number.isSafeInteger(position) && (this.position === undefined || position > this.position))
       this.position = position;
   }
+}
+
+const templates = new Map<string, string[]>();
+
+/** `/sessions/{session_id}/turns` as `['/sessions/', 'session_id', '/turns']`: literals and parameter names alternating (cached). */
+function templateOf(path: string): string[] {
+  let parts = templates.get(path);
+  if (parts === undefined) {
+    parts = path.split(/\{([^}]+)\}/);
+    templates.set(path, parts);
+  }
+  return parts;
 }
 
 function parseBody(method: string, url: string, response: Response, text: string): unknown {
