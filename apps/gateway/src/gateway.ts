@@ -1,11 +1,12 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { createLogger } from '@threadline/platform';
+import { createLogger, enableProcessMetrics } from '@threadline/platform';
 import { AppModule } from './app.module';
 import type { GatewayConfig } from './config';
 import { accessLogHook } from './http/access-log';
 import { correlationIdHook, requestIdOf } from './http/headers';
+import { httpMetricsHook, registerMetricsRoute } from './http/http-metrics';
 import { HealthReportDto } from './health/health.controller';
 import { ProblemDetailsDto, setupOpenApi } from './http/openapi';
 import { ProblemDetailsFilter } from './http/problem-details.filter';
@@ -14,7 +15,7 @@ import { SESSION_DTOS } from './sessions/sessions.dto';
 
 /**
  * Builds the gateway application (not yet listening): Fastify with `BODY_LIMIT_BYTES`, the
- * correlation-id and access-log hooks, the zod validation pipe, the problem-details filter and the OpenAPI docs at
+ * correlation-id, access-log and HTTP-metrics hooks, `GET /metrics` (Prometheus), the zod validation pipe, the problem-details filter and the OpenAPI docs at
  * `/docs` and `/docs/json`. Throws when NATS or Postgres is unreachable at boot.
  * `main.ts` listens on `PORT`; tests listen on port 0.
  */
@@ -29,6 +30,7 @@ export async function createGateway(config: GatewayConfig): Promise<NestFastifyA
     genReqId: requestIdOf,
   });
   const logger = createLogger('gateway', config.LOG_LEVEL);
+  enableProcessMetrics('gateway');
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, logger), adapter, {
     bufferLogs: true,
   });
@@ -37,6 +39,8 @@ export async function createGateway(config: GatewayConfig): Promise<NestFastifyA
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onRequest', correlationIdHook);
   fastify.addHook('onResponse', accessLogHook(logger));
+  fastify.addHook('onResponse', httpMetricsHook());
+  registerMetricsRoute(fastify);
   app.useGlobalPipes(new RequestValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter());
   setupOpenApi(app, [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto]);

@@ -2,3 +2,4 @@ export * from './config';
 export * from './errors';
 export * from './logging';
 export * from './run';
+export * from './metrics';
