@@ -7,7 +7,7 @@ import type { GatewayConfig } from './config';
 import { accessLogHook } from './http/access-log';
 import { correlationIdHook, requestIdOf } from './http/headers';
 import { httpMetricsHook, registerMetricsRoute } from './http/http-metrics';
-import { HealthReportDto } from './health/health.controller';
+import { HealthReportDto, ReadinessReportDto } from './health/health.controller';
 import { ProblemDetailsDto, setupOpenApi } from './http/openapi';
 import { ProblemDetailsFilter } from './http/problem-details.filter';
 import { RequestValidationPipe } from './http/validation.pipe';
@@ -43,7 +43,7 @@ export async function createGateway(config: GatewayConfig): Promise<NestFastifyA
   registerMetricsRoute(fastify);
   app.useGlobalPipes(new RequestValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter());
-  setupOpenApi(app, [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto]);
+  setupOpenApi(app, [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto, ReadinessReportDto]);
   await app.init();
   return app;
 }

@@ -14,6 +14,7 @@ import {
   type CommitPosition,
   toEnvelope,
 } from './event-store';
+import { lagAfter, reportProjectionLag } from './store-metrics';
 
 /**
  * A read model built from events. `apply` and `reset` write only through the `sql` they are given:
@@ -284,7 +285,12 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     private readonly store: EventStore,
     private readonly registry: EventRegistry<Defs>,
     readonly projection: Projection<ParsedEvent<Defs>>,
-  ) {}
+  ) {
+    // `threadline_projection_lag_*{projection}`, read at scrape time (never in a process not scraped).
+    reportProjectionLag(projection.name, async () =>
+      lagAfter(db, await this.position(), projection.streamTypes),
+    );
+  }
 
   /** Name of the lock shared by live handlers and taken exclusively by a rebuild's switch (and its checkpoint for unversioned projections). */
   get checkpointName(): string {

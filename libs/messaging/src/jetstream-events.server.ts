@@ -1,6 +1,7 @@
 import { BaseRpcContext, EventPattern, type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { applyDecorators } from '@nestjs/common';
 import { HandlerCache } from './handler-cache';
+import { countDeadLetter, countRedelivery, reportConsumers } from './messaging-metrics';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -128,6 +129,7 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
   private readonly loops: Promise<void>[] = [];
   private readonly maxDeliver: number;
   private readonly backoffMs: number[];
+  private stopReporting: (() => void) | undefined;
 
   constructor(private readonly options: JetStreamEventsOptions) {
     super();
@@ -174,6 +176,11 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
       this.subscriptions.push(messages);
       this.loops.push(this.drain(durable, category, messages, concurrency));
     }
+    this.stopReporting = reportConsumers(
+      this.options.connection,
+      this.options.stream,
+      [...categories.keys()].map((category) => `${this.options.durable}-${category}`),
+    );
   }
 
   // Handles the consumer's messages, `concurrency` at most at a time (one at a time, in order, when 1).
@@ -197,7 +204,10 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
     try {
       await this.handleMessage(consumerName, category, msg);
     } catch (error) {
-      this.logger.error(`${consumerName}: could not process ${msg.subject}: ${describe(error)}`);
+      this.logger.error(
+        `${consumerName}: could not process ${msg.subject}: ${describe(error)}`,
+        stackOf(error),
+      );
       msg.nak(this.backoffMs[0] ?? 1000);
     }
   }
@@ -205,6 +215,7 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
   private async handleMessage(consumerName: string, category: string, msg: JsMsg): Promise<void> {
     const payload = msg.string();
     const attempts = msg.info.deliveryCount;
+    if (attempts > 1) countRedelivery(consumerName);
     let envelope: EventEnvelope;
     try {
       envelope = EventEnvelope.parse(JSON.parse(payload));
@@ -259,19 +270,26 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         streamSequence: msg.info.streamSequence,
       });
       const what = envelope?.eventId ?? `${msg.subject} #${msg.info.streamSequence}`;
-      if (recorded) this.logger.error(`${consumer}: dead-lettered ${what}: ${describe(error)}`);
-      else this.logger.warn?.(`${consumer}: ${what} was already dead-lettered (redelivered before its term)`);
+      if (recorded) {
+        countDeadLetter(consumer);
+        this.logger.error(`${consumer}: dead-lettered ${what}: ${describe(error)}`, stackOf(error));
+      } else
+        this.logger.warn?.(`${consumer}: ${what} was already dead-lettered (redelivered before its term)`);
       // No reason argument: servers before 2.10.4 do not understand `+TERM <reason>` and leave the message
       // pending, to be redelivered (and dead-lettered again) after ack_wait. The reason is in the dead letter.
       msg.term();
     } catch (recordError) {
       // Could not record it: never drop, let JetStream redeliver.
-      this.logger.error(`${consumer}: could not record dead letter: ${describe(recordError)}`);
+      this.logger.error(
+        `${consumer}: could not record dead letter: ${describe(recordError)}`,
+        stackOf(recordError),
+      );
       msg.nak(5000);
     }
   }
 
   async close(): Promise<void> {
+    this.stopReporting?.();
     for (const s of this.subscriptions) s.stop();
     await Promise.allSettled(this.loops);
   }
@@ -293,3 +311,6 @@ function describe(error: unknown): string {
     return String(error);
   }
 }
+
+/** The stack of a thrown Error (logged with the line), or undefined. */
+const stackOf = (error: unknown): string | undefined => (error instanceof Error ? error.stack : undefined);

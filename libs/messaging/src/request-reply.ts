@@ -27,11 +27,21 @@ import { ZodError, type z } from 'zod';
 import {
   compiledSchema,
   ErrorReply,
+  pingOf,
+  type PingReply,
   type ReplyOf,
   type RequestDefinition,
   type RequestOf,
 } from '@threadline/contracts';
-import { BaseConfig, DomainError, formatIssues, isErrorCode, ValidationError } from '@threadline/platform';
+import {
+  BaseConfig,
+  DomainError,
+  formatIssues,
+  isErrorCode,
+  secondsSince,
+  ValidationError,
+} from '@threadline/platform';
+import { requestTimerOf } from './messaging-metrics';
 import { JetStreamEventContext } from './jetstream-events.server';
 import { HandlerCache } from './handler-cache';
 import { natsConnectOptions, type NatsSettings } from './nats-connection';
@@ -47,13 +57,32 @@ export function subjectPrefix(): string {
 }
 
 /**
- * NestJS's core-NATS transport server, with each subject's handler looked up once ({@link HandlerCache}).
+ * NestJS's core-NATS transport server, with each subject's handler looked up once ({@link HandlerCache}),
+ * the service's health ping (`pingOf(queue)`, answered here: an answer proves the transport serves)
+ * and the handling time of every request by subject (`nats_request_handling_duration_seconds`).
  */
 class QueueGroupServer extends ServerNats {
   private readonly handlers = new HandlerCache((pattern) => super.getHandlerByPattern(pattern));
 
+  constructor(options: ConstructorParameters<typeof ServerNats>[0], service: string) {
+    super(options);
+    const ping: () => Promise<PingReply> = () =>
+      Promise.resolve({ service, uptimeSeconds: process.uptime() });
+    this.addHandler(pingOf(service).subject(subjectPrefix()), ping as unknown as MessageHandler);
+  }
+
   override getHandlerByPattern(pattern: string): MessageHandler | null {
     return this.handlers.handlerOf(pattern);
+  }
+
+  // Resolves once the handler answered and its reply was handed to the connection.
+  override async handleMessage(channel: string, natsMsg: Parameters<ServerNats['handleMessage']>[1]) {
+    const start = performance.now();
+    try {
+      return (await super.handleMessage(channel, natsMsg)) as unknown;
+    } finally {
+      requestTimerOf(channel).observe(secondsSince(start));
+    }
   }
 }
 
@@ -69,12 +98,15 @@ export function requestTransportOptions(
   opts: { gracePeriodMs?: number } = {},
 ): CustomStrategy {
   return {
-    strategy: new QueueGroupServer({
-      ...natsConnectOptions(settings, queue),
+    strategy: new QueueGroupServer(
+      {
+        ...natsConnectOptions(settings, queue),
+        queue,
+        gracefulShutdown: true,
+        gracePeriod: opts.gracePeriodMs ?? 2000,
+      },
       queue,
-      gracefulShutdown: true,
-      gracePeriod: opts.gracePeriodMs ?? 2000,
-    }),
+    ),
   };
 }
 

@@ -24,3 +24,29 @@ export function createLogger(service: string, level: string): Logger {
 }
 
 export type { Logger };
+
+/**
+ * What a log line says of a thrown value: `{ type, message, stack }` for an Error (and its `cause`,
+ * the same way, when it has one), `{ message }` with its JSON (or `String()`) for anything else.
+ * `JSON.stringify` of an Error gives `{}`: log this instead.
+ */
+export function errorDetails(error: unknown): {
+  type?: string;
+  message: string;
+  stack?: string;
+  cause?: unknown;
+} {
+  if (error instanceof Error) {
+    return {
+      type: error.name,
+      message: error.message,
+      ...(error.stack !== undefined ? { stack: error.stack } : {}),
+      ...(error.cause !== undefined ? { cause: errorDetails(error.cause) } : {}),
+    };
+  }
+  try {
+    return { message: JSON.stringify(error) ?? String(error) };
+  } catch {
+    return { message: String(error) };
+  }
+}

@@ -90,10 +90,14 @@ export const eventStoreAppendDuration = new Histogram({
   registers,
 });
 
-/** Events committed in the store and not yet published by the relay (set by the active relay). */
+/**
+ * Events committed in the store and not yet published by the relay, by relay (its checkpoint name,
+ * `relay`): only the active relay of a database reports it, a standby has no series.
+ */
 export const relayLagEvents = new Gauge({
   name: 'threadline_relay_lag_events',
   help: 'Events committed in the event store and not yet published to JetStream by the active relay',
+  labelNames: ['relay'] as const,
   registers,
 });
 
@@ -101,6 +105,7 @@ export const relayLagEvents = new Gauge({
 export const relayLagSeconds = new Gauge({
   name: 'threadline_relay_lag_seconds',
   help: 'Age of the oldest event not yet published by the active relay, in seconds (0 when caught up)',
+  labelNames: ['relay'] as const,
   registers,
 });
 

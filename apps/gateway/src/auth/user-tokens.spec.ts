@@ -50,7 +50,9 @@ describe('UserTokens', () => {
   it('refuses alg "none" and any algorithm but HS256, even when the MAC is right', async () => {
     const { token } = await tokens.sign(input, now);
     const payload = token.split('.')[1] ?? '';
-    expect(await reasonOf(() => tokens.verify(`${b64({ alg: 'none' })}.${payload}.`, now))).toBe('bad header');
+    expect(await reasonOf(() => tokens.verify(`${b64({ alg: 'none' })}.${payload}.`, now))).toBe(
+      'bad header',
+    );
     const header = b64({ alg: 'HS512', typ: 'JWT' });
     const mac = createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url');
     expect(await reasonOf(() => tokens.verify(`${header}.${payload}.${mac}`, now))).toBe('bad header');

@@ -39,7 +39,8 @@ export class InvalidUserTokenError extends Error {
 function reasonOf(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'expired';
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';
-  if (error instanceof joseErrors.JOSEAlgNotAllowed || error instanceof joseErrors.JOSENotSupported) return 'bad header';
+  if (error instanceof joseErrors.JOSEAlgNotAllowed || error instanceof joseErrors.JOSENotSupported)
+    return 'bad header';
   if (error instanceof joseErrors.JWTClaimValidationFailed) return 'bad claims';
   if (error instanceof joseErrors.JOSEError) return 'not a compact JWS';
   throw error;
