@@ -1,12 +1,13 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
-import { createLogger, enableProcessMetrics } from '@threadline/platform';
+import { createLogger, enableProcessMetrics, tracingEnabled } from '@threadline/platform';
 import { AppModule } from './app.module';
 import type { GatewayConfig } from './config';
 import { accessLogHook } from './http/access-log';
 import { correlationIdHook, requestIdOf } from './http/headers';
 import { httpMetricsHook, registerMetricsRoute } from './http/http-metrics';
+import { httpSpanHook } from './http/http-tracing';
 import { HealthReportDto, ReadinessReportDto } from './health/health.controller';
 import { ProblemDetailsDto, setupOpenApi } from './http/openapi';
 import { ProblemDetailsFilter } from './http/problem-details.filter';
@@ -41,6 +42,7 @@ export async function createGateway(config: GatewayConfig): Promise<NestFastifyA
   fastify.addHook('onResponse', accessLogHook(logger));
   fastify.addHook('onResponse', httpMetricsHook());
   registerMetricsRoute(fastify);
+  if (tracingEnabled()) fastify.addHook('preHandler', httpSpanHook);
   app.useGlobalPipes(new RequestValidationPipe());
   app.useGlobalFilters(new ProblemDetailsFilter());
   setupOpenApi(app, [...SESSION_DTOS, ProblemDetailsDto, HealthReportDto, ReadinessReportDto]);

@@ -200,7 +200,7 @@ export async function appendPrepared(sql: Sql, append: PreparedAppend): Promise<
     append.metadata,
   ];
   if (append.mode === 'exact') params.push(append.expected);
-  const rows = await timedAppend(() => sql.query(APPEND_SQL[append.mode], params));
+  const rows = await timedAppend(1, () => sql.query(APPEND_SQL[append.mode], params));
   if (rows.length === 0) throw await conflictOf(sql, append);
   countAppends([{ streamType: append.streamType, events: append.eventIds.length }]);
   return resultOf(append, rows);
@@ -273,7 +273,9 @@ export async function appendPreparedMany(
   sql: Sql,
   appends: readonly PreparedAppend[],
 ): Promise<(AppendResult | null)[]> {
-  const byStream = rowsByStream(await timedAppend(() => sql.query(BATCH_SQL, batchParams(appends))));
+  const byStream = rowsByStream(
+    await timedAppend(appends.length, () => sql.query(BATCH_SQL, batchParams(appends))),
+  );
   countAppends(
     appends.flatMap((a) =>
       byStream.has(a.streamId) ? [{ streamType: a.streamType, events: a.eventIds.length }] : [],
@@ -335,7 +337,9 @@ export class AppendBatcher {
     }
     let rows: Record<string, unknown>[];
     try {
-      rows = await timedAppend(() => this.db.query(BATCH_SQL, batchParams(batch.map((q) => q.item))));
+      rows = await timedAppend(batch.length, () =>
+        this.db.query(BATCH_SQL, batchParams(batch.map((q) => q.item))),
+      );
     } catch {
       // Whatever failed the combined statement (nothing of it is written), each append gets its own outcome.
       await Promise.all(batch.map((q) => appendPrepared(this.db, q.item).then(q.resolve, q.reject)));

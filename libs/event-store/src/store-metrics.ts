@@ -5,12 +5,14 @@ import {
   eventStoreAppendDuration,
   eventStoreAppendsTotal,
   eventStoreEventsTotal,
+  inSpan,
   onScrape,
   projectionLagEvents,
   projectionLagSeconds,
   relayLagEvents,
   relayLagSeconds,
   secondsSince,
+  tracingEnabled,
 } from '@threadline/platform';
 import type { Sql } from './db';
 
@@ -31,11 +33,16 @@ export function countAppends(appends: readonly { streamType: string; events: num
   }
 }
 
-/** Runs one append statement, observing its duration (`threadline_event_store_append_duration_seconds`). */
-export async function timedAppend<T>(run: () => Promise<T>): Promise<T> {
+/**
+ * Runs one append statement of `appends` appends, observing its duration
+ * (`threadline_event_store_append_duration_seconds`); with tracing on, inside an `event_store.append`
+ * span (its Postgres statement a child of it).
+ */
+export async function timedAppend<T>(appends: number, run: () => Promise<T>): Promise<T> {
   const start = performance.now();
   try {
-    return await run();
+    if (!tracingEnabled()) return await run();
+    return await inSpan('event_store.append', { attributes: { 'threadline.appends': appends } }, run);
   } finally {
     eventStoreAppendDuration.observe(secondsSince(start));
   }

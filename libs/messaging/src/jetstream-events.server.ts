@@ -13,6 +13,7 @@ import {
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { lastValueFrom } from 'rxjs';
 import { EventEnvelope, type EventDefinition } from '@threadline/contracts';
+import { contextOf, inSpan, SpanKind, tracingEnabled } from '@threadline/platform';
 import { z } from 'zod';
 
 /**
@@ -223,6 +224,39 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
       await this.deadLetter(consumerName, msg, payload, error, attempts, undefined);
       return;
     }
+    if (!tracingEnabled()) return this.dispatch(consumerName, category, msg, payload, envelope);
+    // A CONSUMER span continuing the event's trace (the relay's `traceparent` header, else the one
+    // kept in the event's metadata).
+    const parent = contextOf(
+      msg.headers?.get('traceparent') || envelope.metadata.traceparent,
+      msg.headers?.get('tracestate') || undefined,
+    );
+    return inSpan(
+      `process ${envelope.eventType}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent,
+        attributes: {
+          'messaging.system': 'nats',
+          'messaging.destination.name': msg.subject,
+          'messaging.consumer.group.name': consumerName,
+          'messaging.message.id': envelope.eventId,
+          'messaging.message.delivery_count': attempts,
+        },
+      },
+      () => this.dispatch(consumerName, category, msg, payload, envelope),
+    );
+  }
+
+  // Runs the handlers of a parsed event; acks on success, naks with backoff or dead-letters on failure.
+  private async dispatch(
+    consumerName: string,
+    category: string,
+    msg: JsMsg,
+    payload: string,
+    envelope: EventEnvelope,
+  ): Promise<void> {
+    const attempts = msg.info.deliveryCount;
     const handlers = [
       this.handlers.handlerOf(envelope.eventType),
       this.handlers.handlerOf(CATEGORY_PATTERN(category)),

@@ -18,7 +18,9 @@ import {
 import {
   createInbox,
   ErrorCode as NatsErrorCode,
+  headers as natsHeaders,
   type Msg,
+  type MsgHdrs,
   type NatsConnection as NatsClientConnection,
   NatsError,
 } from 'nats';
@@ -37,8 +39,14 @@ import {
   BaseConfig,
   DomainError,
   formatIssues,
+  contextOf,
+  injectTrace,
+  inSpan,
   isErrorCode,
   secondsSince,
+  SpanKind,
+  traceparentOf,
+  tracingEnabled,
   ValidationError,
 } from '@threadline/platform';
 import { requestTimerOf } from './messaging-metrics';
@@ -75,11 +83,26 @@ class QueueGroupServer extends ServerNats {
     return this.handlers.handlerOf(pattern);
   }
 
-  // Resolves once the handler answered and its reply was handed to the connection.
+  // Resolves once the handler answered and its reply was handed to the connection. With tracing on,
+  // the handling is a SERVER span continuing the caller's trace (W3C `traceparent` in the headers).
   override async handleMessage(channel: string, natsMsg: Parameters<ServerNats['handleMessage']>[1]) {
     const start = performance.now();
+    const handle = async () => (await super.handleMessage(channel, natsMsg)) as unknown;
     try {
-      return (await super.handleMessage(channel, natsMsg)) as unknown;
+      if (!tracingEnabled()) return await handle();
+      const parent = contextOf(
+        natsMsg.headers?.get('traceparent') || undefined,
+        natsMsg.headers?.get('tracestate') || undefined,
+      );
+      return await inSpan(
+        `process ${channel}`,
+        {
+          kind: SpanKind.SERVER,
+          parent,
+          attributes: { 'messaging.system': 'nats', 'messaging.destination.name': channel },
+        },
+        handle,
+      );
     } finally {
       requestTimerOf(channel).observe(secondsSince(start));
     }
@@ -128,8 +151,22 @@ export class ZodRequestPipe implements PipeTransform {
     const result = this.schema.safeParse(value);
     if (!result.success)
       throw new ValidationError('Invalid request payload', formatIssues(result.error.issues));
+    if (tracingEnabled()) stampTrace(result.data);
     return result.data;
   }
+}
+
+/**
+ * Writes the active span (the request's SERVER span) into a command's `context.traceparent`, so each
+ * event the command appends keeps it in its metadata (`eventMetadata`) and the trace goes on through
+ * the relay and the consumers. Payloads without a `context` object are left as they are.
+ */
+function stampTrace(payload: unknown): void {
+  if (typeof payload !== 'object' || payload === null || !('context' in payload)) return;
+  const commandContext = payload.context;
+  if (typeof commandContext !== 'object' || commandContext === null) return;
+  const traceparent = traceparentOf();
+  if (traceparent !== undefined) (commandContext as { traceparent?: string }).traceparent = traceparent;
 }
 
 /**
@@ -227,6 +264,28 @@ export class RequestClient {
   ) {}
 
   async request<D extends AnyRequest>(definition: D, payload: RequestOf<D>): Promise<ReplyOf<D>> {
+    if (!tracingEnabled()) return this.send(definition, payload, undefined);
+    // A CLIENT span around the request; its context travels in the W3C `traceparent` header.
+    const subject = definition.subject(this.prefix);
+    return inSpan(
+      `send ${subject}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject },
+      },
+      () => {
+        const h = natsHeaders();
+        injectTrace((name, value) => h.set(name, value));
+        return this.send(definition, payload, h);
+      },
+    );
+  }
+
+  private async send<D extends AnyRequest>(
+    definition: D,
+    payload: RequestOf<D>,
+    hdrs: MsgHdrs | undefined,
+  ): Promise<ReplyOf<D>> {
     const subject = definition.subject(this.prefix);
     this.nextId = (this.nextId + 1) % Number.MAX_SAFE_INTEGER;
     const id = String(this.nextId);
@@ -244,7 +303,8 @@ export class RequestClient {
       }, this.timeoutMs);
       replies.pending.set(id, { definition, resolve, reject, timer });
       try {
-        replies.nc.publish(subject, packet, { reply: `${replies.inbox}.${id}` });
+        const reply = `${replies.inbox}.${id}`;
+        replies.nc.publish(subject, packet, hdrs ? { reply, headers: hdrs } : { reply });
       } catch (error) {
         clearTimeout(timer);
         replies.pending.delete(id);

@@ -3,3 +3,4 @@ export * from './errors';
 export * from './logging';
 export * from './run';
 export * from './metrics';
+export * from './tracing';

@@ -1,13 +1,16 @@
 import pino, { type Logger } from 'pino';
+import { traceFields } from './tracing';
 
 /**
- * The process logger (pino, JSON lines). Secrets never reach logs: authorization headers, keys,
+ * The process logger (pino, JSON lines), with `trace_id`/`span_id` when tracing is on. Secrets never reach logs: authorization headers, keys,
  * tokens and passwords are redacted wherever they appear in a logged object.
  */
 export function createLogger(service: string, level: string): Logger {
   return pino({
     name: service,
     level,
+    // When tracing is on, every line carries the active span's `trace_id` and `span_id`.
+    mixin: traceFields,
     redact: {
       paths: [
         'req.headers.authorization',
