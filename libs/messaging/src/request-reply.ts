@@ -76,7 +76,7 @@ class QueueGroupServer extends ServerNats {
     super(options);
     const ping: () => Promise<PingReply> = () =>
       Promise.resolve({ service, uptimeSeconds: process.uptime() });
-    this.addHandler(pingOf(service).subject(subjectPrefix()), ping as unknown as MessageHandler);
+    this.addHandler(pingOf(service).subject(subjectPrefix()), ping as MessageHandler);
   }
 
   override getHandlerByPattern(pattern: string): MessageHandler | null {
@@ -85,7 +85,7 @@ class QueueGroupServer extends ServerNats {
 
   // Resolves once the handler answered and its reply was handed to the connection. With tracing on,
   // the handling is a SERVER span continuing the caller's trace (W3C `traceparent` in the headers).
-  override async handleMessage(channel: string, natsMsg: Parameters<ServerNats['handleMessage']>[1]) {
+  override async handleMessage(channel: string, natsMsg: Msg) {
     const start = performance.now();
     const handle = async () => (await super.handleMessage(channel, natsMsg)) as unknown;
     try {
