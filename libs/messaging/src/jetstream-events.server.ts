@@ -242,6 +242,9 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
           'messaging.consumer.group.name': consumerName,
           'messaging.message.id': envelope.eventId,
           'messaging.message.delivery_count': attempts,
+          ...(envelope.metadata.correlationId !== undefined
+            ? { 'threadline.correlation_id': envelope.metadata.correlationId }
+            : {}),
         },
       },
       () => this.dispatch(consumerName, category, msg, payload, envelope),
@@ -274,9 +277,10 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         await this.deadLetter(consumerName, msg, payload, error, attempts, envelope);
       } else {
         const delay = this.backoffMs[Math.min(attempts - 1, this.backoffMs.length - 1)] ?? 1000;
-        this.logger.warn?.(
-          `${consumerName}: ${envelope.eventType} ${envelope.eventId} failed (attempt ${attempts}), retry in ${delay} ms: ${describe(error)}`,
-        );
+        this.logger.warn?.({
+          msg: `${consumerName}: ${envelope.eventType} ${envelope.eventId} failed (attempt ${attempts}), retry in ${delay} ms: ${describe(error)}`,
+          ...logFieldsOf(envelope),
+        });
         msg.nak(delay);
       }
     }
@@ -306,7 +310,10 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
       const what = envelope?.eventId ?? `${msg.subject} #${msg.info.streamSequence}`;
       if (recorded) {
         countDeadLetter(consumer);
-        this.logger.error(`${consumer}: dead-lettered ${what}: ${describe(error)}`, stackOf(error));
+        this.logger.error(
+          { msg: `${consumer}: dead-lettered ${what}: ${describe(error)}`, ...logFieldsOf(envelope) },
+          stackOf(error),
+        );
       } else
         this.logger.warn?.(`${consumer}: ${what} was already dead-lettered (redelivered before its term)`);
       // No reason argument: servers before 2.10.4 do not understand `+TERM <reason>` and leave the message
@@ -348,3 +355,15 @@ function describe(error: unknown): string {
 
 /** The stack of a thrown Error (logged with the line), or undefined. */
 const stackOf = (error: unknown): string | undefined => (error instanceof Error ? error.stack : undefined);
+
+/** The fields every log line about an event carries: its id, type and correlation id. */
+function logFieldsOf(envelope: EventEnvelope | undefined): Record<string, string> {
+  if (!envelope) return {};
+  return {
+    event_id: envelope.eventId,
+    event_type: envelope.eventType,
+    ...(envelope.metadata.correlationId !== undefined
+      ? { correlation_id: envelope.metadata.correlationId }
+      : {}),
+  };
+}

@@ -25,7 +25,7 @@ import {
   NatsError,
 } from 'nats';
 import { type Observable, throwError } from 'rxjs';
-import { ZodError, type z } from 'zod';
+import { ZodError, z } from 'zod';
 import {
   compiledSchema,
   ErrorReply,
@@ -180,8 +180,11 @@ export const RequestHandler = (definition: AnyRequest) =>
     UsePipes(new ZodRequestPipe(definition.schema)),
   );
 
-/** Turns anything thrown into a typed error reply; unknown errors are logged and become `INTERNAL`. */
-export function toErrorReply(error: unknown, logger?: Logger): ErrorReply {
+/**
+ * Turns anything thrown into a typed error reply; unknown errors are logged (message and stack, with
+ * the request's `correlationId` when known) and become `INTERNAL`.
+ */
+export function toErrorReply(error: unknown, logger?: Logger, correlationId?: string): ErrorReply {
   if (error instanceof DomainError) {
     return { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
   }
@@ -192,7 +195,15 @@ export function toErrorReply(error: unknown, logger?: Logger): ErrorReply {
       details: { issues: formatIssues(error.issues) },
     };
   }
-  logger?.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  const message = error instanceof Error ? error.message : String(error);
+  const stack = error instanceof Error ? error.stack : undefined;
+  logger?.error(
+    {
+      msg: `request failed: ${message}`,
+      ...(correlationId !== undefined ? { correlation_id: correlationId } : {}),
+    },
+    stack,
+  );
   return { code: 'INTERNAL', message: 'Internal error' };
 }
 
@@ -209,9 +220,17 @@ export class RpcErrorReplyFilter implements RpcExceptionFilter<unknown> {
     if (host?.getType() === 'rpc' && host.switchToRpc().getContext() instanceof JetStreamEventContext) {
       return throwError(() => exception);
     }
-    return throwError(() => toErrorReply(exception, this.logger));
+    const data: unknown = host?.getType() === 'rpc' ? host.switchToRpc().getData() : undefined;
+    return throwError(() => toErrorReply(exception, this.logger, correlationIdOf(data)));
   }
 }
+
+/** The `context.correlationId` of a command payload, if it has one. */
+function correlationIdOf(payload: unknown): string | undefined {
+  const parsed = CorrelatedPayload.safeParse(payload);
+  return parsed.success ? parsed.data.context.correlationId : undefined;
+}
+const CorrelatedPayload = z.object({ context: z.object({ correlationId: z.string() }) });
 
 /** What a NestJS NATS server replies (`@nestjs/microservices` wire format): a value or an error. */
 interface NestReplyPacket {
