@@ -141,6 +141,8 @@ export async function startStack(opts: StartStackOptions): Promise<BenchStack> {
       RATE_LIMIT_KEY_REQUESTS: '10000000',
       RATE_LIMIT_USER_REQUESTS: '10000000',
       MAX_SESSIONS_PER_USER: '0',
+      // No metrics listeners unless asked (opts.env): the default ports are the same for every stack.
+      METRICS_PORT: '0',
       ...opts.env,
     };
     if (opts.profile.length > 0) mkdirSync(opts.profileDir, { recursive: true });

@@ -1,5 +1,6 @@
 import { type DynamicModule, Global, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { traceFields } from '@threadline/platform';
 import { EventStoreModule } from '@threadline/event-store';
 import { MessagingModule } from '@threadline/messaging';
 import { ANALYTICS_CONFIG, type AnalyticsProjectorConfig } from './config';
@@ -29,7 +30,10 @@ export class AppModule {
       module: AppModule,
       imports: [
         AnalyticsConfigModule.forRoot(config),
-        LoggerModule.forRoot({ pinoHttp: { name: 'analytics-projector', level: config.LOG_LEVEL } }),
+        // Every line carries the active span's trace_id and span_id when tracing is on.
+        LoggerModule.forRoot({
+          pinoHttp: { name: 'analytics-projector', level: config.LOG_LEVEL, mixin: traceFields },
+        }),
         MessagingModule.forRoot({ settings: config, name: 'analytics-projector' }),
         EventStoreModule.forRoot({
           url: config.DATABASE_URL,

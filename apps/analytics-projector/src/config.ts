@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BaseConfig, loadConfig } from '@threadline/platform';
+import { BaseConfig, DEFAULT_METRICS_PORTS, loadConfig, MetricsConfig } from '@threadline/platform';
 
 /** Durable consumer base name: its JetStream consumers are `analytics-projector-<streamType>`. */
 export const ANALYTICS_DURABLE = 'analytics-projector';
@@ -12,6 +12,7 @@ export const ANALYTICS_DURABLE = 'analytics-projector';
  *   client gets the 503 that says why rather than a timeout).
  */
 export const AnalyticsProjectorConfig = BaseConfig.extend({
+  ...MetricsConfig(DEFAULT_METRICS_PORTS['analytics-projector']).shape,
   STATS_WAIT_MS: z.coerce.number().int().min(0).max(60_000).default(3000),
 });
 export type AnalyticsProjectorConfig = z.infer<typeof AnalyticsProjectorConfig>;

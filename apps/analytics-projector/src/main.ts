@@ -1,7 +1,8 @@
+import './instrument';
 import 'reflect-metadata';
 import { Logger } from 'nestjs-pino';
 import { migrateDatabase } from '@threadline/event-store';
-import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
+import { createLogger, parseServiceCommand, runService, startServiceMetrics } from '@threadline/platform';
 import { createAnalyticsProjector } from './app';
 import { loadAnalyticsProjectorConfig } from './config';
 import { analyticsMigrations } from './migrations';
@@ -19,6 +20,7 @@ runService('analytics-projector', async () => {
     createLogger('analytics-projector', config.LOG_LEVEL).info({ applied }, 'migrations applied');
     return;
   }
+  await startServiceMetrics('analytics-projector', config);
   const app = await createAnalyticsProjector(config, { shutdownHooks: true });
   app.get(Logger).log('analytics-projector ready');
 });

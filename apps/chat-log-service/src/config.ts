@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { BaseConfig, loadConfig } from '@threadline/platform';
+import { BaseConfig, DEFAULT_METRICS_PORTS, loadConfig, MetricsConfig } from '@threadline/platform';
 
 /** chat-log-service configuration (zod over env, validated at boot; see the README's table). */
 export const ChatLogServiceConfig = BaseConfig.extend({
+  ...MetricsConfig(DEFAULT_METRICS_PORTS['chat-log-service']).shape,
   /** Run the outbox relay in this process (a writer service); one instance is active per database. */
   RELAY_ENABLED: z
     .enum(['true', 'false'])

@@ -1,10 +1,11 @@
+import './instrument';
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { Db, DeadLetters, migrateDatabase } from '@threadline/event-store';
 import { startServiceTransports } from '@threadline/messaging';
-import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
+import { createLogger, parseServiceCommand, runService, startServiceMetrics } from '@threadline/platform';
 import { AppModule } from './app.module';
 import { loadChatLogServiceConfig } from './config';
 
@@ -23,6 +24,7 @@ runService('chat-log-service', async () => {
   }
   // Fastify adapter: the app is a NestJS hybrid (microservice transports only, no HTTP listener);
   // NestFactory.create without an adapter would require @nestjs/platform-express, which we do not ship.
+  await startServiceMetrics('chat-log-service', config);
   const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapter(), { bufferLogs: true });
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();

@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { traceFields } from '@threadline/platform';
 import type { MigrationInterface } from 'typeorm';
 import { EventStoreModule } from '@threadline/event-store';
 import { MessagingModule } from '@threadline/messaging';
@@ -21,7 +22,10 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        LoggerModule.forRoot({ pinoHttp: { name: 'cleanup-worker', level: config.LOG_LEVEL } }),
+        // Every line carries the active span's trace_id and span_id when tracing is on.
+        LoggerModule.forRoot({
+          pinoHttp: { name: 'cleanup-worker', level: config.LOG_LEVEL, mixin: traceFields },
+        }),
         MessagingModule.forRoot({ settings: config, name: 'cleanup-worker' }),
         EventStoreModule.forRoot({
           url: config.DATABASE_URL,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BaseConfig, loadConfig } from '@threadline/platform';
+import { BaseConfig, DEFAULT_METRICS_PORTS, loadConfig, MetricsConfig } from '@threadline/platform';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -15,6 +15,7 @@ const DAY_MS = 24 * HOUR_MS;
  * - `CLEANUP_BATCH_SIZE` (default 100, 1-1000): sessions listed per request of a pass.
  */
 export const CleanupWorkerConfig = BaseConfig.extend({
+  ...MetricsConfig(DEFAULT_METRICS_PORTS['cleanup-worker']).shape,
   SESSION_TIMEOUT_HOURS: z.coerce.number().positive().max(87_600).default(24),
   CLEANUP_INTERVAL_MINUTES: z.coerce.number().positive().max(10_080).default(60),
   RETENTION_DAYS: z

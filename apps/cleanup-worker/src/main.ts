@@ -1,10 +1,11 @@
+import './instrument';
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { Db, migrateDatabase } from '@threadline/event-store';
 import { startServiceTransports } from '@threadline/messaging';
-import { createLogger, parseServiceCommand, runService } from '@threadline/platform';
+import { createLogger, parseServiceCommand, runService, startServiceMetrics } from '@threadline/platform';
 import { AppModule } from './app.module';
 import { loadCleanupWorkerConfig } from './config';
 
@@ -23,6 +24,7 @@ runService('cleanup-worker', async () => {
   }
   // A NestJS hybrid with no HTTP listener (Fastify adapter, as the session-service): core NATS serves
   // `RunSessionCleanup` in the queue group `cleanup-worker`; it consumes no events.
+  await startServiceMetrics('cleanup-worker', config);
   const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapter(), { bufferLogs: true });
   app.useLogger(app.get(Logger));
   app.enableShutdownHooks();

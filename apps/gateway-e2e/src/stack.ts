@@ -1,6 +1,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { CreatedKey, freePort, runKeysCli, ServiceGroup, SERVICES } from '@threadline/stack';
+import {
+  CreatedKey,
+  freePort,
+  runKeysCli,
+  ServiceGroup,
+  type ServiceName,
+  SERVICES,
+} from '@threadline/stack';
 import { createTestDatabase, createTestNats, type TestDatabase, type TestNats } from '@threadline/testing';
 import { setDefaultCredential } from './http-client';
 
@@ -26,6 +33,10 @@ export interface Stack {
   nats: TestNats;
   /** What each service wrote so far, and how the ones that stopped unexpectedly exited. */
   report(): string;
+  /** The `/metrics` URL of each service (with `metrics: true`; the gateway's is on its HTTP port). */
+  metricsUrls: Partial<Record<ServiceName, string>>;
+  /** SIGTERM to one service (SIGKILL after 5 s); resolves once it exited. The others keep running. */
+  stopService(name: ServiceName): Promise<void>;
   /**
    * SIGTERM to every service, SIGKILL after 5 s; then drops the database and the stream. What the
    * services wrote goes to `tmp/e2e-logs/<test file>.log` (the path is returned), not to the test
@@ -43,7 +54,9 @@ function keepServiceLogs(output: string): string {
   mkdirSync(E2E_LOG_DIR, { recursive: true });
   writeFileSync(file, output === '' ? '(no output)\n' : `${output}\n`);
   if (output.includes('exited unexpectedly')) {
-    process.stdout.write(`${basename(testPath)}: a service exited unexpectedly; what the services wrote: ${file}\n`);
+    process.stdout.write(
+      `${basename(testPath)}: a service exited unexpectedly; what the services wrote: ${file}\n`,
+    );
   }
   return file;
 }
@@ -61,7 +74,16 @@ const keysCli = (databaseUrl: string, args: string[]) =>
  * `GET /health` is 200 and a query through it reaches each service that answers requests (bounded: `timeoutMs`,
  * default 120 s). Throws with every service's output when a service exits or the stack is not ready in time.
  */
-export async function startStack(opts: { tenantId?: string; timeoutMs?: number } = {}): Promise<Stack> {
+export async function startStack(
+  opts: {
+    tenantId?: string;
+    timeoutMs?: number;
+    /** Give every service a `/metrics` listener on a free port (`Stack.metricsUrls`). */
+    metrics?: boolean;
+    /** More environment for every service (e.g. `OTEL_*`). */
+    env?: NodeJS.ProcessEnv;
+  } = {},
+): Promise<Stack> {
   const tenantId = opts.tenantId ?? 'e2e';
   const database = await createTestDatabase([], 3);
   const nats = await createTestNats();
@@ -99,7 +121,21 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
     PORT: String(port),
     HOST: '127.0.0.1',
     DEFAULT_TENANT_ID: tenantId,
+    ...opts.env,
   };
+  const metricsUrls: Partial<Record<ServiceName, string>> = {};
+  const metricsEnv: Partial<Record<ServiceName, NodeJS.ProcessEnv>> = {};
+  if (opts.metrics) {
+    for (const name of SERVICES) {
+      if (name === 'gateway') {
+        metricsUrls[name] = `${baseUrl}/metrics`;
+        continue;
+      }
+      const metricsPort = await freePort();
+      metricsUrls[name] = `http://127.0.0.1:${metricsPort}/metrics`;
+      metricsEnv[name] = { METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' };
+    }
+  }
   const group = new ServiceGroup({
     root: ROOT,
     stopGraceMs: STOP_GRACE_MS,
@@ -115,7 +151,7 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
   };
 
   try {
-    for (const name of SERVICES) group.launch(name, env);
+    for (const name of SERVICES) group.launch(name, { ...env, ...metricsEnv[name] });
     const deadline = Date.now() + (opts.timeoutMs ?? 120_000);
     await group.waitFor200(baseUrl + '/health', deadline);
     // Every service that answers requests must be listening, not just the gateway: a query through
@@ -130,5 +166,18 @@ export async function startStack(opts: { tenantId?: string; timeoutMs?: number }
       `The stack did not start: ${error instanceof Error ? error.message : String(error)}\n${output}`,
     );
   }
-  return { baseUrl, tenantId, adminKey, createKey, revokeKey, database, nats, report, stop };
+  const stopService = (name: ServiceName) => group.stopOne(name);
+  return {
+    baseUrl,
+    tenantId,
+    adminKey,
+    createKey,
+    revokeKey,
+    database,
+    nats,
+    report,
+    metricsUrls,
+    stopService,
+    stop,
+  };
 }

@@ -12,7 +12,7 @@ import { BrowserConfig } from './browser/browser.config';
  * - `DEFAULT_TENANT_ID`: the tenant of every request with `AUTH_MODE=none`, and of the first admin key.
  * - `AUTH_*`, `RATE_LIMIT_*`: authentication and rate limits (see {@link AuthConfig}).
  * - `AGENT_*`: the agent backend of `POST /query` (see {@link AgentConfig}).
- * - `HEALTH_SERVICES`: the services `GET /health` asks over NATS (comma-separated queue group names;
+ * - `HEALTH_SERVICES`: the services `GET /health` and `/health/ready` ping over NATS (comma-separated queue group names;
  *   default all four; empty: none, for a gateway run alone).
  * - `CORS_ORIGINS`: origins whose browser pages may call the API (see {@link BrowserConfig}).
  */

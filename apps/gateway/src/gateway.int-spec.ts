@@ -7,7 +7,7 @@ import {
   testNatsUrl,
   type TestNats,
 } from '@threadline/testing';
-import { serveHealth } from '@threadline/messaging';
+import { pingOf } from '@threadline/contracts';
 import { loadGatewayConfig } from './config';
 import { createGateway } from './gateway';
 
@@ -32,8 +32,8 @@ beforeAll(async () => {
   nats = await createTestNats();
   subscription = nats.nc.subscribe(`${nats.prefix}.>`, {
     callback: (_err, msg) => {
-      // Health requests are not commands or queries (see the health test).
-      if (!msg.subject.startsWith(`${nats.prefix}.health.`)) sent.push(msg.subject);
+      // Health pings are not the commands or queries under test (see the health test).
+      if (!msg.subject.startsWith(`${nats.prefix}.qry.health.`)) sent.push(msg.subject);
     },
   });
   await nats.nc.flush();
@@ -60,6 +60,20 @@ afterAll(async () => {
   healthy?.unsubscribe();
   await nats?.cleanup();
 });
+
+/**
+ * Answers the ping of 'probe-service' (`pingOf`) as a service's request transport does (NestJS's
+ * reply packet), its own Postgres `postgres`.
+ */
+function answerPing(postgres: 'up' | 'down'): Subscription {
+  return nats.nc.subscribe(pingOf('probe-service').subject(nats.prefix), {
+    callback: (_err, msg) => {
+      const { id } = JSON.parse(msg.string()) as { id: string };
+      const response = { service: 'probe-service', uptimeSeconds: 1, postgres };
+      msg.respond(JSON.stringify({ id, response, isDisposed: true }));
+    },
+  });
+}
 
 interface Problem {
   type: string;
@@ -111,9 +125,8 @@ describe('gateway (no service behind it)', () => {
       status: 'down',
       checks: { postgres: 'up', nats: 'up', services: { 'probe-service': 'down' } },
     });
-    const failing = serveHealth(nats.nc, nats.prefix, 'probe-service', () =>
-      Promise.reject(new Error('Connection terminated unexpectedly')),
-    );
+    const failing = answerPing('down');
+    await nats.nc.flush();
     try {
       const down = await call('GET', '/health');
       expect(down.status).toBe(503);
@@ -124,7 +137,7 @@ describe('gateway (no service behind it)', () => {
   });
 
   it('GET /health reports Postgres, NATS and each service up', async () => {
-    healthy = serveHealth(nats.nc, nats.prefix, 'probe-service');
+    healthy = answerPing('up');
     await nats.nc.flush();
     const res = await call('GET', '/health');
     expect(res.status).toBe(200);

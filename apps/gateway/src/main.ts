@@ -1,3 +1,4 @@
+import './instrument';
 import 'reflect-metadata';
 import { Logger } from 'nestjs-pino';
 import { migrateDatabase } from '@threadline/event-store';

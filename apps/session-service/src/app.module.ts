@@ -1,5 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { traceFields } from '@threadline/platform';
 import { EventStoreModule } from '@threadline/event-store';
 import { JetStreamPublisher, MessagingModule } from '@threadline/messaging';
 import type { SessionServiceConfig } from './config';
@@ -14,7 +15,10 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        LoggerModule.forRoot({ pinoHttp: { name: 'session-service', level: config.LOG_LEVEL } }),
+        // Every line carries the active span's trace_id and span_id when tracing is on.
+        LoggerModule.forRoot({
+          pinoHttp: { name: 'session-service', level: config.LOG_LEVEL, mixin: traceFields },
+        }),
         MessagingModule.forRoot({ settings: config, name: 'session-service' }),
         EventStoreModule.forRoot({
           url: config.DATABASE_URL,

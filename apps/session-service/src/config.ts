@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { BaseConfig, loadConfig } from '@threadline/platform';
+import { BaseConfig, DEFAULT_METRICS_PORTS, loadConfig, MetricsConfig } from '@threadline/platform';
 import { SessionLimitsConfig } from './session/session-limits';
 
 /** session-service configuration (zod over env, validated at boot; see the README's table). */
 export const SessionServiceConfig = BaseConfig.extend({
+  ...MetricsConfig(DEFAULT_METRICS_PORTS['session-service']).shape,
   ...SessionLimitsConfig.shape,
   RELAY_ENABLED: z
     .enum(['true', 'false'])

@@ -105,12 +105,23 @@ export type Metadata = z.infer<typeof Metadata>;
  */
 export const MetadataPatch = Metadata;
 
-/** Who and why, attached to every command and stored in each event's metadata. */
+/**
+ * A W3C Trace Context `traceparent` (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`,
+ * https://www.w3.org/TR/trace-context/): the span an event was appended under, when tracing is on.
+ */
+export const Traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/);
+
+/**
+ * Who and why, attached to every command and stored in each event's metadata. `traceparent` is set
+ * by the receiving service's transport when tracing is on (the span handling the command), never by
+ * a client.
+ */
 export const CommandContext = z.object({
   tenantId: TenantId,
   idempotencyKey: IdempotencyKey.optional(),
   correlationId: z.string().max(128).optional(),
   causationId: z.string().max(128).optional(),
+  traceparent: Traceparent.optional(),
 });
 export type CommandContext = z.infer<typeof CommandContext>;
 

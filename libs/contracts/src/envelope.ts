@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdempotencyKey, IsoDate, TenantId, UserId } from './common';
+import { IdempotencyKey, IsoDate, TenantId, Traceparent, UserId } from './common';
 
 /** Metadata stored with every event (the `metadata jsonb` column) and published with it. */
 export const EventMetadata = z.object({
@@ -8,6 +8,11 @@ export const EventMetadata = z.object({
   correlationId: z.string().max(128).optional(),
   causationId: z.string().max(128).optional(),
   idempotencyKey: IdempotencyKey.optional(),
+  /**
+   * The trace context of the command that appended the event (W3C `traceparent`), when tracing was
+   * on: the relay's publish and every consumer's handling of the event continue that trace.
+   */
+  traceparent: Traceparent.optional(),
   /**
    * Set by a user erasure (`DELETE /users/{user_id}`): the event's `data` was replaced by
    * {@link ERASED_DATA} and its metadata cleared down to `tenantId` and this flag. Ids, type and

@@ -15,3 +15,4 @@ export * from './state';
 export * from './analytics/analytics.stats';
 export * from './user/user.events';
 export * from './user/user.commands';
+export * from './health/health.queries';

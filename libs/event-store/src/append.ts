@@ -5,6 +5,7 @@ import { GroupCommitQueue, type Queued } from './group-commit';
 import type { AppendOptions, AppendResult, ExpectedVersion, NewEvent } from './event-store';
 import { z } from 'zod';
 import { EventEnvelope } from '@threadline/contracts';
+import { countAppends, timedAppend } from './store-metrics';
 
 /** How an append checks its stream's version; one fixed SQL text per mode (a prepared statement each). */
 type AppendMode = 'new' | 'any' | 'exists' | 'exact';
@@ -205,8 +206,9 @@ export async function appendPrepared(sql: Sql, append: PreparedAppend): Promise<
     append.metadata,
   ];
   if (append.mode === 'exact') params.push(append.expected);
-  const rows = await sql.query(APPEND_SQL[append.mode], params);
+  const rows = await timedAppend(1, () => sql.query(APPEND_SQL[append.mode], params));
   if (rows.length === 0) throw await conflictOf(sql, append);
+  countAppends([{ streamType: append.streamType, events: append.eventIds.length }]);
   return resultOf(append, rows);
 }
 
@@ -278,7 +280,14 @@ export async function appendPreparedMany(
   sql: Sql,
   appends: readonly PreparedAppend[],
 ): Promise<(AppendResult | null)[]> {
-  const byStream = rowsByStream(await sql.query(BATCH_SQL, batchParams(appends)));
+  const byStream = rowsByStream(
+    await timedAppend(appends.length, () => sql.query(BATCH_SQL, batchParams(appends))),
+  );
+  countAppends(
+    appends.flatMap((a) =>
+      byStream.has(a.streamId) ? [{ streamType: a.streamType, events: a.eventIds.length }] : [],
+    ),
+  );
   return appends.map((a) => {
     const stored = byStream.get(a.streamId);
     return stored ? resultOf(a, stored) : null;
@@ -335,7 +344,9 @@ export class AppendBatcher {
     }
     let rows: Record<string, unknown>[];
     try {
-      rows = await this.db.query(BATCH_SQL, batchParams(batch.map((q) => q.item)));
+      rows = await timedAppend(batch.length, () =>
+        this.db.query(BATCH_SQL, batchParams(batch.map((q) => q.item))),
+      );
     } catch {
       // Whatever failed the combined statement (nothing of it is written), each append gets its own outcome.
       await Promise.all(batch.map((q) => appendPrepared(this.db, q.item).then(q.resolve, q.reject)));
@@ -343,6 +354,13 @@ export class AppendBatcher {
     }
     // Written and committed: from here on, never rerun an append.
     const byStream = rowsByStream(rows);
+    countAppends(
+      batch.flatMap((q) =>
+        byStream.has(q.item.streamId)
+          ? [{ streamType: q.item.streamType, events: q.item.eventIds.length }]
+          : [],
+      ),
+    );
     await Promise.all(
       batch.map(async (q) => {
         try {

@@ -26,6 +26,7 @@ export function eventMetadata(context: CommandContext, userId: string | null): E
     ...(context.correlationId !== undefined ? { correlationId: context.correlationId } : {}),
     ...(context.causationId !== undefined ? { causationId: context.causationId } : {}),
     ...(context.idempotencyKey !== undefined ? { idempotencyKey: context.idempotencyKey } : {}),
+    ...(context.traceparent !== undefined ? { traceparent: context.traceparent } : {}),
   };
 }
 

@@ -3,6 +3,7 @@ import type { Pool, PoolClient, QueryConfig, QueryResult } from 'pg';
 import { from as copyFromStdin } from 'pg-copy-streams';
 import { DataSource, type MigrationInterface } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver';
+import { trackPool, untrackPool } from './store-metrics';
 
 /** Anything that runs SQL: the pool, or one transaction. Rows come back as plain objects (parse them). */
 export interface Sql {
@@ -227,6 +228,7 @@ export class Db implements Sql {
       client.on('error', (error: unknown) => db.connectionLost(error));
     };
     pool.on('acquire', onAcquire);
+    trackPool(pool, opts.applicationName ?? 'threadline');
     return db;
   }
 
@@ -312,6 +314,7 @@ export class Db implements Sql {
   }
 
   async close(): Promise<void> {
+    untrackPool(this.pool);
     if (this.dataSource.isInitialized) await this.dataSource.destroy();
   }
 }

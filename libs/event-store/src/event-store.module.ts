@@ -11,6 +11,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { MigrationInterface } from 'typeorm';
+import { errorDetails } from '@threadline/platform';
 import { DeadLetters } from './dead-letters';
 import { Db, type DbLogger } from './db';
 import { EventStore } from './event-store';
@@ -60,7 +61,12 @@ class RelayLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
     this.relay = new Relay(this.db, this.store, this.publisher, {
       logger: {
         info: (obj, msg) => logger.log(`${msg} ${JSON.stringify(obj)}`),
-        error: (obj, msg) => logger.error(`${msg} ${JSON.stringify(obj)}`),
+        // `err` is an Error, which JSON.stringify writes as `{}`: its message and stack are logged.
+        error: (obj, msg) => {
+          const { err, ...rest } = obj as { err?: unknown };
+          const details = errorDetails(err);
+          logger.error(`${msg}: ${details.message} ${JSON.stringify(rest)}`, details.stack);
+        },
       },
     });
     this.relay.start();

@@ -14,6 +14,9 @@ import {
   type CommitPosition,
   toEnvelope,
 } from './event-store';
+import { ROOT_CONTEXT, type SpanContext, trace } from '@opentelemetry/api';
+import { inSpan, tracingEnabled } from '@threadline/platform';
+import { lagAfter, reportProjectionLag } from './store-metrics';
 
 /**
  * A read model built from events. `apply` and `reset` write only through the `sql` they are given:
@@ -239,6 +242,8 @@ interface PendingEvent {
   envelope: EventEnvelope;
   resolve: (outcome: HandleOutcome) => void;
   reject: (error: unknown) => void;
+  /** With tracing on: the span of its handling, linked from the batch that commits it. */
+  span?: SpanContext | undefined;
 }
 
 /** A caller of {@link ProjectionRunner.whenApplied}: woken when the committed position reaches `position`. */
@@ -284,7 +289,12 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     private readonly store: EventStore,
     private readonly registry: EventRegistry<Defs>,
     readonly projection: Projection<ParsedEvent<Defs>>,
-  ) {}
+  ) {
+    // `threadline_projection_lag_*{projection}`, read at scrape time (never in a process not scraped).
+    reportProjectionLag(projection.name, async () =>
+      lagAfter(db, await this.position(), projection.streamTypes),
+    );
+  }
 
   /** Name of the lock shared by live handlers and taken exclusively by a rebuild's switch (and its checkpoint for unversioned projections). */
   get checkpointName(): string {
@@ -329,10 +339,27 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
   async handle(envelope: EventEnvelope): Promise<HandleOutcome> {
     if (!this.projection.streamTypes.includes(envelope.streamType)) return 'ignored';
     if (this.versioned) await this.ensureLive();
-    return new Promise<HandleOutcome>((resolve, reject) => {
-      this.pending.push({ envelope, resolve, reject });
-      if (!this.flushing) void this.flush();
-    });
+    const enqueue = (span?: SpanContext) =>
+      new Promise<HandleOutcome>((resolve, reject) => {
+        this.pending.push({ envelope, resolve, reject, span });
+        if (!this.flushing) void this.flush();
+      });
+    if (!tracingEnabled()) return enqueue();
+    // One span per event until its batch commits (in the event's trace); the batch links them all.
+    return inSpan(
+      `project ${this.projection.name}`,
+      {
+        attributes: {
+          'threadline.projection': this.projection.name,
+          'threadline.event_type': envelope.eventType,
+        },
+      },
+      async (span) => {
+        const outcome = await enqueue(span.spanContext());
+        span.setAttribute('threadline.outcome', outcome);
+        return outcome;
+      },
+    );
   }
 
   /**
@@ -509,14 +536,18 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
     try {
       // Live handling finds every row by key: generic plans without sequential scans (see keyedPlans),
       // so that plans made while the tables were small do not keep scanning them as they grow.
-      const { outcomes, checkpoint } = await this.db.transaction(
-        (sql) =>
-          this.handleBatch(
-            sql,
-            batch.map((p) => p.envelope),
-          ),
-        { keyedPlans: true },
-      );
+      const commit = () =>
+        this.db.transaction(
+          (sql) =>
+            this.handleBatch(
+              sql,
+              batch.map((p) => p.envelope),
+            ),
+          { keyedPlans: true },
+        );
+      const { outcomes, checkpoint } = tracingEnabled()
+        ? await this.tracedCommit(batch, commit)
+        : await commit();
       this.committed(checkpoint);
       batch.forEach((p, i) => p.resolve(outcomes[i] ?? 'skipped'));
     } catch (error) {
@@ -526,6 +557,22 @@ export class ProjectionRunner<Defs extends readonly AnyEventDefinition[] = reado
       }
       for (const p of batch) await this.commitBatch([p]);
     }
+  }
+
+  // The batch's transaction as a span in the trace of its first event, linked to every event's span
+  // (OpenTelemetry's way for one operation over messages of many traces).
+  private tracedCommit<T>(batch: readonly PendingEvent[], commit: () => Promise<T>): Promise<T> {
+    const spans = batch.flatMap((p) => (p.span ? [p.span] : []));
+    const first = spans[0];
+    return inSpan(
+      `${this.projection.name} commit`,
+      {
+        parent: first ? trace.setSpanContext(ROOT_CONTEXT, first) : ROOT_CONTEXT,
+        links: spans.map((context) => ({ context })),
+        attributes: { 'threadline.projection': this.projection.name, 'threadline.batch_size': batch.length },
+      },
+      commit,
+    );
   }
 
   // Records a committed checkpoint (global position) and wakes the waiters it satisfies.

@@ -3,6 +3,7 @@ import { PayloadTooLargeError } from '@threadline/platform';
 import type { Db, DedicatedConnection } from './db';
 import { DeadLetters } from './dead-letters';
 import { Checkpoints, type CommitPosition, type EventStore, START } from './event-store';
+import { lagAfter, reportRelayLag } from './store-metrics';
 
 /**
  * Where the relay sends events. Implemented by `@threadline/messaging`'s JetStream publisher:
@@ -56,6 +57,7 @@ export class Relay {
   private wake: (() => void) | undefined;
   private checkpoint: CommitPosition = START;
   private leader = false;
+  private stopReporting: (() => void) | undefined;
   private readonly opts: Required<Omit<RelayOptions, 'logger'>> & { logger?: RelayLogger };
   private readonly deadLetters: DeadLetters;
 
@@ -89,12 +91,18 @@ export class Relay {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.stopReporting = reportRelayLag(
+      this.opts.name,
+      () => this.leader,
+      () => lagAfter(this.db, this.checkpoint.globalPosition),
+    );
     this.loop = this.run();
   }
 
   /** Stops after the batch in flight (its checkpoint is saved) and releases the lock. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopReporting?.();
     this.wake?.();
     await this.loop;
   }

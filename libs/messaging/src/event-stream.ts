@@ -7,7 +7,15 @@ import {
   type JetStreamClient,
 } from '@nats-io/jetstream';
 import { eventSubject, type EventEnvelope } from '@threadline/contracts';
-import { PayloadTooLargeError } from '@threadline/platform';
+
+import {
+  contextOf,
+  injectTrace,
+  inSpan,
+  PayloadTooLargeError,
+  SpanKind,
+  tracingEnabled,
+} from '@threadline/platform';
 
 /** JetStream's duplicate window: a republish of the same event id within it is dropped (ms). */
 export const DUPLICATE_WINDOW_MS = 10 * 60 * 1000;
@@ -77,10 +85,32 @@ export class JetStreamPublisher {
     const h = headers();
     h.set('Tl-Event-Type', event.eventType);
     h.set('Tl-Tenant-Id', event.metadata.tenantId);
-    await this.js.publish(eventSubject(this.prefix, event.streamType, event.eventType), body, {
-      msgID: event.eventId,
-      headers: h,
-      expect: { streamName: this.stream },
-    });
+    const subject = eventSubject(this.prefix, event.streamType, event.eventType);
+    const send = async () => {
+      await this.js.publish(subject, body, {
+        msgID: event.eventId,
+        headers: h,
+        expect: { streamName: this.stream },
+      });
+    };
+    if (!tracingEnabled() || event.metadata.traceparent === undefined) return send();
+    // A PRODUCER span continuing the trace the event was appended in (its metadata's `traceparent`),
+    // sent on in the message's headers for the consumers.
+    return inSpan(
+      `publish ${event.eventType}`,
+      {
+        kind: SpanKind.PRODUCER,
+        parent: contextOf(event.metadata.traceparent),
+        attributes: {
+          'messaging.system': 'nats',
+          'messaging.destination.name': subject,
+          'messaging.message.id': event.eventId,
+        },
+      },
+      () => {
+        injectTrace((name, value) => h.set(name, value));
+        return send();
+      },
+    );
   }
 }

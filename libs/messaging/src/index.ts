@@ -4,4 +4,3 @@ export * from './jetstream-events.server';
 export * from './request-reply';
 export * from './messaging.module';
 export * from './service-runtime';
-export * from './service-health';

@@ -1,6 +1,7 @@
 import { BaseRpcContext, EventPattern, type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { applyDecorators } from '@nestjs/common';
 import { HandlerCache } from './handler-cache';
+import { countDeadLetter, countRedelivery, reportConsumers } from './messaging-metrics';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -12,8 +13,8 @@ import {
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { lastValueFrom } from 'rxjs';
 import { EventEnvelope, type EventDefinition } from '@threadline/contracts';
+import { contextOf, inSpan, isUnavailableError, SpanKind, tracingEnabled } from '@threadline/platform';
 import { z } from 'zod';
-import { isUnavailableError } from '@threadline/platform';
 
 /**
  * Where poison events go (implemented by `DeadLetters` of `@threadline/event-store`). `record` must be
@@ -132,6 +133,7 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
   private closing = false;
   /** Handlers waiting for the database to come back (see {@link handleUntilAvailable}). */
   private waitingForDatabase = 0;
+  private stopReporting: (() => void) | undefined;
 
   constructor(private readonly options: JetStreamEventsOptions) {
     super();
@@ -178,6 +180,11 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
       this.subscriptions.push(messages);
       this.loops.push(this.drain(durable, category, messages, concurrency));
     }
+    this.stopReporting = reportConsumers(
+      this.options.connection,
+      this.options.stream,
+      [...categories.keys()].map((category) => `${this.options.durable}-${category}`),
+    );
   }
 
   // Handles the consumer's messages, `concurrency` at most at a time (one at a time, in order, when 1).
@@ -201,7 +208,10 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
     try {
       await this.handleMessage(consumerName, category, msg);
     } catch (error) {
-      this.logger.error(`${consumerName}: could not process ${msg.subject}: ${describe(error)}`);
+      this.logger.error(
+        `${consumerName}: could not process ${msg.subject}: ${describe(error)}`,
+        stackOf(error),
+      );
       msg.nak(this.backoffMs[0] ?? 1000);
     }
   }
@@ -209,6 +219,7 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
   private async handleMessage(consumerName: string, category: string, msg: JsMsg): Promise<void> {
     const payload = msg.string();
     const attempts = msg.info.deliveryCount;
+    if (attempts > 1) countRedelivery(consumerName);
     let envelope: EventEnvelope;
     try {
       envelope = EventEnvelope.parse(JSON.parse(payload));
@@ -216,6 +227,42 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
       await this.deadLetter(consumerName, msg, payload, error, attempts, undefined);
       return;
     }
+    if (!tracingEnabled()) return this.dispatch(consumerName, category, msg, payload, envelope);
+    // A CONSUMER span continuing the event's trace (the relay's `traceparent` header, else the one
+    // kept in the event's metadata).
+    const parent = contextOf(
+      msg.headers?.get('traceparent') || envelope.metadata.traceparent,
+      msg.headers?.get('tracestate') || undefined,
+    );
+    return inSpan(
+      `process ${envelope.eventType}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent,
+        attributes: {
+          'messaging.system': 'nats',
+          'messaging.destination.name': msg.subject,
+          'messaging.consumer.group.name': consumerName,
+          'messaging.message.id': envelope.eventId,
+          'messaging.message.delivery_count': attempts,
+          ...(envelope.metadata.correlationId !== undefined
+            ? { 'threadline.correlation_id': envelope.metadata.correlationId }
+            : {}),
+        },
+      },
+      () => this.dispatch(consumerName, category, msg, payload, envelope),
+    );
+  }
+
+  // Runs the handlers of a parsed event; acks on success, naks with backoff or dead-letters on failure.
+  private async dispatch(
+    consumerName: string,
+    category: string,
+    msg: JsMsg,
+    payload: string,
+    envelope: EventEnvelope,
+  ): Promise<void> {
+    const attempts = msg.info.deliveryCount;
     const handlers = [
       this.handlers.handlerOf(envelope.eventType),
       this.handlers.handlerOf(CATEGORY_PATTERN(category)),
@@ -238,9 +285,10 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         await this.deadLetter(consumerName, msg, payload, error, attempts, envelope);
       } else {
         const delay = this.backoffMs[Math.min(attempts - 1, this.backoffMs.length - 1)] ?? 1000;
-        this.logger.warn?.(
-          `${consumerName}: ${envelope.eventType} ${envelope.eventId} failed (attempt ${attempts}), retry in ${delay} ms: ${describe(error)}`,
-        );
+        this.logger.warn?.({
+          msg: `${consumerName}: ${envelope.eventType} ${envelope.eventId} failed (attempt ${attempts}), retry in ${delay} ms: ${describe(error)}`,
+          ...logFieldsOf(envelope),
+        });
         msg.nak(delay);
       }
     }
@@ -309,20 +357,30 @@ export class JetStreamEventsServer extends Server implements CustomTransportStra
         streamSequence: msg.info.streamSequence,
       });
       const what = envelope?.eventId ?? `${msg.subject} #${msg.info.streamSequence}`;
-      if (recorded) this.logger.error(`${consumer}: dead-lettered ${what}: ${describe(error)}`);
-      else this.logger.warn?.(`${consumer}: ${what} was already dead-lettered (redelivered before its term)`);
+      if (recorded) {
+        countDeadLetter(consumer);
+        this.logger.error(
+          { msg: `${consumer}: dead-lettered ${what}: ${describe(error)}`, ...logFieldsOf(envelope) },
+          stackOf(error),
+        );
+      } else
+        this.logger.warn?.(`${consumer}: ${what} was already dead-lettered (redelivered before its term)`);
       // No reason argument: servers before 2.10.4 do not understand `+TERM <reason>` and leave the message
       // pending, to be redelivered (and dead-lettered again) after ack_wait. The reason is in the dead letter.
       msg.term();
     } catch (recordError) {
       // Could not record it: never drop, let JetStream redeliver.
-      this.logger.error(`${consumer}: could not record dead letter: ${describe(recordError)}`);
+      this.logger.error(
+        `${consumer}: could not record dead letter: ${describe(recordError)}`,
+        stackOf(recordError),
+      );
       msg.nak(5000);
     }
   }
 
   async close(): Promise<void> {
     this.closing = true;
+    this.stopReporting?.();
     for (const s of this.subscriptions) s.stop();
     await Promise.allSettled(this.loops);
   }
@@ -343,4 +401,19 @@ function describe(error: unknown): string {
   } catch {
     return String(error);
   }
+}
+
+/** The stack of a thrown Error (logged with the line), or undefined. */
+const stackOf = (error: unknown): string | undefined => (error instanceof Error ? error.stack : undefined);
+
+/** The fields every log line about an event carries: its id, type and correlation id. */
+function logFieldsOf(envelope: EventEnvelope | undefined): Record<string, string> {
+  if (!envelope) return {};
+  return {
+    event_id: envelope.eventId,
+    event_type: envelope.eventType,
+    ...(envelope.metadata.correlationId !== undefined
+      ? { correlation_id: envelope.metadata.correlationId }
+      : {}),
+  };
 }

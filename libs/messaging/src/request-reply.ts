@@ -19,15 +19,19 @@ import {
   createInbox,
   ErrorCode as NatsErrorCode,
   Events as NatsEvents,
+  headers as natsHeaders,
   type Msg,
+  type MsgHdrs,
   type NatsConnection as NatsClientConnection,
   NatsError,
 } from 'nats';
 import { type Observable, throwError } from 'rxjs';
-import { ZodError, type z } from 'zod';
+import { ZodError, z } from 'zod';
 import {
   compiledSchema,
   ErrorReply,
+  pingOf,
+  type PingReply,
   type ReplyOf,
   type RequestDefinition,
   type RequestOf,
@@ -36,11 +40,19 @@ import {
   BaseConfig,
   DomainError,
   formatIssues,
+  contextOf,
+  injectTrace,
+  inSpan,
   isErrorCode,
   isUnavailableError,
   NATS_PAYLOAD_RESERVE_BYTES,
+  secondsSince,
+  SpanKind,
+  traceparentOf,
+  tracingEnabled,
   ValidationError,
 } from '@threadline/platform';
+import { requestTimerOf } from './messaging-metrics';
 import { JetStreamEventContext } from './jetstream-events.server';
 import { HandlerCache } from './handler-cache';
 import { natsConnectOptions, type NatsSettings } from './nats-connection';
@@ -57,12 +69,29 @@ export function subjectPrefix(): string {
 
 /**
  * NestJS's core-NATS transport server, with each subject's handler looked up once ({@link HandlerCache}),
- * and replies that NATS cannot carry (over the server's `max_payload`: NestJS's publish throws and the
- * caller would wait for its whole timeout) answered at once with a `REQUEST.TOO_LARGE` error reply.
+ * replies that NATS cannot carry (over the server's `max_payload`: NestJS's publish throws and the
+ * caller would wait for its whole timeout) answered at once with a `REQUEST.TOO_LARGE` error reply,
+ * the service's health ping (`pingOf(queue)`, answered here: an answer proves the transport serves;
+ * with a `health` check it also carries the service's own Postgres state)
+ * and the handling time of every request by subject (`nats_request_handling_duration_seconds`).
  */
 class QueueGroupServer extends ServerNats {
   private readonly handlers = new HandlerCache((pattern) => super.getHandlerByPattern(pattern));
   private readonly replyLogger = new Logger('QueueGroupServer');
+
+  constructor(
+    options: ConstructorParameters<typeof ServerNats>[0],
+    service: string,
+    health?: () => Promise<unknown>,
+  ) {
+    super(options);
+    const ping = async (): Promise<PingReply> => ({
+      service,
+      uptimeSeconds: process.uptime(),
+      ...(health ? { postgres: await postgresState(health) } : {}),
+    });
+    this.addHandler(pingOf(service).subject(subjectPrefix()), ping as MessageHandler);
+  }
 
   override getHandlerByPattern(pattern: string): MessageHandler | null {
     return this.handlers.handlerOf(pattern);
@@ -90,6 +119,50 @@ class QueueGroupServer extends ServerNats {
       }
     };
   }
+
+  // Resolves once the handler answered and its reply was handed to the connection. With tracing on,
+  // the handling is a SERVER span continuing the caller's trace (W3C `traceparent` in the headers).
+  override async handleMessage(channel: string, natsMsg: Msg) {
+    const start = performance.now();
+    const handle = async () => (await super.handleMessage(channel, natsMsg)) as unknown;
+    try {
+      if (!tracingEnabled()) return await handle();
+      const parent = contextOf(
+        natsMsg.headers?.get('traceparent') || undefined,
+        natsMsg.headers?.get('tracestate') || undefined,
+      );
+      return await inSpan(
+        `process ${channel}`,
+        {
+          kind: SpanKind.SERVER,
+          parent,
+          attributes: { 'messaging.system': 'nats', 'messaging.destination.name': channel },
+        },
+        handle,
+      );
+    } finally {
+      requestTimerOf(channel).observe(secondsSince(start));
+    }
+  }
+}
+
+/** Longest a service's own health check (its `SELECT 1`) may take before it counts as down, in ms. */
+export const SERVICE_HEALTH_TIMEOUT_MS = 1500;
+
+/** 'up' when `check` resolves within {@link SERVICE_HEALTH_TIMEOUT_MS}, else 'down'. */
+async function postgresState(check: () => Promise<unknown>): Promise<'up' | 'down'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), SERVICE_HEALTH_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([check(), timedOut]);
+    return 'up';
+  } catch {
+    return 'down';
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -101,15 +174,19 @@ class QueueGroupServer extends ServerNats {
 export function requestTransportOptions(
   settings: NatsSettings,
   queue: string,
-  opts: { gracePeriodMs?: number } = {},
+  opts: { gracePeriodMs?: number; health?: () => Promise<unknown> } = {},
 ): CustomStrategy {
   return {
-    strategy: new QueueGroupServer({
-      ...natsConnectOptions(settings, queue),
+    strategy: new QueueGroupServer(
+      {
+        ...natsConnectOptions(settings, queue),
+        queue,
+        gracefulShutdown: true,
+        gracePeriod: opts.gracePeriodMs ?? 2000,
+      },
       queue,
-      gracefulShutdown: true,
-      gracePeriod: opts.gracePeriodMs ?? 2000,
-    }),
+      opts.health,
+    ),
   };
 }
 
@@ -131,8 +208,22 @@ export class ZodRequestPipe implements PipeTransform {
     const result = this.schema.safeParse(value);
     if (!result.success)
       throw new ValidationError('Invalid request payload', formatIssues(result.error.issues));
+    if (tracingEnabled()) stampTrace(result.data);
     return result.data;
   }
+}
+
+/**
+ * Writes the active span (the request's SERVER span) into a command's `context.traceparent`, so each
+ * event the command appends keeps it in its metadata (`eventMetadata`) and the trace goes on through
+ * the relay and the consumers. Payloads without a `context` object are left as they are.
+ */
+function stampTrace(payload: unknown): void {
+  if (typeof payload !== 'object' || payload === null || !('context' in payload)) return;
+  const commandContext = payload.context;
+  if (typeof commandContext !== 'object' || commandContext === null) return;
+  const traceparent = traceparentOf();
+  if (traceparent !== undefined) (commandContext as { traceparent?: string }).traceparent = traceparent;
 }
 
 /**
@@ -149,9 +240,10 @@ export const RequestHandler = (definition: AnyRequest) =>
 /**
  * Turns anything thrown into a typed error reply: a backing server that is unavailable (Postgres down
  * or restarting, {@link isUnavailableError}) is `SERVICE.UNAVAILABLE` (logged as a warning: retrying
- * later may succeed); other unknown errors are logged with their stack and become `INTERNAL`.
+ * later may succeed); other unknown errors are logged (message and stack, with the request's
+ * `correlationId` when known) and become `INTERNAL`.
  */
-export function toErrorReply(error: unknown, logger?: Logger): ErrorReply {
+export function toErrorReply(error: unknown, logger?: Logger, correlationId?: string): ErrorReply {
   if (error instanceof DomainError) {
     return { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
   }
@@ -166,7 +258,15 @@ export function toErrorReply(error: unknown, logger?: Logger): ErrorReply {
     logger?.warn(`database unavailable: ${error instanceof Error ? error.message : String(error)}`);
     return { code: 'SERVICE.UNAVAILABLE', message: 'The database is unavailable; retry later' };
   }
-  logger?.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  const message = error instanceof Error ? error.message : String(error);
+  const stack = error instanceof Error ? error.stack : undefined;
+  logger?.error(
+    {
+      msg: `request failed: ${message}`,
+      ...(correlationId !== undefined ? { correlation_id: correlationId } : {}),
+    },
+    stack,
+  );
   return { code: 'INTERNAL', message: 'Internal error' };
 }
 
@@ -183,9 +283,17 @@ export class RpcErrorReplyFilter implements RpcExceptionFilter<unknown> {
     if (host?.getType() === 'rpc' && host.switchToRpc().getContext() instanceof JetStreamEventContext) {
       return throwError(() => exception);
     }
-    return throwError(() => toErrorReply(exception, this.logger));
+    const data: unknown = host?.getType() === 'rpc' ? host.switchToRpc().getData() : undefined;
+    return throwError(() => toErrorReply(exception, this.logger, correlationIdOf(data)));
   }
 }
+
+/** The `context.correlationId` of a command payload, if it has one. */
+function correlationIdOf(payload: unknown): string | undefined {
+  const parsed = CorrelatedPayload.safeParse(payload);
+  return parsed.success ? parsed.data.context.correlationId : undefined;
+}
+const CorrelatedPayload = z.object({ context: z.object({ correlationId: z.string() }) });
 
 /** What a NestJS NATS server replies (`@nestjs/microservices` wire format): a value or an error. */
 interface NestReplyPacket {
@@ -241,6 +349,28 @@ export class RequestClient {
   ) {}
 
   async request<D extends AnyRequest>(definition: D, payload: RequestOf<D>): Promise<ReplyOf<D>> {
+    if (!tracingEnabled()) return this.send(definition, payload, undefined);
+    // A CLIENT span around the request; its context travels in the W3C `traceparent` header.
+    const subject = definition.subject(this.prefix);
+    return inSpan(
+      `send ${subject}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject },
+      },
+      () => {
+        const h = natsHeaders();
+        injectTrace((name, value) => h.set(name, value));
+        return this.send(definition, payload, h);
+      },
+    );
+  }
+
+  private async send<D extends AnyRequest>(
+    definition: D,
+    payload: RequestOf<D>,
+    hdrs: MsgHdrs | undefined,
+  ): Promise<ReplyOf<D>> {
     const subject = definition.subject(this.prefix);
     this.nextId = (this.nextId + 1) % Number.MAX_SAFE_INTEGER;
     const id = String(this.nextId);
@@ -268,7 +398,8 @@ export class RequestClient {
       }, this.timeoutMs);
       replies.pending.set(id, { definition, resolve, reject, timer });
       try {
-        replies.nc.publish(subject, packet, { reply: `${replies.inbox}.${id}` });
+        const reply = `${replies.inbox}.${id}`;
+        replies.nc.publish(subject, packet, hdrs ? { reply, headers: hdrs } : { reply });
       } catch (error) {
         clearTimeout(timer);
         replies.pending.delete(id);

@@ -3,15 +3,14 @@ import type { NatsConnection } from './nats-connection';
 import { type DeadLetterSink, JetStreamEventsServer } from './jetstream-events.server';
 import { NATS_CONNECTION } from './messaging.module';
 import { RpcErrorReplyFilter, requestTransportOptions } from './request-reply';
-import { serveHealth } from './service-health';
 import type { NatsSettings } from './nats-connection';
 
 /**
  * Connects a service's transports: commands and queries over core NATS in the queue group `queue`
  * (every instance shares the load), and, when `events` is given, JetStream durable consumers for its
- * `@OnEvent`/`@OnStream` handlers. Starts them and returns when they listen. Also answers the gateway's
- * health requests for `queue` (`serveHealth`): `ok` while `health` (e.g. `SELECT 1` on the service's
- * pool) succeeds.
+ * `@OnEvent`/`@OnStream` handlers. Starts them and returns when they listen. The request transport also
+ * answers the service's health ping (`pingOf(queue)`), with `postgres: 'up'` while `health` (e.g.
+ * `SELECT 1` on the service's pool) succeeds.
  */
 export async function startServiceTransports(
   app: INestApplication,
@@ -23,7 +22,10 @@ export async function startServiceTransports(
   },
 ): Promise<void> {
   app.useGlobalFilters(new RpcErrorReplyFilter());
-  app.connectMicroservice(requestTransportOptions(settings, opts.queue), { inheritAppConfig: true });
+  app.connectMicroservice(
+    requestTransportOptions(settings, opts.queue, opts.health ? { health: opts.health } : {}),
+    { inheritAppConfig: true },
+  );
   if (opts.events) {
     app.connectMicroservice(
       {
@@ -39,10 +41,4 @@ export async function startServiceTransports(
     );
   }
   await app.startAllMicroservices();
-  serveHealth(
-    app.get<NatsConnection>(NATS_CONNECTION),
-    settings.NATS_SUBJECT_PREFIX,
-    opts.queue,
-    opts.health,
-  );
 }

@@ -4,3 +4,5 @@ export * from './logging';
 export * from './run';
 export * from './unavailable';
 export * from './payload';
+export * from './metrics';
+export * from './tracing';

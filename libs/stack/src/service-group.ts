@@ -168,6 +168,11 @@ export class ServiceGroup {
       .join('\n');
   }
 
+  /** SIGTERM to the processes of service `name`, SIGKILL `stopGraceMs` later; resolves when they exited. */
+  async stopOne(name: ServiceName): Promise<void> {
+    await Promise.all(this.processes.filter((p) => p.name === name).map((p) => this.stopProcess(p)));
+  }
+
   /** SIGTERM to every service, SIGKILL to those still running `stopGraceMs` later; resolves when all exited. */
   async stop(): Promise<void> {
     await Promise.all(this.processes.map((p) => this.stopProcess(p)));

@@ -14,6 +14,7 @@ import {
   ConversationCommandHandler,
   type LogTurnCommand,
 } from './conversation.command-handler';
+import { logTurnBatchSize } from '@threadline/platform';
 import { TurnWriteReplySchema } from './turns.read-model';
 
 type Payload = RequestOf<typeof LogTurn>;
@@ -133,6 +134,7 @@ export class LogTurnBatcher {
 
   /** Writes one batch and settles each command; reruns alone what the batch could not do. */
   private async flush(batch: readonly Pending[]): Promise<void> {
+    logTurnBatchSize.observe(batch.length);
     let outcomes: BatchOutcome[];
     try {
       // Keyed plans (generic, no sequential scans): Postgres otherwise plans the lock statement and

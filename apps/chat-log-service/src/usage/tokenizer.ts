@@ -5,6 +5,7 @@ import type {
   TiktokenEncoding,
 } from 'js-tiktoken/lite' with { 'resolution-mode': 'require' };
 import { z } from 'zod';
+import { secondsSince, tokenizerDuration } from '@threadline/platform';
 
 // js-tiktoken ships CommonJS builds (`require` condition) but declares `"type": "module"`, so TypeScript
 // refuses a static import from this CommonJS file; the module is required at run time instead, typed
@@ -156,6 +157,26 @@ export const MAX_PIECE_CHARS = 32;
 export function countTokens(text: string, model: string | null | undefined): number {
   if (text.length === 0) return 0;
   const encoding = encodingNameFor(model);
+  const start = performance.now();
+  try {
+    return countWith(encoding, text);
+  } finally {
+    timerOf(encoding).observe(secondsSince(start));
+  }
+}
+
+/** `threadline_tokenizer_duration_seconds` of each encoding (prom-client's label lookup hashes per call). */
+const timers = new Map<TiktokenEncoding, ReturnType<typeof tokenizerDuration.labels>>();
+function timerOf(encoding: TiktokenEncoding) {
+  let timer = timers.get(encoding);
+  if (!timer) {
+    timer = tokenizerDuration.labels(encoding);
+    timers.set(encoding, timer);
+  }
+  return timer;
+}
+
+function countWith(encoding: TiktokenEncoding, text: string): number {
   const encoder = encoderFor(encoding);
   const pieces = pieceRegexes.get(encoding);
   if (!pieces || text.length <= MAX_PIECE_CHARS) return encoder.encode(text, [], []).length;

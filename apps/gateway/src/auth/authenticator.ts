@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { DomainError } from '@threadline/platform';
+import { DomainError, rateLimitRejectionsTotal } from '@threadline/platform';
 import type { AuthConfig } from './auth.config';
 import { type ActiveKey, ApiKeyText, type ApiKeyStore, hashApiKey } from './api-keys';
 import type { Caller } from './caller';
@@ -106,6 +106,7 @@ export class Authenticator {
     void reply.header('ratelimit-limit', String(decision.limit));
     void reply.header('ratelimit-remaining', String(decision.remaining));
     if (!decision.allowed) {
+      rateLimitRejectionsTotal.inc({ limit: caller.role === 'user' ? 'user' : 'key' });
       void reply.header('retry-after', String(decision.retryAfterSeconds));
       throw new DomainError(
         'REQUEST.RATE_LIMITED',

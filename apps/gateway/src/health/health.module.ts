@@ -1,4 +1,5 @@
 import { Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
 import { Db, nestDbLogger } from '@threadline/event-store';
 import { GATEWAY_CONFIG, type GatewayConfig } from '../config';
 import { HealthController } from './health.controller';
@@ -13,10 +14,13 @@ class DbLifecycle implements OnApplicationShutdown {
 }
 
 /**
- * `/health`. Owns the gateway's only Postgres pool (2 connections, no migrations): the gateway reads
+ * `/health`, `/health/live` and `/health/ready` (`@nestjs/terminus`). Owns the gateway's only Postgres pool (2 connections, no migrations): the gateway reads
  * and writes nothing in Postgres itself; it only reports whether the database answers.
  */
 @Module({
+  // Failed checks are answered (503 naming them), not logged: a probe polled every few seconds would
+  // fill the log while a service is down.
+  imports: [TerminusModule.forRoot({ logger: false })],
   controllers: [HealthController],
   providers: [
     {
