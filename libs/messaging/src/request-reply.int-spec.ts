@@ -11,7 +11,7 @@ import {
 } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 import { z } from 'zod';
-import { defineCommand, defineQuery, ErrorReply } from '@threadline/contracts';
+import { defineCommand, defineQuery, ErrorReply, pingOf } from '@threadline/contracts';
 import { DomainError } from '@threadline/platform';
 import { freePort } from '@threadline/stack';
 import { startPrivateNats, testNatsUrl } from '@threadline/testing';
@@ -328,6 +328,34 @@ describe('request/reply over NATS', () => {
       expect(Date.now() - started).toBeLessThan(1000);
     } finally {
       await own.close();
+    }
+  });
+});
+
+describe('the health ping answered by the request transport', () => {
+  it('names the service and carries its own Postgres state when it has a health check', async () => {
+    let databaseUp = true;
+    const app = await NestFactory.createMicroservice(controllerFor('pinged'), {
+      ...requestTransportOptions({ NATS_URL: testNatsUrl() }, 'pinged-service', {
+        gracePeriodMs: 50,
+        health: () => (databaseUp ? Promise.resolve() : Promise.reject(new Error('ECONNREFUSED'))),
+      }),
+      logger: false,
+    });
+    await app.listen();
+    try {
+      expect(await client.request(pingOf('pinged-service'), {})).toMatchObject({
+        service: 'pinged-service',
+        postgres: 'up',
+      });
+      databaseUp = false;
+      expect(await client.request(pingOf('pinged-service'), {})).toMatchObject({ postgres: 'down' });
+      // Without a health check the ping only proves the transport serves: no `postgres` field.
+      const plain = await client.request(pingOf('widget-service'), {});
+      expect(plain.service).toBe('widget-service');
+      expect(plain).not.toHaveProperty('postgres');
+    } finally {
+      await app.close();
     }
   });
 });
