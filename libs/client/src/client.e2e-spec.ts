@@ -346,7 +346,14 @@ describe('stats, query, users, auth, health', () => {
   });
 
   it('health', async () => {
-    expect(await client.health()).toEqual({ status: 'ok', checks: { postgres: 'up', nats: 'up' } });
+    expect(await client.health()).toEqual({
+      status: 'ok',
+      checks: {
+        postgres: 'up',
+        nats: 'up',
+        services: { 'session-service': 'up', 'chat-log-service': 'up', 'analytics-projector': 'up', 'cleanup-worker': 'up' },
+      },
+    });
   });
 });
 
