@@ -240,17 +240,28 @@ export async function runSdkOverhead(opts: {
 
 const ms = (x: number) => `${x.toFixed(4)} ms`;
 
-/** Scenario 9's checks: the CPU the SDK adds per call, against the stack, at most {@link SDK_OVERHEAD_TARGET_MS}. */
+/**
+ * Scenario 9's checks: the CPU the SDK adds per call over a raw `fetch` against the stack, at most
+ * {@link SDK_OVERHEAD_TARGET_MS}. The in-memory figure (the SDK's own work, without the HTTP stack) is
+ * shown beside it. On a loaded 2-core machine the figure against the stack moves by a few hundredths
+ * of a ms between runs: compare the A/A row of the same run.
+ */
 export function sdkOverheadTargets(r: SdkOverheadResult): TargetCheck[] {
   return r.network
     .filter((s) => !s.name.startsWith('A/A'))
-    .map((s) => ({
-      scenario: '9',
-      what: `SDK CPU added per call, ${s.name}`,
-      target: `<= ${SDK_OVERHEAD_TARGET_MS} ms`,
-      measured: `${ms(s.addedCpuMsPerCall)} (median of rounds ${ms(s.addedCpuMsPerCallMedian)}; raw ${ms(s.rawCpuMsPerCall)}, SDK ${ms(s.sdkCpuMsPerCall)})`,
-      met: s.addedCpuMsPerCall <= SDK_OVERHEAD_TARGET_MS,
-    }));
+    .map((s) => {
+      const memory = r.inMemory.find((m) => m.name === s.name);
+      return {
+        scenario: '9',
+        what: `SDK CPU added per call, ${s.name}`,
+        target: `<= ${SDK_OVERHEAD_TARGET_MS} ms`,
+        measured:
+          `${ms(s.addedCpuMsPerCall)} against the stack (median of rounds ${ms(s.addedCpuMsPerCallMedian)}; ` +
+          `raw ${ms(s.rawCpuMsPerCall)}, SDK ${ms(s.sdkCpuMsPerCall)})` +
+          (memory ? `; ${ms(memory.addedCpuMsPerCall)} in memory` : ''),
+        met: s.addedCpuMsPerCall <= SDK_OVERHEAD_TARGET_MS,
+      };
+    });
 }
 
 /** The markdown section of scenario 9. */

@@ -279,6 +279,8 @@ export interface HostileResult {
   untaggedAppends: number;
   untagged2xx: number;
   crashed: string[];
+  /** The last 3,000 characters each instance wrote (its warnings and errors). */
+  serviceLogs: string[];
   seconds: number;
   seed: number;
   examples: string[];
@@ -340,6 +342,7 @@ export async function runHostile(
     untaggedAppends: 0,
     untagged2xx: 0,
     crashed: [],
+    serviceLogs: [],
     seconds: 0,
     seed: opts.seed,
     examples: [],
@@ -370,9 +373,10 @@ export async function runHostile(
           result.statuses[answer.status] = (result.statuses[answer.status] ?? 0) + 1;
           if (answer.status >= 500) {
             result.fiveXx++;
-            if (result.examples.length < 10)
+            const seen = result.examples.filter((e) => e.includes(` -> ${answer.status} `)).length;
+            if (seen < 6)
               result.examples.push(
-                `${req.method} ${req.path.slice(0, 120)} -> ${answer.status} ${answer.body.slice(0, 200)}`,
+                `${req.method} ${req.path.slice(0, 120)} -> ${answer.status} ${answer.body.slice(0, 160)}; headers ${JSON.stringify(req.headers).slice(0, 120)}; body (${req.body?.length ?? 0} chars) ${(req.body ?? '').slice(0, 240)}`,
               );
           } else if (answer.status >= 400 && req.tagged) fourXx.add(id);
           else if (answer.status < 300 && !req.tagged) result.untagged2xx++;
@@ -413,6 +417,10 @@ export async function runHostile(
         result.examples.push(`${r.correlation_id}: a 4xx that appended ${r.n} events`);
     } else if (!/^h-\d+$/.test(r.correlation_id)) result.untaggedAppends += r.n;
   }
+  // What the services logged (warn and above): the causes of any 5xx.
+  result.serviceLogs = stack.instances
+    .map((i) => `${i.name}#${i.slot}: ${stack.tail(i, 3000)}`)
+    .filter((l) => !l.endsWith(': '));
   result.crashed = stack.crashed().map((i) => `${i.name}#${i.slot}: ${stack.tail(i, 600)}`);
   try {
     await stack.waitReady(Date.now() + 30_000);

@@ -38,11 +38,12 @@ export interface Instance {
 export async function createReplicatedStream(natsUrl: string, replicas: number): Promise<void> {
   const nc = await connectNats({ NATS_URL: natsUrl }, 'threadline-chaos-setup');
   try {
-    const jsm = await jetstreamManager(nc);
-    // A cluster just formed may not have elected its meta leader yet: retry for 20 s.
-    const deadline = Date.now() + 20_000;
+    // A cluster just formed may not have elected its meta leader yet (JetStream answers nothing or
+    // times out): retry for 60 s.
+    const deadline = Date.now() + 60_000;
     for (;;) {
       try {
+        const jsm = await jetstreamManager(nc);
         await jsm.streams.add({
           name: STREAM,
           subjects: [`${PREFIX}.evt.>`],

@@ -174,9 +174,9 @@ export class Transport {
   }
 
   /**
-   * One attempt. The timeout races the answer instead of aborting it: handing `fetch` an
-   * `AbortSignal` makes undici register it per request (a WeakRef and a finalizer), which cost about
-   * 0.03 ms of CPU per call here, most of the SDK's overhead (bench scenario 9). A timed-out attempt is
+   * One attempt. The timeout races the answer instead of aborting it: an `AbortSignal` handed to
+   * `fetch` makes undici register it per request (a WeakRef and a finalizer), CPU comparable to the
+   * rest of the SDK's (bench scenario 9 measures the SDK's overhead). A timed-out attempt is
    * abandoned: its answer, when it comes, is read and dropped, which frees the connection (undici's own
    * timeouts end one that never answers). The caller's `signal`, when given, is passed on and aborts.
    */

@@ -6,7 +6,7 @@ import { otherUser, setCaller } from '../tenant/tenant.provider';
 import { DEFAULT_ROLES, PUBLIC_ROUTE, ROUTE_ROLES } from './auth.decorators';
 import { Authenticator } from './authenticator';
 import type { Role } from './caller';
-import { assertBodyDepth } from './json-depth';
+import { assertBodyDepth, assertWellFormedBody } from './json-depth';
 
 /**
  * The global guard (registered as `APP_GUARD` by `AuthModule`): every HTTP route but those marked
@@ -48,6 +48,7 @@ export class AuthGuard implements CanActivate {
       if (params['user_id'] !== undefined && params['user_id'] !== caller.userId) throw otherUser();
     }
     assertBodyDepth(request.body);
+    assertWellFormedBody(request.body);
     return true;
   }
 }

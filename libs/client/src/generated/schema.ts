@@ -31,7 +31,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Postgres and NATS reachable (200) or not (503) */
+        /** Postgres, NATS and every service reachable (200) or not (503) */
         get: operations["HealthController_health"];
         put?: never;
         post?: never;
@@ -578,6 +578,10 @@ export interface components {
                 nats: "up" | "down";
                 /** @enum {string} */
                 postgres: "up" | "down";
+                /** @description Each service of HEALTH_SERVICES: up when an instance answers and its Postgres check passes */
+                services: {
+                    [key: string]: "up" | "down";
+                };
             };
             /** @enum {string} */
             status: "ok" | "down";
