@@ -23,6 +23,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "UserTokenBodyDto": t.UserTokenRequest,
     "UserTokenReplyDto_Output": t.UserToken,
     "HealthReportDto": t.HealthReport,
+    "ReadinessReportDto": t.ReadinessReport,
+    "LiveReportDto": t.LiveReport,
     "LogTurnBodyDto": t.LogTurnRequest,
     "TurnViewDto_Output": t.Turn,
     "TurnPageDto_Output": t.TurnPage,

@@ -117,6 +117,8 @@ def test_every_operation_through_the_sync_client(openapi: dict[str, Any], base_u
     user = unique("ops-user")
     with Threadline(base_url, api_key=api_key, http_client=http) as tl:
         assert tl.health().status == "ok"
+        assert tl.health_live().status == "ok"
+        assert tl.health_ready().status == "ok"
         token = tl.auth.create_user_token(user, ttl_seconds=60)
         assert token.user_id == user and token.token_type == "Bearer"
 
@@ -210,6 +212,8 @@ async def test_every_operation_through_the_async_client(openapi: dict[str, Any],
     user = unique("aops-user")
     async with AsyncThreadline(base_url, api_key=api_key, http_client=http, read_your_writes=True) as tl:
         assert (await tl.health()).status == "ok"
+        assert (await tl.health_live()).status == "ok"
+        assert (await tl.health_ready()).status == "ok"
         assert (await tl.auth.create_user_token(user)).user_id == user
         first = await tl.sessions.create(user_id=user, title="first")
         second = await tl.sessions.create(user_id=user)

@@ -353,8 +353,22 @@ describe('stats, query, users, auth, health', () => {
       checks: {
         postgres: 'up',
         nats: 'up',
-        services: { 'session-service': 'up', 'chat-log-service': 'up', 'analytics-projector': 'up', 'cleanup-worker': 'up' },
+        services: {
+          'session-service': 'up',
+          'chat-log-service': 'up',
+          'analytics-projector': 'up',
+          'cleanup-worker': 'up',
+        },
       },
+    });
+
+    it('health: live and ready', async () => {
+      expect(await client.healthLive()).toEqual({ status: 'ok' });
+      const ready = await client.healthReady();
+      expect(ready.status).toBe('ok');
+      expect(Object.keys(ready.details).sort()).toEqual(
+        expect.arrayContaining(['chat-log-service', 'nats', 'postgres', 'session-service']),
+      );
     });
   });
 });

@@ -5,7 +5,7 @@ import { Stats } from './resources/stats';
 import { Turns } from './resources/turns';
 import { Users } from './resources/users';
 import { type RequestOptions, Transport, type WriteOptions } from './transport';
-import type { HealthReport, QueryInput, QueryReply } from './types';
+import type { HealthReport, LiveReport, QueryInput, QueryReply, ReadinessReport } from './types';
 
 /** Options of {@link Threadline}. */
 export interface ThreadlineOptions {
@@ -99,6 +99,29 @@ export class Threadline {
     return this.transport.json({
       method: 'get',
       path: '/health',
+      acceptStatuses: [503],
+      options: { maxRetries: 0, ...options },
+    });
+  }
+
+  /** `GET /health/live`: the gateway process is up (`{ status: 'ok' }`); it checks nothing else. */
+  healthLive(options?: RequestOptions): Promise<LiveReport> {
+    return this.transport.json({
+      method: 'get',
+      path: '/health/live',
+      options: { maxRetries: 0, ...options },
+    });
+  }
+
+  /**
+   * `GET /health/ready`: Postgres, NATS, the JetStream stream and each backend service, by name in
+   * `details` (`status: 'ok'`), or the ones down in `error` (`status: 'error'`, answered with 503,
+   * returned rather than thrown, and not retried).
+   */
+  healthReady(options?: RequestOptions): Promise<ReadinessReport> {
+    return this.transport.json({
+      method: 'get',
+      path: '/health/ready',
       acceptStatuses: [503],
       options: { maxRetries: 0, ...options },
     });

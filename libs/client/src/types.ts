@@ -47,6 +47,8 @@ export type UserErasureReceipt = Schemas['UserErasureReceiptDto_Output'];
 export type UserTokenInput = Schemas['UserTokenBodyDto'];
 export type UserToken = Schemas['UserTokenReplyDto_Output'];
 export type HealthReport = Schemas['HealthReportDto'];
+export type ReadinessReport = Schemas['ReadinessReportDto'];
+export type LiveReport = Schemas['LiveReportDto'];
 /** An RFC 9457 problem body as the API sends it. */
 export type Problem = Schemas['ProblemDetailsDto'];
 

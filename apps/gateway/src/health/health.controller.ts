@@ -70,6 +70,10 @@ export const ReadinessReport = z.object({
 export type ReadinessReport = z.infer<typeof ReadinessReport>;
 export class ReadinessReportDto extends createZodDto(ReadinessReport) {}
 
+/** `GET /health/live`: `{status: 'ok'}` whenever the process answers. */
+export const LiveReport = z.object({ status: z.literal('ok') });
+export class LiveReportDto extends createZodDto(LiveReport) {}
+
 /** The message of a failed probe. */
 const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -105,9 +109,9 @@ export class HealthController {
 
   @Get('live')
   @ApiOperation({ summary: 'The gateway process is up (liveness): always 200 while it answers' })
-  @ApiResponse({ status: 200, description: '`{ "status": "ok" }`' })
+  @ApiResponse({ status: 200, type: LiveReportDto })
   async live(@Res() reply: FastifyReply): Promise<void> {
-    await reply.header('cache-control', 'no-store').send({ status: 'ok' });
+    await reply.header('cache-control', 'no-store').send(LiveReport.parse({ status: 'ok' }));
   }
 
   @Get('ready')

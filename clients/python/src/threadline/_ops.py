@@ -291,3 +291,13 @@ def health(timeout: float | None) -> Op:
     op = _read("GET", "/health", timeout=timeout)
     op.ok_statuses = frozenset({503})  # the report says which check is down
     return op
+
+
+def health_live(timeout: float | None) -> Op:
+    return _read("GET", "/health/live", timeout=timeout)
+
+
+def health_ready(timeout: float | None) -> Op:
+    op = _read("GET", "/health/ready", timeout=timeout)
+    op.ok_statuses = frozenset({503})  # the report names the checks that are down
+    return op

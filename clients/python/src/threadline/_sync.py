@@ -172,6 +172,17 @@ class Threadline:
         """Postgres and NATS reachable (`status == "ok"`) or not (`"down"`, answered, not raised)."""
         return self._call(ops.health(timeout), t.HealthReport)
 
+    @operation("GET /health/live")
+    def health_live(self, *, timeout: float | None = None) -> t.LiveReport:
+        """The gateway process is up (`status == "ok"`); it checks nothing else."""
+        return self._call(ops.health_live(timeout), t.LiveReport)
+
+    @operation("GET /health/ready")
+    def health_ready(self, *, timeout: float | None = None) -> t.ReadinessReport:
+        """Postgres, NATS, the JetStream stream and each backend service, by name (`status == "ok"`),
+        or the ones down in `error` (`status == "error"`, answered with 503: returned, not raised)."""
+        return self._call(ops.health_ready(timeout), t.ReadinessReport)
+
 
 class _Resource:
     def __init__(self, client: Threadline) -> None:

@@ -23,6 +23,8 @@ __all__ = [
     "GlobalStats",
     "HealthChecks",
     "HealthReport",
+    "LiveReport",
+    "ReadinessReport",
     "HistoryEvent",
     "ModelUsage",
     "Problem",
@@ -145,13 +147,31 @@ class UserToken(_Answer):
 class HealthChecks(_Answer):
     postgres: Literal["up", "down"]
     nats: Literal["up", "down"]
+    #: Each backend service (session-service, ...): up when an instance answers and its Postgres does.
+    services: dict[str, Literal["up", "down"]]
 
 
 class HealthReport(_Answer):
-    """`GET /health`: `status` ok when Postgres and NATS answer."""
+    """`GET /health`: `status` ok when Postgres, NATS and every backend service answer."""
 
     status: Literal["ok", "down"]
     checks: HealthChecks
+
+
+class LiveReport(_Answer):
+    """`GET /health/live`: the gateway process is up."""
+
+    status: Literal["ok"]
+
+
+class ReadinessReport(_Answer):
+    """`GET /health/ready` (@nestjs/terminus): each check (`postgres`, `nats`, `jetstream`, each
+    service) by name in `details` with `status` up or down; the ones down also in `error`."""
+
+    status: Literal["ok", "error", "shutting_down"]
+    details: dict[str, dict[str, Any]]
+    info: dict[str, dict[str, Any]] | None = None
+    error: dict[str, dict[str, Any]] | None = None
 
 
 # --- turns ------------------------------------------------------------------------------------
