@@ -361,15 +361,15 @@ describe('stats, query, users, auth, health', () => {
         },
       },
     });
+  });
 
-    it('health: live and ready', async () => {
-      expect(await client.healthLive()).toEqual({ status: 'ok' });
-      const ready = await client.healthReady();
-      expect(ready.status).toBe('ok');
-      expect(Object.keys(ready.details).sort()).toEqual(
-        expect.arrayContaining(['chat-log-service', 'nats', 'postgres', 'session-service']),
-      );
-    });
+  it('health: live and ready', async () => {
+    expect(await client.healthLive()).toEqual({ status: 'ok' });
+    const ready = await client.healthReady();
+    expect(ready.status).toBe('ok');
+    expect(Object.keys(ready.details).sort()).toEqual(
+      expect.arrayContaining(['chat-log-service', 'nats', 'postgres', 'session-service']),
+    );
   });
 });
 
