@@ -372,19 +372,21 @@ describe("another tenant's key and another user's token", () => {
 });
 
 describe('the OpenAPI document declares the bearer scheme', () => {
-  it('on every operation but /health, and /health and /docs answer without credentials', async () => {
+  it('on every operation but the health checks, and they and /docs answer without credentials', async () => {
     const doc = OpenApiDoc.parse((await admin.as(null).get('/docs/json')).json);
     expect(doc.components.securitySchemes).toEqual({
       bearer: expect.objectContaining({ type: 'http', scheme: 'bearer' }) as unknown,
     });
     const ops = await operations();
     const open = ops.filter((op) => op.security === undefined).map((op) => `${op.method} ${op.path}`);
-    expect(open).toEqual(['GET /health']);
+    expect(open.sort()).toEqual(['GET /health', 'GET /health/live', 'GET /health/ready']);
     for (const op of ops.filter((o) => o.security !== undefined))
       expect([op.path, op.security]).toEqual([op.path, [{ bearer: [] }]]);
     expect(JSON.stringify(doc)).not.toContain('x-threadline-public');
     expect((await admin.as(null).get('/docs')).status).toBe(200);
     expect((await admin.as(null).get('/health')).status).toBe(200);
+    expect((await admin.as(null).get('/health/live')).status).toBe(200);
+    expect((await admin.as(null).get('/health/ready')).status).toBe(200);
   });
 });
 
