@@ -18,8 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!stack) return;
   await stack.stop();
-  const output = stack.report();
-  if (output !== '') process.stdout.write(`observability e2e: service output\n${output}\n`);
 }, 60_000);
 
 /** The series of one exposition: `name{labels}` of every sample line. */

@@ -28,8 +28,6 @@ afterAll(async () => {
   try {
     if (stack) {
       await stack.stop();
-      const output = stack.report();
-      if (output !== '') process.stdout.write(`postgres-restart e2e: service output\n${output}\n`);
     }
   } finally {
     if (savedAdminUrl === undefined) delete process.env['TEST_DATABASE_URL'];

@@ -102,8 +102,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (stack) {
     await stack.stop();
-    const output = stack.report();
-    if (output !== '') process.stdout.write(`tracing e2e: service output\n${output}\n`);
   }
   await new Promise((resolve) => receiver?.close(resolve));
 }, 60_000);

@@ -109,8 +109,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (!stack) return;
   await stack.stop();
-  const output = stack.report();
-  if (output !== '') process.stdout.write(`client e2e: service output\n${output}\n`);
 }, 60_000);
 
 const uid = (label: string) => `${label}-${randomUUID().slice(0, 8)}`;
