@@ -130,6 +130,8 @@ export class ChaosStack {
       RATE_LIMIT_KEY_REQUESTS: '10000000',
       RATE_LIMIT_USER_REQUESTS: '10000000',
       MAX_SESSIONS_PER_USER: '0',
+      // Two instances of each service share the machine: no fixed metrics port (9101-9104) for them.
+      METRICS_PORT: '0',
     };
     // Every instance at once: migrations on start are serialized by an advisory lock.
     for (let slot = 0; slot < INSTANCES; slot++) {
